@@ -1,0 +1,8 @@
+"""Attacks, one per module, with the common call `attack(model, x, y, epsilon, step_size, steps, ...)`."""
+from attacks.autoattack import autoattack
+from attacks.mma import mma
+from attacks.pgd import pgd
+
+TRAIN_ATTACKS = {"pgd": pgd, "mma": mma}
+
+__all__ = ["pgd", "mma", "autoattack", "TRAIN_ATTACKS"]

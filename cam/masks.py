@@ -1,0 +1,117 @@
+"""From a CAM to PART's per-pixel budget: epsilon on the important pixels, epsilon_low elsewhere.
+
+Rules
+- official: what the official `craft_weight_matrix` + `generate_weighted_eps` compute under their
+  pinned torchvision 0.14, batched on the device: the float CAM as a 32-bit PIL image, PIL bicubic
+  resize (a = -0.5), squared, coloured with matplotlib's 256-entry `jet` table, z-scored over the
+  whole 3xHxW overlay, clamped at 1; weight > 1 gets epsilon, the rest epsilon_low. A zero-variance
+  overlay gives NaN weights and so epsilon_low everywhere, as upstream.
+- cam: the paper's intent without the colour map: bilinear upsampling, z-score over HxW, z > 1 gets
+  epsilon, the same for all three channels.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MASK_RULES = ("official", "cam")
+
+
+def _pil_bicubic(x: float) -> float:
+    # PIL's bicubic filter, a = -0.5.
+    a = -0.5
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    if x < 2.0:
+        return (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return 0.0
+
+
+@functools.lru_cache(maxsize=None)
+def pil_bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out, in) float64 matrix of PIL's separable bicubic resample (Resample.c, precompute_coeffs).
+
+    PIL truncates the kernel at the borders and renormalises the taps, unlike torch's bicubic.
+    """
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    m = np.zeros((out_size, in_size), dtype=np.float64)
+    for i in range(out_size):
+        center = (i + 0.5) * scale
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), in_size)
+        w = np.array([_pil_bicubic((j - center + 0.5) / filterscale) for j in range(lo, hi)])
+        total = w.sum()
+        m[i, lo:hi] = w / total if total != 0.0 else w
+    return m
+
+
+@functools.lru_cache(maxsize=None)
+def _jet_table() -> np.ndarray:
+    return matplotlib.colormaps["jet"](np.arange(256))[:, :3].astype(np.float64)
+
+
+def _table(name: str, device: torch.device, *args: int) -> torch.Tensor:
+    data = pil_bicubic_matrix(*args) if name == "bicubic" else _jet_table()
+    return torch.from_numpy(data).to(device)
+
+
+def official_weight(cam: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, size, size) float32 weight of the official rule (the clamped z-scored jet overlay)."""
+    b, h, w = cam.shape
+    dev = cam.device
+    ry = _table("bicubic", dev, h, size)
+    rx = _table("bicubic", dev, w, size)
+    # PIL 'F' image: horizontal pass then vertical pass, double accumulation, float32 storage.
+    up = (cam.double() @ rx.t()).float()
+    up = (ry @ up.double()).float()
+    sq = up * up                                               # numpy float32 ** 2
+    # matplotlib Colormap.__call__ on floats: x * N in float32, x == N -> N - 1, truncate,
+    # >= N -> the 'over' colour (the last entry), NaN -> 'bad' (transparent black).
+    xa = sq * 256.0
+    xa = torch.where(xa == 256.0, torch.full_like(xa, 255.0), xa)
+    idx = torch.nan_to_num(xa, nan=0.0).clamp(0, 255).long()
+    rgb = _table("jet", dev)[idx]                               # (B, S, S, 3) float64
+    rgb = torch.where(torch.isnan(xa)[..., None], torch.zeros_like(rgb), rgb)
+    rgb = (255.0 * rgb) / 255.0
+    flat = rgb.flatten(1)
+    mean = flat.mean(1)[:, None, None, None]
+    std = flat.std(1, correction=0)[:, None, None, None]
+    z = (rgb - mean) / std
+    z = torch.clamp(z, min=1.0)       # upstream clamp(weight, 1, weight.max()); NaN stays NaN
+    return z.float().permute(0, 3, 1, 2).contiguous()
+
+
+def cam_zscore(cam: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 1, size, size): bilinear-upsampled CAM z-scored over HxW (population std)."""
+    up = F.interpolate(cam[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+    flat = up.flatten(1)
+    mean = flat.mean(1)[:, None, None, None]
+    std = flat.std(1, correction=0)[:, None, None, None]
+    return (up - mean) / std
+
+
+def epsilon_map(cam: torch.Tensor, size: int, epsilon: float, low_epsilon: float,
+                rule: str = "official") -> torch.Tensor:
+    """(B, 3, size, size) per-pixel budget on the CAM's device."""
+    if rule == "official":
+        important = official_weight(cam, size) > 1
+    elif rule == "cam":
+        important = (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1)
+    else:
+        raise ValueError(f"unknown mask rule {rule!r}; choose from {', '.join(MASK_RULES)}")
+    hi = torch.tensor(epsilon, dtype=torch.float32, device=cam.device)
+    lo = torch.tensor(low_epsilon, dtype=torch.float32, device=cam.device)
+    return torch.where(important, hi, lo)
+
+
+def fraction_important(eps_map: torch.Tensor, epsilon: float) -> float:
+    """Share of elements that keep the full budget (for logs)."""
+    return float((eps_map >= epsilon - 1e-12).float().mean()) if eps_map.numel() else math.nan

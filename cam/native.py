@@ -1,0 +1,60 @@
+"""GradCAM, XGradCAM and LayerCAM for a whole batch in one forward pass.
+
+Equal to pytorch_grad_cam's maps for the same layer and targets (see tests/test_cam.py), but the
+gradient is taken with torch.autograd.grad with respect to the target layer's output only: no
+weight gradients, no per-image loop, no hook left alive, and the model's mode is restored.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from models import cam_layer
+
+NATIVE_METHODS = ("gradcam", "xgradcam", "layercam")
+
+
+def _combine(method: str, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    if method == "gradcam":
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        return (weights * acts).sum(1)
+    if method == "xgradcam":
+        weights = (grads * acts).sum(dim=(2, 3), keepdim=True) / (acts.sum(dim=(2, 3), keepdim=True) + 1e-7)
+        return (weights * acts).sum(1)
+    if method == "layercam":
+        return (grads.clamp(min=0) * acts).sum(1)
+    raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(NATIVE_METHODS)}")
+
+
+def minmax_normalise(cam: torch.Tensor) -> torch.Tensor:
+    """Per-map min-max to [0, 1] over the last two dims; a constant map becomes zeros."""
+    flat = cam.flatten(-2)
+    lo = flat.min(-1).values[..., None, None]
+    span = flat.max(-1).values[..., None, None] - lo
+    return torch.where(span > 0, (cam - lo) / torch.where(span > 0, span, torch.ones_like(span)),
+                       torch.zeros_like(cam))
+
+
+def compute_cam(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, h, w) CAMs in [0, 1] at the model's CAM layer, for the predicted class (or `targets`)."""
+    if method not in NATIVE_METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(NATIVE_METHODS)}")
+    layer = cam_layer(model)
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            logits = model(x.detach())
+            acts = captured[0]
+            if targets is None:
+                targets = logits.argmax(1)
+            score = logits.gather(1, targets[:, None]).sum()
+            grads, = torch.autograd.grad(score, acts)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    cam = _combine(method, acts.detach().float(), grads.float()).clamp(min=0)
+    return minmax_normalise(cam)

@@ -1,0 +1,43 @@
+"""The small CNN of the TRADES paper (4 conv + 3 fc), here for RGB inputs, so real runs fit on a CPU.
+
+The convolutions are split into two blocks so that `block2` (the last conv block, before the
+final max-pool) can serve as the CAM layer.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class SmallCNN(nn.Module):
+    cam_layer = "block2"
+
+    def __init__(self, num_classes: int = 10, image_size: int = 32, drop: float = 0.5) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(
+            nn.Conv2d(3, 32, 3), nn.ReLU(),
+            nn.Conv2d(32, 32, 3), nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+        )
+        self.block2 = nn.Sequential(
+            nn.Conv2d(32, 64, 3), nn.ReLU(),
+            nn.Conv2d(64, 64, 3), nn.ReLU(),
+        )
+        self.pool = nn.MaxPool2d(2, 2)
+        side = ((image_size - 4) // 2 - 4) // 2
+        self.classifier = nn.Sequential(
+            nn.Linear(64 * side * side, 200), nn.ReLU(), nn.Dropout(drop),
+            nn.Linear(200, 200), nn.ReLU(),
+            nn.Linear(200, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+                nn.init.zeros_(m.bias)
+        # As in TRADES: the last layer starts at zero.
+        nn.init.zeros_(self.classifier[-1].weight)
+        nn.init.zeros_(self.classifier[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pool(self.block2(self.block1(x)))
+        return self.classifier(out.flatten(1))

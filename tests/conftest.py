@@ -1,0 +1,119 @@
+"""Tiny datasets written in the real on-disk layouts, and helpers to run the trainer in-process."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from utils.args import get_args
+from utils.train import run
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_ZIP = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
+FIXTURE = REPO.parent / "shared" / "fixtures" / "official_mask_rule.npz"
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def synthetic_split(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose mean colour depends on the class, so a model can learn something."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    base = rng.integers(0, 256, size=(len(CLASSES), 1, 1, 3))
+    noise = rng.integers(-40, 41, size=(n, size, size, 3))
+    images = np.clip(base[labels] + noise, 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+def write_image_tree(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    for split, (images, labels) in splits.items():
+        for i, (img, lab) in enumerate(zip(images, labels)):
+            folder = root / split / CLASSES[lab]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {"train": synthetic_split(80, 0), "test": synthetic_split(40, 1)}
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tiny_splits) -> Path:
+    """Layout (b): ROOT/train/<class>/*.png + ROOT/test/<class>/*.png."""
+    return write_image_tree(tmp_path_factory.mktemp("folder"), tiny_splits)
+
+
+@pytest.fixture(scope="session")
+def tiny_zip(tmp_path_factory, tiny_folder) -> Path:
+    """Layout (c): a zip holding cifar10/train/... and cifar10/test/..., as the shared zip."""
+    path = tmp_path_factory.mktemp("zip") / "cifar10-tiny.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(tiny_folder.rglob("*.png")):
+            zf.write(f, "cifar10/" + f.relative_to(tiny_folder).as_posix())
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar_batches(tmp_path_factory, tiny_splits) -> Path:
+    """Layout (a): torchvision's cifar-10-batches-py pickles (5 train batches + test batch)."""
+    root = tmp_path_factory.mktemp("batches")
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    images, labels = tiny_splits["train"]
+    chunks = np.array_split(np.arange(len(labels)), 5)
+    for i, idx in enumerate(chunks, 1):
+        data = images[idx].transpose(0, 3, 1, 2).reshape(len(idx), -1)
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": data, "labels": labels[idx].tolist()}, f)
+    images, labels = tiny_splits["test"]
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": images.transpose(0, 3, 1, 2).reshape(len(labels), -1),
+                     "labels": labels.tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": CLASSES}, f)
+    return root
+
+
+def train(data_dir: Path, out: Path, *extra: str, method: str = "part") -> dict:
+    """Run the trainer in-process on tiny data with a small CNN and short attacks."""
+    argv = ["--model", "smallcnn", "--data-dir", str(data_dir), "--no-download", "--batch-size", "32",
+            "--num-steps", "2", "--epochs", "2", "--warm-up", "1", "--eval", "natural,pgd20",
+            "--model-dir", str(out), "--no-progress", "--log-interval", "1000", *extra]
+    return run(get_args(method, argv))
+
+
+# The one real-data run of the suite: a small CNN, PGD-AT warm-up then PART, on 2,000 images of
+# the shared JPEG CIFAR-10. Shared by the smoke test and the torchattacks cross-check.
+REAL_ARGS = ["--model", "smallcnn", "--train-subset", "2000", "--test-subset", "500", "--epochs", "8",
+             "--warm-up", "4", "--lr", "0.02", "--batch-size", "32", "--num-steps", "5",
+             "--eval", "natural,pgd20", "--no-progress", "--log-interval", "1000", "--no-download"]
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory) -> tuple[dict, Path]:
+    if not SHARED_ZIP.exists():
+        pytest.skip("the shared CIFAR-10 zip is not there")
+    out = tmp_path_factory.mktemp("real")
+    results = run(get_args("part", ["--data-dir", str(SHARED_ZIP), "--model-dir", str(out), *REAL_ARGS]))
+    return results, out
+
+
+@pytest.fixture(scope="session")
+def real_at_model(real_run):
+    import torch
+
+    from models import build_model
+    from utils.checkpoint import load_checkpoint
+    from utils.data import load_splits
+
+    results, out = real_run
+    model = build_model("smallcnn", 10)
+    model.load_state_dict(load_checkpoint(out / "epoch8.pt", torch.device("cpu"))["model"])
+    _, test = load_splits("CIFAR10", SHARED_ZIP, False, 1, 500)
+    x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
+    return model.eval(), x, torch.from_numpy(test.labels)

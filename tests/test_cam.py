@@ -1,0 +1,78 @@
+"""The native batched CAM against the grad-cam package, and its hygiene (hooks, mode, gradients)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import GradCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from cam import compute_cam
+from cam.native import minmax_normalise
+from models import build_model, cam_layer
+
+LIBRARY = {"gradcam": GradCAM, "xgradcam": XGradCAM, "layercam": LayerCAM}
+
+
+def _trained_a_little(name: str) -> torch.nn.Module:
+    """A few SGD steps so that BatchNorm statistics and logits are not those of a fresh init."""
+    torch.manual_seed(0)
+    model = build_model(name, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def _as_library_does(cam: torch.Tensor, size: int) -> np.ndarray:
+    # grad-cam: min-max, cv2 bilinear resize to the input size, min-max again.
+    up = F.interpolate(cam[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    return minmax_normalise(up).numpy()
+
+
+@pytest.mark.parametrize("model_name", ["resnet", "smallcnn"])
+@pytest.mark.parametrize("method", ["gradcam", "xgradcam", "layercam"])
+def test_matches_pytorch_grad_cam(model_name, method):
+    model = _trained_a_little(model_name)
+    torch.manual_seed(1)
+    x = torch.rand(6, 3, 32, 32)
+    ours = compute_cam(model, x, method)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    with LIBRARY[method](model=model, target_layers=[cam_layer(model)]) as lib:
+        ref = lib(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in pred])
+    assert ours.dim() == 3 and ours.shape[0] == 6
+    assert float(ours.min()) >= 0 and float(ours.max()) <= 1
+    np.testing.assert_allclose(_as_library_does(ours, 32), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("model_name,size,hw", [("resnet", 32, 4), ("resnet", 64, 8), ("smallcnn", 32, 10)])
+def test_shapes_over_inputs(model_name, size, hw):
+    model = build_model(model_name, 10, image_size=size)
+    cam = compute_cam(model, torch.rand(3, 3, size, size), "gradcam")
+    assert cam.shape == (3, hw, hw)
+
+
+def test_hooks_released_mode_restored_no_weight_grads():
+    model = build_model("smallcnn", 10).train()
+    layer = cam_layer(model)
+    compute_cam(model, torch.rand(4, 3, 32, 32), "layercam")
+    assert model.training
+    assert not layer._forward_hooks and not layer._backward_hooks
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_explicit_targets_and_constant_map():
+    model = build_model("smallcnn", 10)
+    x = torch.rand(2, 3, 32, 32)
+    a = compute_cam(model, x, "gradcam", targets=torch.tensor([3, 3]))
+    assert a.shape == (2, 10, 10)
+    flat = minmax_normalise(torch.full((2, 4, 4), 0.7))
+    assert torch.equal(flat, torch.zeros(2, 4, 4))
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError):
+        compute_cam(build_model("smallcnn", 10), torch.rand(1, 3, 32, 32), "nocam")

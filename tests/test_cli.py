@@ -1,0 +1,61 @@
+"""The command line as a user meets it: help, and one-line errors with exit code 2."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def cli(*args: str, script: str = "train_eval_part.py"):
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_defaults():
+    out = cli("--help")
+    assert out.returncode == 0
+    for text in ("--low-epsilon", "--cam-refresh", "--mask-rule", "--eval-only", "--resume",
+                 "(default: 80)", "(default: 0.01)", "(default: gradcam)"):
+        assert text in out.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--epsilon", "8/0"], "invalid fraction '8/0'"),
+    (["--epsilon", "abc"], "invalid fraction 'abc'"),
+    (["--low-epsilon", "9/255"], "--low-epsilon"),
+    (["--warm-up", "90"], "--warm-up"),
+    (["--eval", "natural,fgsm"], "--eval"),
+    (["--model", "vgg"], "invalid choice"),
+])
+def test_bad_flags(args, needle):
+    out = cli(*args)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and needle in out.stderr and "Traceback" not in out.stderr
+
+
+def test_no_data_is_one_line(tmp_path):
+    out = cli("--data-dir", str(tmp_path), "--no-download", "--model-dir", str(tmp_path / "m"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "accepted layouts" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_unreadable_checkpoint_overwrites_nothing(tmp_path, tiny_folder):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    results = tmp_path / "results.json"
+    results.write_text("keep me")
+    for flag in ("--eval-only", "--resume"):
+        out = cli("--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", flag, str(bad),
+                  "--results", str(results), "--model-dir", str(tmp_path / "m"))
+        assert out.returncode == 2 and out.stderr.count("\n") == 1
+        assert "cannot read checkpoint" in out.stderr and "Traceback" not in out.stderr
+    assert results.read_text() == "keep me" and not (tmp_path / "m").exists()
+
+
+def test_cuda_asked_without_cuda():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = cli("--device", "cuda", "--data-dir", "/nonexistent", "--no-download")
+    assert out.returncode == 2 and "CUDA is not available" in out.stderr

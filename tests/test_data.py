@@ -1,0 +1,73 @@
+"""The three CIFAR-10 layouts, subsets and the training augmentation."""
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from tests.conftest import CLASSES
+from utils.data import ArraySplit, load_splits, train_augmentation
+from utils.errors import UserError
+
+
+@pytest.fixture
+def trust_fake_batches(monkeypatch):
+    # Our pickles are tiny fakes; torchvision would reject them by their md5 sums.
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+
+
+def test_three_layouts_agree(tiny_folder, tiny_zip, tiny_cifar_batches, tiny_splits, trust_fake_batches):
+    loaded = [load_splits("CIFAR10", root, download=False) for root in (tiny_folder, tiny_zip, tiny_cifar_batches)]
+    want_train, want_test = tiny_splits["train"], tiny_splits["test"]
+    for train, test in loaded:
+        assert train.classes == CLASSES
+        # Folder and zip sort by class, then name; compare as (label, image) multisets.
+        for split, (images, labels) in ((train, want_train), (test, want_test)):
+            order = np.lexsort((np.arange(len(labels)), labels))
+            got = np.lexsort((np.arange(len(split.labels)), split.labels))
+            assert np.array_equal(split.labels[got], labels[order])
+            assert np.array_equal(np.sort(split.images.reshape(len(labels), -1), 0),
+                                  np.sort(images.reshape(len(labels), -1), 0))
+
+
+def test_folder_under_cifar10_and_zip_in_directory(tmp_path, tiny_folder, tiny_zip):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "CIFAR10").symlink_to(tiny_folder, target_is_directory=True)
+    assert len(load_splits("CIFAR10", tmp_path / "a", download=False)[0]) == 80
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "cifar10-jpeg.zip").symlink_to(tiny_zip)
+    assert len(load_splits("CIFAR10", tmp_path / "b", download=False)[1]) == 40
+
+
+def test_subsets_are_fixed_and_decode_only_what_is_kept(tiny_zip):
+    a, b = load_splits("CIFAR10", tiny_zip, False, 20, 7), load_splits("CIFAR10", tiny_zip, False, 20, 7)
+    assert len(a[0]) == 20 and len(a[1]) == 7
+    assert np.array_equal(a[0].images, b[0].images) and len(set(a[0].labels.tolist())) > 3
+
+
+def test_missing_data_names_the_layouts(tmp_path):
+    with pytest.raises(UserError, match="cifar-10-batches-py.*train/<class>.*zip"):
+        load_splits("CIFAR10", tmp_path, download=False)
+
+
+def test_failed_download_is_a_user_error(tmp_path, monkeypatch):
+    def offline(*_a, **_k):
+        raise OSError("Name or service not known")
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    with pytest.raises(UserError, match="no CIFAR10 data found"):
+        load_splits("CIFAR10", tmp_path / "fresh", download=True)
+
+
+def test_augmentation_keeps_labels_range_and_shape(tiny_splits):
+    from utils.data import Split
+    images, labels = tiny_splits["train"]
+    ds = ArraySplit(Split(images, labels, CLASSES), train_augmentation(32))
+    torch.manual_seed(0)
+    xs = torch.stack([ds[i][0] for i in range(len(ds))])
+    assert xs.shape == (80, 3, 32, 32) and xs.dtype == torch.float32
+    assert xs.min() >= 0 and xs.max() <= 1
+    assert [int(ds[i][1]) for i in range(5)] == labels[:5].tolist()
+    # Zero padding shows up: some crops bring in black borders.
+    assert (xs == 0).any()
+    plain = ArraySplit(Split(images, labels, CLASSES))
+    assert torch.equal(plain[3][0], torch.from_numpy(images[3]).permute(2, 0, 1).float() / 255)

@@ -1,0 +1,91 @@
+"""The trainer: PART with epsilon_low == epsilon is plain AT, exact resume, schedule, outputs."""
+import json
+
+import pytest
+import torch
+
+from tests.conftest import train
+from utils.args import get_args
+from utils.checkpoint import load_checkpoint
+from utils.train import lr_at
+
+CPU = torch.device("cpu")
+
+
+def _weights(path):
+    return load_checkpoint(path, CPU)["model"]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("refresh", ["batch", "official"])
+def test_equal_budgets_give_plain_at(tiny_folder, tmp_path, refresh):
+    train(tiny_folder, tmp_path / "at", "--warm-up", "2", "--eval", "natural")
+    train(tiny_folder, tmp_path / "part", "--low-epsilon", "8/255", "--cam-refresh", refresh,
+          "--eval", "natural")
+    assert _same(_weights(tmp_path / "at" / "epoch2.pt"), _weights(tmp_path / "part" / "epoch2.pt"))
+
+
+def test_reweighting_changes_the_weights(tiny_folder, tmp_path):
+    train(tiny_folder, tmp_path / "at", "--warm-up", "2", "--eval", "natural")
+    train(tiny_folder, tmp_path / "part", "--low-epsilon", "2/255", "--eval", "natural")
+    assert not _same(_weights(tmp_path / "at" / "epoch2.pt"), _weights(tmp_path / "part" / "epoch2.pt"))
+
+
+@pytest.mark.parametrize("refresh", ["batch", "official"])
+def test_resume_is_bit_exact(tiny_folder, tmp_path, refresh):
+    common = ("--epochs", "3", "--warm-up", "1", "--save-freq", "1", "--cam-refresh", refresh, "--eval", "natural")
+    straight = train(tiny_folder, tmp_path / "a", *common)
+    train(tiny_folder, tmp_path / "b", *common[:2], "2", *common[2:])
+    resumed = train(tiny_folder, tmp_path / "c", *common, "--resume", str(tmp_path / "b" / "epoch2.pt"))
+    assert _same(_weights(tmp_path / "a" / "epoch3.pt"), _weights(tmp_path / "c" / "epoch3.pt"))
+    a = load_checkpoint(tmp_path / "a" / "epoch3.pt", CPU)["optimizer"]["state"]
+    c = load_checkpoint(tmp_path / "c" / "epoch3.pt", CPU)["optimizer"]["state"]
+    assert all(torch.equal(a[k]["momentum_buffer"], c[k]["momentum_buffer"]) for k in a)
+    assert [r["loss"] for r in straight["history"]] == [r["loss"] for r in resumed["history"]]
+    assert resumed["natural"] == straight["natural"]
+
+
+def test_learning_rate_schedule_counts_after_warm_up():
+    args = get_args("part", [])
+    lrs = [lr_at(args, e) for e in range(1, 81)]
+    assert lrs[:79] == [0.01] * 79 and lrs[79] == pytest.approx(0.001)
+    args = get_args("part", ["--epochs", "120", "--adjust-first", "30", "--adjust-second", "40"])
+    assert lr_at(args, 49) == 0.01 and lr_at(args, 50) == pytest.approx(0.001)
+    assert lr_at(args, 60) == pytest.approx(0.0001)
+
+
+def test_outputs_checkpoints_and_results(tiny_zip, tmp_path):
+    res = train(tiny_zip, tmp_path / "m", "--epochs", "3", "--save-freq", "2",
+                "--results", str(tmp_path / "r.json"))
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["epoch2.pt", "epoch3.pt"]
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["method"] == "PART" and saved["epochs_done"] == 3
+    assert saved["args"]["mask_rule"] == "official" and saved["args"]["cam_refresh"] == "batch"
+    assert [r["phase"] for r in saved["history"]] == ["warm-up", "part", "part"]
+    assert {"loss", "lr", "seconds"} <= saved["history"][0].keys()
+    assert saved["natural"] == res["natural"] and 0 <= saved["pgd20"] <= saved["natural"]
+    assert saved["counts"]["natural"] == round(saved["natural"] * saved["test_images"] / 100)
+    assert {"train_warm-up", "train_part", "eval_natural", "eval_pgd20"} <= saved["seconds"].keys()
+    assert saved["mma"] is None and saved["aa"] is None
+
+
+def test_eval_only_reproduces_and_runs_all_four(tiny_folder, tmp_path):
+    first = train(tiny_folder, tmp_path / "m", "--eval", "natural,pgd20")
+    again = train(tiny_folder, tmp_path / "e", "--eval-only", str(tmp_path / "m" / "epoch2.pt"),
+                  "--eval", "natural,pgd20,mma,aa", "--test-subset", "8")
+    assert again["history"] == [] and again["epochs_done"] == 2
+    assert again["test_images"] == 8
+    assert all(again[k] is not None for k in ("natural", "pgd20", "mma", "aa"))
+    assert again["aa"] <= again["natural"]
+    same = train(tiny_folder, tmp_path / "f", "--eval-only", str(tmp_path / "m" / "epoch2.pt"),
+                 "--eval", "natural")
+    assert same["natural"] == first["natural"]
+
+
+def test_mma_training_attack_and_cam_rule(tiny_folder, tmp_path):
+    res = train(tiny_folder, tmp_path / "m", "--attack", "mma", "--mask-rule", "cam", "--cam", "layercam",
+                "--eval", "natural,mma")
+    assert res["history"][1]["phase"] == "part" and res["mma"] is not None

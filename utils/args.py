@@ -1,0 +1,142 @@
+"""Command line shared by the three entry scripts: the official flags (same names and defaults,
+correctly typed) plus this project's additions. `get_args(method, argv)` parses and validates."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from fractions import Fraction
+
+from cam import MASK_RULES, NATIVE_METHODS
+from models import MODEL_NAMES
+from utils.data import DATASETS
+from utils.methods import METHODS
+
+EVALS = ("natural", "pgd20", "mma", "aa")
+
+
+def parse_fraction(text: str) -> float:
+    """'8/255' or '0.031' -> float; malformed, non-finite or negative values are rejected."""
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            value = float(Fraction(num.strip()) / Fraction(den.strip()))
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"invalid fraction {text!r} (use a number like 0.03 or 8/255)")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: must be a finite number >= 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 0")
+    return value
+
+
+def eval_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in EVALS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(EVALS)}")
+    return items
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser(method_key: str) -> argparse.ArgumentParser:
+    method = METHODS[method_key]
+    p = OneLineParser(
+        prog=f"train_eval_{method_key}.py",
+        description=f"{method.name}: {method.base} warm-up, then pixel-reweighted {method.base} "
+                    "(ICML 2024), and evaluation (natural, PGD-20, MMA, AutoAttack).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    # The official flags.
+    a("--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
+    a("--epochs", type=positive_int, default=80, metavar="N", help="total epochs, warm-up included")
+    a("--weight-decay", "--wd", type=float, default=2e-4, metavar="W", help="SGD weight decay")
+    a("--lr", type=float, default=0.01, metavar="LR", help="learning rate")
+    a("--momentum", type=float, default=0.9, metavar="M", help="SGD momentum")
+    a("--no-cuda", action="store_true", help="disable CUDA (same as --device cpu)")
+    a("--epsilon", type=parse_fraction, default=8 / 255, help="budget on important pixels (e.g. 8/255)")
+    a("--low-epsilon", type=parse_fraction, default=7 / 255, help="budget on the other pixels")
+    a("--num-steps", type=positive_int, default=10, help="attack steps during training")
+    a("--step-size", type=parse_fraction, default=2 / 255, help="attack step size (training and PGD-20/MMA)")
+    a("--adjust-first", type=positive_int, default=60,
+      help="lr x0.1 from this post-warm-up epoch (counted after the warm-up, as upstream)")
+    a("--adjust-second", type=positive_int, default=90, help="lr x0.01 from this post-warm-up epoch")
+    a("--seed", type=int, default=1, metavar="S", help="random seed")
+    a("--log-interval", type=positive_int, default=100, metavar="N", help="batches between progress lines")
+    a("--model-dir", default=None,
+      help=f"checkpoint folder (default ./checkpoint/<data>/<model>/{method.dir_name})")
+    a("--save-freq", type=positive_int, default=10, metavar="N", help="checkpoint every N epochs (and at the end)")
+    a("--save-weights", type=positive_int, default=1, metavar="N",
+      help="with --cam-refresh official: recompute the masks every N PART epochs, as upstream")
+    a("--data", default="CIFAR10", choices=DATASETS, help="dataset")
+    a("--model", default="resnet", choices=MODEL_NAMES,
+      help="resnet (ResNet-18), wideresnet (WRN-34-10) or smallcnn (TRADES small CNN, CPU-sized)")
+    a("--warm-up", type=non_negative_int, default=20, help=f"epochs of plain {method.base} before PART")
+    a("--cam", default="gradcam", choices=NATIVE_METHODS, help="CAM method")
+    a("--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
+    # This project's additions.
+    a("--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
+    a("--no-download", action="store_true", help="never try to download a missing dataset")
+    a("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to train")
+    a("--mask-rule", default="official", choices=MASK_RULES,
+      help="official: the upstream jet-colour-map rule; cam: z-scored bilinear CAM")
+    a("--cam-refresh", default="batch", choices=("batch", "official"),
+      help="batch: CAM of each training batch itself; official: masks from a separate shuffled pass, "
+           "paired by batch index (upstream behaviour)")
+    a("--no-reweight", action="store_true",
+      help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
+    a("--eval", type=eval_list, default=list(EVALS), metavar="LIST",
+      help="comma list of natural,pgd20,mma,aa")
+    a("--eval-epsilon", type=parse_fraction, default=8 / 255, help="budget of PGD-20, MMA and AutoAttack")
+    a("--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
+    a("--resume", default=None, metavar="CHECKPOINT", help="continue training from this checkpoint")
+    a("--results", default=None, metavar="PATH", help="results JSON (default <model-dir>/results.json)")
+    a("--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
+    a("--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
+    a("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    a("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(method=method_key)
+    return p
+
+
+def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser(method_key)
+    args = parser.parse_args(argv)
+    if args.low_epsilon > args.epsilon:
+        parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
+    if args.warm_up > args.epochs:
+        parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
+    if args.eval_only and args.resume:
+        parser.error("--eval-only and --resume exclude each other")
+    if args.no_cuda:
+        if args.device == "cuda":
+            parser.error("--no-cuda and --device cuda exclude each other")
+        args.device = "cpu"
+    return args

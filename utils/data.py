@@ -1,0 +1,207 @@
+"""Datasets from --data-dir in the accepted layouts, held in memory as uint8, and their loaders.
+
+CIFAR-10 layouts, tried in this order:
+  (a) torchvision's `cifar-10-batches-py/` under the directory (downloaded there when missing and
+      the network is there, unless --no-download);
+  (b) an image-folder tree `ROOT/train/<class>/*` + `ROOT/test/<class>/*`, ROOT being the directory
+      itself or a `cifar10/` (any case) folder in it;
+  (c) a `.zip` holding such a tree (at any depth), read in place: --data-dir names the zip, or the
+      directory holds exactly one zip whose name starts with the dataset's name.
+Classes of (b) and (c) are the sorted folder names (airplane ... truck gives the canonical order).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from utils.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
+DATASETS = ("CIFAR10", "SVHN", "TinyImagenet")
+# Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,
+# so that runs with different seeds see the same images.
+SUBSET_SEED = 0
+
+
+@dataclass
+class Split:
+    images: np.ndarray   # (N, H, W, 3) uint8
+    labels: np.ndarray   # (N,) int64
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int | None) -> "Split":
+        idx = subset_indices(len(self), n)
+        return Split(self.images[idx], self.labels[idx], self.classes)
+
+
+def subset_indices(total: int, n: int | None) -> np.ndarray:
+    """Sorted indices of the first n of a fixed random permutation (all when n is None)."""
+    if n is None or n >= total:
+        return np.arange(total)
+    g = torch.Generator().manual_seed(SUBSET_SEED)
+    return np.sort(torch.randperm(total, generator=g)[:n].numpy())
+
+
+def _decode(data: bytes | str | Path, size: int | None) -> np.ndarray:
+    src = io.BytesIO(data) if isinstance(data, bytes) else data
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        if size is not None and im.size != (size, size):
+            raise UserError(f"image of size {im.size[0]}x{im.size[1]} where {size}x{size} was expected")
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
+           limit: int | None) -> Split:
+    entries = [entries[i] for i in subset_indices(len(entries), limit)]
+    images = np.stack([_decode(read(name), size) for name, _ in entries]) if entries else \
+        np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes)
+
+
+def _folder_split(root: Path, size: int | None, limit: int | None) -> Split:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    entries = [(str(f), i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
+               if f.suffix.lower() in IMAGE_EXTENSIONS]
+    return _stack(entries, lambda n: n, classes, size, limit)
+
+
+_ZIP_ENTRY = re.compile(r"^(?P<prefix>(?:.*/)?)(?P<split>train|test)/(?P<cls>[^/]+)/[^/]+$")
+
+
+def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | None]) -> tuple[Split, Split]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UserError(f"cannot read zip {path}: {exc}") from None
+    with zf:
+        found: dict[str, dict[str, dict[str, list[str]]]] = {}
+        for name in zf.namelist():
+            m = _ZIP_ENTRY.match(name)
+            if m and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.setdefault(m["prefix"], {}).setdefault(m["split"], {}).setdefault(m["cls"], []).append(name)
+        roots = [p for p, s in found.items() if {"train", "test"} <= s.keys()]
+        if len(roots) != 1:
+            raise UserError(f"{path} holds no single train/<class>/ + test/<class>/ tree")
+        tree = found[roots[0]]
+        classes = sorted(set(tree["train"]) | set(tree["test"]))
+        splits = []
+        for split, limit in zip(("train", "test"), limits):
+            entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree[split].get(c, []))]
+            splits.append(_stack(entries, zf.read, classes, size, limit))
+    return splits[0], splits[1]
+
+
+def _image_tree(root: Path, aliases: tuple[str, ...]) -> Path | None:
+    candidates = [root] + [p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in aliases] \
+        if root.is_dir() else []
+    for c in candidates:
+        if (c / "train").is_dir() and (c / "test").is_dir():
+            return c
+    return None
+
+
+def _zip_in(root: Path, aliases: tuple[str, ...]) -> Path | None:
+    if root.is_file() and root.suffix.lower() == ".zip":
+        return root
+    if not root.is_dir():
+        return None
+    zips = [p for p in sorted(root.glob("*.zip")) if p.name.lower().startswith(aliases)]
+    return zips[0] if len(zips) == 1 else None
+
+
+def _cifar10_native(root: Path, download: bool) -> tuple[Split, Split] | None:
+    from torchvision.datasets import CIFAR10
+    if not (root / "cifar-10-batches-py").is_dir():
+        if not download or (root.exists() and not root.is_dir()):
+            return None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            CIFAR10(str(root), train=True, download=True)
+        except Exception:   # offline or refused: fall through to the layout message
+            return None
+    try:
+        train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
+    except RuntimeError as exc:
+        raise UserError(f"{root / 'cifar-10-batches-py'}: {exc}") from None
+    return tuple(Split(np.asarray(d.data, np.uint8), np.asarray(d.targets, np.int64), list(d.classes))
+                 for d in (train, test))
+
+
+LAYOUTS = {
+    "CIFAR10": ("DIR/cifar-10-batches-py/ (torchvision), DIR/train/<class>/ + DIR/test/<class>/ "
+                "(also under DIR/cifar10/), or a .zip of such a tree (--data-dir FILE.zip or DIR/cifar10*.zip)"),
+}
+ALIASES = {"CIFAR10": ("cifar10", "cifar-10")}
+NATIVE = {"CIFAR10": _cifar10_native}
+IMAGE_SIZE = {"CIFAR10": 32}
+NUM_CLASSES = {"CIFAR10": 10}
+
+
+def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
+                train_subset: int | None = None, test_subset: int | None = None) -> tuple[Split, Split]:
+    """(train, test) of dataset `name` from `data_dir`, in the first layout that is there.
+
+    `train_subset` / `test_subset` keep a fixed random subset (the same for every --seed); only
+    those images are decoded.
+    """
+    if name not in NATIVE:
+        raise UserError(f"dataset {name} is not supported yet; choose from {', '.join(NATIVE)}")
+    root = Path(data_dir)
+    size = IMAGE_SIZE[name]
+    aliases = ALIASES[name]
+    if root.is_dir() or not root.exists():
+        native = NATIVE[name](root, download)
+        if native is not None:
+            return native[0].subset(train_subset), native[1].subset(test_subset)
+    tree = _image_tree(root, aliases)
+    if tree is not None:
+        return (_folder_split(tree / "train", size, train_subset),
+                _folder_split(tree / "test", size, test_subset))
+    zpath = _zip_in(root, aliases)
+    if zpath is not None:
+        return _zip_splits(zpath, size, (train_subset, test_subset))
+    raise UserError(f"no {name} data found at {root}; accepted layouts: {LAYOUTS[name]}")
+
+
+class ArraySplit(Dataset):
+    """A Split as a torch Dataset of (float CHW in [0, 1], label); augmentation on uint8 tensors."""
+
+    def __init__(self, split: Split, augment: transforms.Compose | None = None) -> None:
+        self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8 view
+        self.labels = torch.from_numpy(split.labels)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.images[i]
+        if self.augment is not None:
+            img = self.augment(img)
+        return img.float().div_(255), self.labels[i]
+
+
+def train_augmentation(size: int, padding: int = 4) -> transforms.Compose:
+    """Random crop with zero padding and horizontal flip, as the official CIFAR-10 loader."""
+    return transforms.Compose([transforms.RandomCrop(size, padding=padding), transforms.RandomHorizontalFlip()])
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle_seed: int | None, workers: int = 0) -> DataLoader:
+    """A loader whose order depends only on `shuffle_seed` (None: in order), so resumes replay it."""
+    gen = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle_seed is not None, generator=gen,
+                      num_workers=workers, drop_last=False)

@@ -1,0 +1,264 @@
+"""The one trainer behind train_eval_part*.py: warm-up with the base method, then PART, then
+evaluation. One log row per epoch, checkpoints every --save-freq epochs, exact --resume."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from attacks.common import Budget
+from cam import compute_cam, epsilon_map
+from models import MODEL_DIR_NAMES, build_model
+from utils.args import get_args
+from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
+from utils.data import ArraySplit, load_splits, make_loader, train_augmentation
+from utils.errors import UserError
+from utils.evaluate import evaluate
+from utils.losses import LOSSES
+from utils.methods import METHODS
+
+# Offsets that keep the per-epoch shuffles of the training pass and of the official mask pass apart.
+SHUFFLE_STRIDE = 100_003
+MASK_PASS_OFFSET = 50_021
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but CUDA is not available here")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def lr_at(args: argparse.Namespace, epoch: int) -> float:
+    """The official schedule: constant during warm-up; afterwards the post-warm-up epoch counter
+    (1, 2, ...) is compared with --adjust-first / --adjust-second, as upstream's adjust_learning_rate."""
+    if epoch <= args.warm_up:
+        return args.lr
+    e = epoch - args.warm_up
+    if e >= args.adjust_second:
+        return args.lr * 0.01
+    if e >= args.adjust_first:
+        return args.lr * 0.1
+    return args.lr
+
+
+def default_model_dir(args: argparse.Namespace) -> str:
+    return os.path.join("checkpoint", args.data, MODEL_DIR_NAMES[args.model], METHODS[args.method].dir_name)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent.parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace, model: nn.Module, train_set: ArraySplit,
+                 device: torch.device, progress: bool) -> None:
+        self.args = args
+        self.method = METHODS[args.method]
+        self.model = model
+        self.train_set = train_set
+        self.device = device
+        self.progress = progress
+        self.image_size = train_set.images.shape[-1]
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                         weight_decay=args.weight_decay)
+        self.history: list[dict] = []
+        self.masks: list[torch.Tensor] | None = None
+
+    def phase(self, epoch: int) -> str:
+        if epoch <= self.args.warm_up:
+            return "warm-up"
+        return "baseline" if self.args.no_reweight else "part"
+
+    # --- budgets -------------------------------------------------------------------------------
+    def cam_budget(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.args
+        cam = compute_cam(self.model, x, a.cam)
+        return epsilon_map(cam, self.image_size, a.epsilon, a.low_epsilon, a.mask_rule)
+
+    def official_mask_pass(self, epoch: int) -> list[torch.Tensor]:
+        """Upstream's save_cam: masks from a separate shuffled, augmented pass over the training set,
+        later applied by batch index, so each mask belongs to other images. The pass runs on a
+        forked RNG so that the training pass sees the same data and noise as without it."""
+        a = self.args
+        masks = []
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch)
+            loader = make_loader(self.train_set, a.batch_size, a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch,
+                                 a.workers)
+            for x, _ in tqdm(loader, desc=f"epoch {epoch} masks", disable=not self.progress, leave=False):
+                masks.append(self.cam_budget(x.to(self.device)))
+        return masks
+
+    def budget(self, epoch: int, batch_idx: int, x: torch.Tensor) -> Budget:
+        if self.phase(epoch) != "part":
+            return self.args.epsilon
+        if self.args.cam_refresh == "official":
+            return self.masks[batch_idx]
+        return self.cam_budget(x)
+
+    # --- one epoch ------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict:
+        a = self.args
+        phase = self.phase(epoch)
+        lr = lr_at(a, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        part_epoch = epoch - a.warm_up
+        if phase == "part" and a.cam_refresh == "official" and (
+                self.masks is None or part_epoch == 1 or part_epoch % a.save_weights == 0):
+            self.masks = self.official_mask_pass(epoch)
+        loader = make_loader(self.train_set, a.batch_size, a.seed * SHUFFLE_STRIDE + epoch, a.workers)
+        loss_fn = LOSSES[self.method.loss]
+        total, seen, high = 0.0, 0, 0.0
+        self.model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{a.epochs}", disable=not self.progress, leave=False)
+        for batch_idx, (x, y) in enumerate(bar):
+            x, y = x.to(self.device), y.to(self.device)
+            eps = self.budget(epoch, batch_idx, x)
+            loss = loss_fn(self.model, x, y, eps, a, a.epsilon)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(y)
+            seen += len(y)
+            if torch.is_tensor(eps):
+                high += float((eps == a.epsilon).float().mean()) * len(y)
+            if batch_idx % a.log_interval == 0:
+                tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(self.train_set)} "
+                           f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
+        row = {"epoch": epoch, "phase": phase, "loss": total / seen, "lr": lr,
+               "seconds": time.perf_counter() - t0}
+        if phase == "part":
+            row["full_budget_fraction"] = high / seen
+        return row
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def save(self, path: Path, epoch: int) -> None:
+        save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "epoch": epoch, "method": self.method.key, "args": vars(self.args),
+                     "history": self.history, "rng": rng_state()}, path)
+
+    def restore(self, ckpt: dict, path: str) -> int:
+        missing = [k for k in ("optimizer", "epoch", "rng") if k not in ckpt]
+        if missing:
+            raise UserError(f"cannot resume from {path}: it holds weights only (no {', '.join(missing)})")
+        load_model_state(self.model, ckpt, path)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.history = list(ckpt.get("history", []))
+        set_rng_state(ckpt["rng"])
+        return int(ckpt["epoch"])
+
+
+def log_row(row: dict, epochs: int, base: str) -> str:
+    label = {"warm-up": f"{base} warm-up", "baseline": f"{base}", "part": "PART"}[row["phase"]]
+    text = (f"epoch {row['epoch']}/{epochs} | {label} | loss {row['loss']:.4f} | lr {row['lr']:.5f} | "
+            f"{row['seconds']:.1f} s")
+    if "full_budget_fraction" in row:
+        text += f" | full budget on {100 * row['full_budget_fraction']:.1f}% of elements"
+    return text
+
+
+def write_json(obj: dict, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> dict:
+    method = METHODS[args.method]
+    device = pick_device(args.device)
+    model_dir = Path(args.model_dir or default_model_dir(args))
+    results_path = Path(args.results) if args.results else model_dir / "results.json"
+    ckpt_path = args.eval_only or args.resume
+    ckpt = load_checkpoint(ckpt_path, device) if ckpt_path else None
+
+    set_seed(args.seed)
+    train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
+                                          args.train_subset, args.test_subset)
+    num_classes = len(train_split.classes)
+    size = train_split.images.shape[1]
+    model = build_model(args.model, num_classes, image_size=size).to(device)
+    progress = not args.no_progress and sys.stderr.isatty()
+    trainer = Trainer(args, model, ArraySplit(train_split, train_augmentation(size)), device, progress)
+    test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
+    print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
+          f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device}", flush=True)
+
+    start = 1
+    epochs_done = 0
+    if args.eval_only:
+        load_model_state(model, ckpt, ckpt_path)
+        epochs_done = int(ckpt.get("epoch", 0))
+    else:
+        if args.resume:
+            start = trainer.restore(ckpt, ckpt_path) + 1
+            epochs_done = start - 1
+            print(f"resumed from {ckpt_path} after epoch {epochs_done}", flush=True)
+        for epoch in range(start, args.epochs + 1):
+            row = trainer.train_epoch(epoch)
+            trainer.history.append(row)
+            epochs_done = epoch
+            print(log_row(row, args.epochs, method.base), flush=True)
+            if epoch % args.save_freq == 0 or epoch == args.epochs:
+                trainer.save(model_dir / f"epoch{epoch}.pt", epoch)
+
+    seconds = {}
+    for phase in ("warm-up", "part", "baseline"):
+        rows = [r["seconds"] for r in trainer.history if r["phase"] == phase]
+        if rows:
+            seconds[f"train_{phase}"] = sum(rows)
+    ev = evaluate(model, test_loader, args.eval, args, num_classes, progress)
+    seconds.update({f"eval_{k}": v for k, v in ev["seconds"].items()})
+    results = {
+        "method": f"{method.base}" if args.no_reweight else method.name,
+        "script": f"train_eval_{method.key}.py",
+        "args": vars(args),
+        "epochs_done": epochs_done,
+        **{k: ev.get(k) for k in ("natural", "pgd20", "mma", "aa")},
+        "test_images": ev["total"],
+        "counts": ev["counts"],
+        "seconds": seconds,
+        "history": trainer.history,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "git_commit": git_commit(),
+    }
+    write_json(results, results_path)
+    print(f"results written to {results_path}", flush=True)
+    return results
+
+
+def main(method_key: str, argv: list[str] | None = None) -> int:
+    try:
+        run(get_args(method_key, argv))
+    except UserError as exc:
+        print(f"train_eval_{method_key}.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
