@@ -5,6 +5,7 @@ import torchattacks
 
 from attacks import mma, pgd
 from models import build_model
+from tests.conftest import REAL_EPS, REAL_STEP
 
 EPS = 8 / 255
 
@@ -68,9 +69,9 @@ def test_pgd20_agrees_with_torchattacks(real_at_model):
     """On a small model adversarially trained on CPU: within 1 point of torchattacks.PGD."""
     model, x, y = real_at_model
     torch.manual_seed(0)
-    ours = (model(pgd(model, x, y, EPS, 2 / 255, 20)).argmax(1) == y).float().mean().item()
+    ours = (model(pgd(model, x, y, REAL_EPS, REAL_STEP, 20)).argmax(1) == y).float().mean().item()
     torch.manual_seed(0)
-    ref_attack = torchattacks.PGD(model, eps=EPS, alpha=2 / 255, steps=20, random_start=True)
+    ref_attack = torchattacks.PGD(model, eps=REAL_EPS, alpha=REAL_STEP, steps=20, random_start=True)
     ref = (model(ref_attack(x, y)).argmax(1) == y).float().mean().item()
     natural = (model(x).argmax(1) == y).float().mean().item()
     assert ref < natural           # the attack does something on this model

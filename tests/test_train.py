@@ -38,7 +38,7 @@ def test_reweighting_changes_the_weights(tiny_folder, tmp_path):
 def test_resume_is_bit_exact(tiny_folder, tmp_path, refresh):
     common = ("--epochs", "3", "--warm-up", "1", "--save-freq", "1", "--cam-refresh", refresh, "--eval", "natural")
     straight = train(tiny_folder, tmp_path / "a", *common)
-    train(tiny_folder, tmp_path / "b", *common[:2], "2", *common[2:])
+    train(tiny_folder, tmp_path / "b", "--epochs", "2", *common[2:])
     resumed = train(tiny_folder, tmp_path / "c", *common, "--resume", str(tmp_path / "b" / "epoch2.pt"))
     assert _same(_weights(tmp_path / "a" / "epoch3.pt"), _weights(tmp_path / "c" / "epoch3.pt"))
     a = load_checkpoint(tmp_path / "a" / "epoch3.pt", CPU)["optimizer"]["state"]
