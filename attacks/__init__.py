@@ -2,7 +2,8 @@
 from attacks.autoattack import autoattack
 from attacks.mma import mma
 from attacks.pgd import pgd
+from attacks.trades import trades
 
 TRAIN_ATTACKS = {"pgd": pgd, "mma": mma}
 
-__all__ = ["pgd", "mma", "autoattack", "TRAIN_ATTACKS"]
+__all__ = ["pgd", "mma", "trades", "autoattack", "TRAIN_ATTACKS"]

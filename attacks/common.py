@@ -8,7 +8,10 @@ import torch
 Budget = Union[float, torch.Tensor]
 
 
-def random_start_point(x: torch.Tensor, radius: Budget) -> torch.Tensor:
+def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform") -> torch.Tensor:
+    """x plus noise: 'uniform' in +-radius (PGD-AT, PART), or 'normal' 0.001 * N(0, 1) (TRADES, MART)."""
+    if kind == "normal":
+        return x + 0.001 * torch.randn_like(x)
     # (2U - 1) * r with U ~ U[0, 1): the same bits whether r is a float or a tensor of that float,
     # which keeps PART with epsilon_low == epsilon identical to plain AT.
     return x + (torch.rand_like(x) * 2 - 1) * radius

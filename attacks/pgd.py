@@ -9,16 +9,19 @@ from attacks.common import Budget, project, random_start_point
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, step_size: float,
-        steps: int, random_start: bool = True, start_epsilon: Budget | None = None) -> torch.Tensor:
+        steps: int, random_start: bool = True, start_epsilon: Budget | None = None,
+        start: str = "uniform") -> torch.Tensor:
     """Cross-entropy PGD inside the box |x_adv - x| <= epsilon (element-wise), clipped to [0, 1].
 
     epsilon is a float or a tensor broadcastable to x (PART's epsilon map). The start is x plus
     uniform noise in +-start_epsilon (default: epsilon), not clipped before the first step, as
-    the official `part_pgd`. Gradients are taken with respect to the input only. The caller
-    chooses the model's mode (the official code attacks in eval mode).
+    the official `part_pgd`; start="normal" uses x + 0.001 * N(0, 1) instead (MART's attack).
+    Gradients are taken with respect to the input only. The caller chooses the model's mode (the
+    official code attacks in eval mode).
     """
     x = x.detach()
-    x_adv = random_start_point(x, epsilon if start_epsilon is None else start_epsilon) if random_start else x
+    radius = epsilon if start_epsilon is None else start_epsilon
+    x_adv = random_start_point(x, radius, start) if random_start else x
     for _ in range(steps):
         x_adv.requires_grad_(True)
         loss = F.cross_entropy(model(x_adv), y)

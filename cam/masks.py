@@ -12,14 +12,14 @@ Rules
 from __future__ import annotations
 
 import functools
-import math
 
 import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-MASK_RULES = ("official", "cam")
+MASK_RULES = ("official", "cam", "region")
+QUADRANTS = ("ul", "ur", "bl", "br")
 
 
 def _pil_bicubic(x: float) -> float:
@@ -106,12 +106,18 @@ def epsilon_map(cam: torch.Tensor, size: int, epsilon: float, low_epsilon: float
     elif rule == "cam":
         important = (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1)
     else:
-        raise ValueError(f"unknown mask rule {rule!r}; choose from {', '.join(MASK_RULES)}")
+        raise ValueError(f"unknown CAM mask rule {rule!r}; choose from official, cam")
     hi = torch.tensor(epsilon, dtype=torch.float32, device=cam.device)
     lo = torch.tensor(low_epsilon, dtype=torch.float32, device=cam.device)
     return torch.where(important, hi, lo)
 
 
-def fraction_important(eps_map: torch.Tensor, epsilon: float) -> float:
-    """Share of elements that keep the full budget (for logs)."""
-    return float((eps_map >= epsilon - 1e-12).float().mean()) if eps_map.numel() else math.nan
+def region_map(size: int, budgets: dict[str, float], default: float,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """(1, 3, size, size) fixed per-quadrant budget (the paper's Figure 1); rows/cols split at size // 2."""
+    h = size // 2
+    out = torch.empty(1, 3, size, size, dtype=torch.float32, device=device)
+    for q, (rows, cols) in zip(QUADRANTS, [(slice(0, h), slice(0, h)), (slice(0, h), slice(h, None)),
+                                            (slice(h, None), slice(0, h)), (slice(h, None), slice(h, None))]):
+        out[:, :, rows, cols] = budgets.get(q, default)
+    return out

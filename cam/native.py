@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from cam.backend import LIBRARY_METHODS, library_cam
 from models import cam_layer
 
 NATIVE_METHODS = ("gradcam", "xgradcam", "layercam")
@@ -37,9 +38,15 @@ def minmax_normalise(cam: torch.Tensor) -> torch.Tensor:
 
 def compute_cam(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
                 targets: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, h, w) CAMs in [0, 1] at the model's CAM layer, for the predicted class (or `targets`)."""
+    """(B, h, w) CAMs in [0, 1] at the model's CAM layer, for the predicted class (or `targets`).
+
+    Methods other than gradcam / xgradcam / layercam go through the grad-cam package and come
+    back at the input resolution."""
+    if method in LIBRARY_METHODS:
+        return library_cam(model, x, method, targets)
     if method not in NATIVE_METHODS:
-        raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(NATIVE_METHODS)}")
+        raise ValueError(f"unknown CAM method {method!r}; choose from "
+                         f"{', '.join(NATIVE_METHODS + tuple(LIBRARY_METHODS))}")
     layer = cam_layer(model)
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))

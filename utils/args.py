@@ -7,7 +7,7 @@ import math
 import sys
 from fractions import Fraction
 
-from cam import MASK_RULES, NATIVE_METHODS
+from cam import CAM_METHODS, MASK_RULES, QUADRANTS
 from models import MODEL_NAMES
 from utils.data import DATASETS
 from utils.methods import METHODS
@@ -48,6 +48,18 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be at least 0")
     return value
+
+
+def region_list(text: str) -> dict[str, float]:
+    """'ul=6/255,ur=12/255,bl=12/255,br=12/255' -> {quadrant: budget}."""
+    out: dict[str, float] = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in QUADRANTS:
+            raise argparse.ArgumentTypeError(
+                f"invalid --region-eps item {item!r}: use {','.join(q + '=8/255' for q in QUADRANTS)}")
+        out[key.strip()] = parse_fraction(value.strip())
+    return out
 
 
 def eval_list(text: str) -> list[str]:
@@ -99,14 +111,24 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--model", default="resnet", choices=MODEL_NAMES,
       help="resnet (ResNet-18), wideresnet (WRN-34-10) or smallcnn (TRADES small CNN, CPU-sized)")
     a("--warm-up", type=non_negative_int, default=20, help=f"epochs of plain {method.base} before PART")
-    a("--cam", default="gradcam", choices=NATIVE_METHODS, help="CAM method")
-    a("--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
+    a("--cam", default="gradcam", choices=CAM_METHODS, metavar="NAME",
+      help=f"CAM method, one of {', '.join(CAM_METHODS)}; gradcam, xgradcam, layercam run natively, "
+           "the others (and lib-*) through the grad-cam package")
+    if method.loss == "at":
+        a("--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
+    else:
+        a("--beta", type=float, default=6.0, help=f"{method.base} regularisation weight")
     # This project's additions.
     a("--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
     a("--no-download", action="store_true", help="never try to download a missing dataset")
     a("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to train")
     a("--mask-rule", default="official", choices=MASK_RULES,
-      help="official: the upstream jet-colour-map rule; cam: z-scored bilinear CAM")
+      help="official: the upstream jet-colour-map rule; cam: z-scored bilinear CAM; "
+           "region: fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)")
+    a("--region-eps", type=region_list, default={}, metavar="LIST",
+      help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants get --epsilon)")
+    a("--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
+      help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")
     a("--cam-refresh", default="batch", choices=("batch", "official"),
       help="batch: CAM of each training batch itself; official: masks from a separate shuffled pass, "
            "paired by batch index (upstream behaviour)")
@@ -126,9 +148,29 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     return p
 
 
+# What the official scripts force for SVHN; applied unless the user gives the flag.
+SVHN_OVERRIDES = {"step_size": ("--step-size", 1 / 255), "weight_decay": ("--weight-decay", 0.0035),
+                  "lr": ("--lr", 0.01), "batch_size": ("--batch-size", 128)}
+
+
+def _given(argv: list[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
 def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser(method_key)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.dataset_overrides = {}
+    if args.data == "SVHN":
+        for dest, (flag, value) in SVHN_OVERRIDES.items():
+            if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
+                setattr(args, dest, value)
+                args.dataset_overrides[flag] = value
+    if args.augmentation == "auto":
+        args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
+    if args.region_eps and args.mask_rule != "region":
+        parser.error("--region-eps needs --mask-rule region")
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:

@@ -1,13 +1,16 @@
 """Datasets from --data-dir in the accepted layouts, held in memory as uint8, and their loaders.
 
-CIFAR-10 layouts, tried in this order:
-  (a) torchvision's `cifar-10-batches-py/` under the directory (downloaded there when missing and
-      the network is there, unless --no-download);
+Layouts, tried in this order:
+  (a) the dataset's own layout under the directory: torchvision's `cifar-10-batches-py/` (CIFAR-10)
+      or `train_32x32.mat` + `test_32x32.mat` (SVHN), both downloaded there when missing and the
+      network is there (unless --no-download); `tiny-imagenet-200/` (TinyImageNet: train/<wnid>/
+      images/*.JPEG, val/images/*.JPEG with val/val_annotations.txt, wnids.txt);
   (b) an image-folder tree `ROOT/train/<class>/*` + `ROOT/test/<class>/*`, ROOT being the directory
       itself or a `cifar10/` (any case) folder in it;
   (c) a `.zip` holding such a tree (at any depth), read in place: --data-dir names the zip, or the
       directory holds exactly one zip whose name starts with the dataset's name.
-Classes of (b) and (c) are the sorted folder names (airplane ... truck gives the canonical order).
+Classes of (b) and (c) are the sorted folder names (airplane ... truck gives the canonical order;
+SVHN's canonical order is the digit folders 0 ... 9).
 """
 from __future__ import annotations
 
@@ -123,7 +126,10 @@ def _zip_in(root: Path, aliases: tuple[str, ...]) -> Path | None:
     return zips[0] if len(zips) == 1 else None
 
 
-def _cifar10_native(root: Path, download: bool) -> tuple[Split, Split] | None:
+Limits = tuple[int | None, int | None]
+
+
+def _cifar10_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
     from torchvision.datasets import CIFAR10
     if not (root / "cifar-10-batches-py").is_dir():
         if not download or (root.exists() and not root.is_dir()):
@@ -137,18 +143,58 @@ def _cifar10_native(root: Path, download: bool) -> tuple[Split, Split] | None:
         train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
     except RuntimeError as exc:
         raise UserError(f"{root / 'cifar-10-batches-py'}: {exc}") from None
-    return tuple(Split(np.asarray(d.data, np.uint8), np.asarray(d.targets, np.int64), list(d.classes))
-                 for d in (train, test))
+    return tuple(Split(np.asarray(d.data, np.uint8), np.asarray(d.targets, np.int64), list(d.classes)).subset(n)
+                 for d, n in zip((train, test), limits))
+
+
+def _svhn_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
+    from torchvision.datasets import SVHN
+    files = [root / "train_32x32.mat", root / "test_32x32.mat"]
+    if not all(f.is_file() for f in files):
+        if not download or (root.exists() and not root.is_dir()):
+            return None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for split in ("train", "test"):
+                SVHN(str(root), split=split, download=True)
+        except Exception:   # offline or refused: fall through to the layout message
+            return None
+    try:
+        sets = [SVHN(str(root), split=split) for split in ("train", "test")]
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise UserError(f"{root}: SVHN files unreadable: {exc}") from None
+    return tuple(Split(np.ascontiguousarray(d.data.transpose(0, 2, 3, 1)), np.asarray(d.labels, np.int64),
+                       [str(i) for i in range(10)]).subset(n) for d, n in zip(sets, limits))
+
+
+def _tiny_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
+    base = root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"
+    if not (base / "wnids.txt").is_file():
+        return None
+    classes = sorted((base / "wnids.txt").read_text().split())
+    index = {c: i for i, c in enumerate(classes)}
+    train = [(str(f), index[c]) for c in classes
+             for f in sorted((base / "train" / c / "images").glob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+    try:
+        rows = [line.split("\t") for line in (base / "val" / "val_annotations.txt").read_text().splitlines() if line]
+        val = [(str(base / "val" / "images" / r[0]), index[r[1]]) for r in sorted(rows)]
+    except (OSError, KeyError, IndexError) as exc:
+        raise UserError(f"{base / 'val' / 'val_annotations.txt'} is missing or malformed: {exc}") from None
+    return (_stack(train, lambda n: n, classes, 64, limits[0]), _stack(val, lambda n: n, classes, 64, limits[1]))
 
 
 LAYOUTS = {
     "CIFAR10": ("DIR/cifar-10-batches-py/ (torchvision), DIR/train/<class>/ + DIR/test/<class>/ "
                 "(also under DIR/cifar10/), or a .zip of such a tree (--data-dir FILE.zip or DIR/cifar10*.zip)"),
+    "SVHN": ("DIR/train_32x32.mat + DIR/test_32x32.mat (torchvision), DIR/train/<class>/ + DIR/test/<class>/ "
+             "(also under DIR/svhn/), or a .zip of such a tree (--data-dir FILE.zip or DIR/svhn*.zip)"),
+    "TinyImagenet": ("DIR/tiny-imagenet-200/ (train/<wnid>/images/, val/images/ + val/val_annotations.txt, "
+                     "wnids.txt), DIR/train/<class>/ + DIR/test/<class>/, or a .zip of such a tree"),
 }
-ALIASES = {"CIFAR10": ("cifar10", "cifar-10")}
-NATIVE = {"CIFAR10": _cifar10_native}
-IMAGE_SIZE = {"CIFAR10": 32}
-NUM_CLASSES = {"CIFAR10": 10}
+ALIASES = {"CIFAR10": ("cifar10", "cifar-10"), "SVHN": ("svhn",),
+           "TinyImagenet": ("tiny-imagenet-200", "tiny-imagenet", "tinyimagenet")}
+NATIVE = {"CIFAR10": _cifar10_native, "SVHN": _svhn_native, "TinyImagenet": _tiny_native}
+IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
 
 
 def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
@@ -159,14 +205,14 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
     those images are decoded.
     """
     if name not in NATIVE:
-        raise UserError(f"dataset {name} is not supported yet; choose from {', '.join(NATIVE)}")
+        raise UserError(f"unknown dataset {name}; choose from {', '.join(NATIVE)}")
     root = Path(data_dir)
     size = IMAGE_SIZE[name]
     aliases = ALIASES[name]
     if root.is_dir() or not root.exists():
-        native = NATIVE[name](root, download)
+        native = NATIVE[name](root, download, (train_subset, test_subset))
         if native is not None:
-            return native[0].subset(train_subset), native[1].subset(test_subset)
+            return native
     tree = _image_tree(root, aliases)
     if tree is not None:
         return (_folder_split(tree / "train", size, train_subset),

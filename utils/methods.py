@@ -15,4 +15,6 @@ class Method:
 
 METHODS = {
     "part": Method("part", "PART", "AT", "at", "PART"),
+    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T"),
+    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M"),
 }

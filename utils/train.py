@@ -18,7 +18,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from attacks.common import Budget
-from cam import compute_cam, epsilon_map
+from cam import compute_cam, epsilon_map, region_map
 from models import MODEL_DIR_NAMES, build_model
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
@@ -87,6 +87,10 @@ class Trainer:
                                          weight_decay=args.weight_decay)
         self.history: list[dict] = []
         self.masks: list[torch.Tensor] | None = None
+        self.region = (region_map(self.image_size, args.region_eps, args.epsilon, device)
+                       if args.mask_rule == "region" else None)
+        # The random start: +-epsilon around x as upstream's part_pgd, or the region map itself.
+        self.start_epsilon = None if self.region is not None else args.epsilon
 
     def phase(self, epoch: int) -> str:
         if epoch <= self.args.warm_up:
@@ -116,6 +120,8 @@ class Trainer:
     def budget(self, epoch: int, batch_idx: int, x: torch.Tensor) -> Budget:
         if self.phase(epoch) != "part":
             return self.args.epsilon
+        if self.region is not None:
+            return self.region
         if self.args.cam_refresh == "official":
             return self.masks[batch_idx]
         return self.cam_budget(x)
@@ -129,7 +135,7 @@ class Trainer:
             group["lr"] = lr
         t0 = time.perf_counter()
         part_epoch = epoch - a.warm_up
-        if phase == "part" and a.cam_refresh == "official" and (
+        if phase == "part" and a.mask_rule != "region" and a.cam_refresh == "official" and (
                 self.masks is None or part_epoch == 1 or part_epoch % a.save_weights == 0):
             self.masks = self.official_mask_pass(epoch)
         loader = make_loader(self.train_set, a.batch_size, a.seed * SHUFFLE_STRIDE + epoch, a.workers)
@@ -140,20 +146,20 @@ class Trainer:
         for batch_idx, (x, y) in enumerate(bar):
             x, y = x.to(self.device), y.to(self.device)
             eps = self.budget(epoch, batch_idx, x)
-            loss = loss_fn(self.model, x, y, eps, a, a.epsilon)
+            loss = loss_fn(self.model, x, y, eps, a, self.start_epsilon)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += loss.item() * len(y)
             seen += len(y)
-            if torch.is_tensor(eps):
+            if torch.is_tensor(eps) and self.region is None:
                 high += float((eps == a.epsilon).float().mean()) * len(y)
             if batch_idx % a.log_interval == 0:
                 tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(self.train_set)} "
                            f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
         row = {"epoch": epoch, "phase": phase, "loss": total / seen, "lr": lr,
                "seconds": time.perf_counter() - t0}
-        if phase == "part":
+        if phase == "part" and self.region is None:
             row["full_budget_fraction"] = high / seen
         return row
 
@@ -175,7 +181,7 @@ class Trainer:
 
 
 def log_row(row: dict, epochs: int, base: str) -> str:
-    label = {"warm-up": f"{base} warm-up", "baseline": f"{base}", "part": "PART"}[row["phase"]]
+    label = {"warm-up": f"{base} warm-up", "baseline": f"{base}", "part": "reweighted"}[row["phase"]]
     text = (f"epoch {row['epoch']}/{epochs} | {label} | loss {row['loss']:.4f} | lr {row['lr']:.5f} | "
             f"{row['seconds']:.1f} s")
     if "full_budget_fraction" in row:
@@ -206,10 +212,16 @@ def run(args: argparse.Namespace) -> dict:
     size = train_split.images.shape[1]
     model = build_model(args.model, num_classes, image_size=size).to(device)
     progress = not args.no_progress and sys.stderr.isatty()
-    trainer = Trainer(args, model, ArraySplit(train_split, train_augmentation(size)), device, progress)
+    augment = train_augmentation(size) if args.augmentation == "crop-flip" else None
+    trainer = Trainer(args, model, ArraySplit(train_split, augment), device, progress)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
-          f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device}", flush=True)
+          f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
+          f"augmentation {args.augmentation}", flush=True)
+    if args.dataset_overrides:
+        applied = ", ".join(f"{k} {v:.6g}" for k, v in args.dataset_overrides.items())
+        print(f"{args.data} settings of the official scripts applied: {applied} "
+              "(give a flag to override it)", flush=True)
 
     start = 1
     epochs_done = 0
@@ -237,7 +249,8 @@ def run(args: argparse.Namespace) -> dict:
     ev = evaluate(model, test_loader, args.eval, args, num_classes, progress)
     seconds.update({f"eval_{k}": v for k, v in ev["seconds"].items()})
     results = {
-        "method": f"{method.base}" if args.no_reweight else method.name,
+        "method": (method.base if args.no_reweight else
+                   f"{method.base}-region" if args.mask_rule == "region" else method.name),
         "script": f"train_eval_{method.key}.py",
         "args": vars(args),
         "epochs_done": epochs_done,

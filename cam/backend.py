@@ -1,0 +1,47 @@
+"""Any CAM method of the grad-cam package (pytorch_grad_cam), batched, hooks released afterwards.
+
+These maps come back at the input resolution, min-max normalised by the package; epsilon_map then
+resizes size->size, which is the identity for both mask rules' resamplers.
+"""
+from __future__ import annotations
+
+import importlib
+
+import torch
+import torch.nn as nn
+
+from models import cam_layer
+
+# --cam name -> class name in pytorch_grad_cam
+LIBRARY_METHODS = {
+    "gradcam++": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "gradcamelementwise": "GradCAMElementWise",
+    "fullgrad": "FullGrad",
+    "lib-gradcam": "GradCAM",
+    "lib-xgradcam": "XGradCAM",
+    "lib-layercam": "LayerCAM",
+}
+
+
+def library_cam(model: nn.Module, x: torch.Tensor, method: str,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, W) maps in [0, 1] from pytorch_grad_cam for the predicted class (or `targets`)."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cls = getattr(importlib.import_module("pytorch_grad_cam"), LIBRARY_METHODS[method])
+    was_training = model.training
+    try:
+        with torch.enable_grad(), cls(model=model, target_layers=[cam_layer(model)]) as extractor:
+            if hasattr(extractor, "batch_size"):
+                extractor.batch_size = max(len(x), 1)   # ScoreCAM / AblationCAM: one pass per batch
+            tgt = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
+            maps = extractor(input_tensor=x.detach(), targets=tgt)
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)   # the package calls backward() on the weights
+    return torch.from_numpy(maps).to(x.device).float()
