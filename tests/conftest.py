@@ -120,3 +120,43 @@ def real_at_model(real_run):
     _, test = load_splits("CIFAR10", SHARED_ZIP, False, 1, 500)
     x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
     return model.eval(), x, torch.from_numpy(test.labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder64(tmp_path_factory) -> Path:
+    """Layout (b) with 64x64 images (TinyImageNet-sized)."""
+    splits = {"train": synthetic_split(30, 3, size=64), "test": synthetic_split(20, 4, size=64)}
+    return write_image_tree(tmp_path_factory.mktemp("folder64"), splits)
+
+
+@pytest.fixture(scope="session")
+def tiny_svhn(tmp_path_factory, tiny_splits) -> Path:
+    """torchvision's SVHN layout: train_32x32.mat / test_32x32.mat with X (H, W, C, N), y in 1..10."""
+    from scipy.io import savemat
+    root = tmp_path_factory.mktemp("svhn")
+    for split, (images, labels) in tiny_splits.items():
+        y = np.where(labels == 0, 10, labels)[:, None].astype(np.uint8)
+        savemat(root / f"{split}_32x32.mat", {"X": images.transpose(1, 2, 3, 0), "y": y})
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_imagenet(tmp_path_factory) -> Path:
+    """The standard tiny-imagenet-200/ layout, 3 classes, 64x64 JPEGs."""
+    root = tmp_path_factory.mktemp("tiny")
+    base = root / "tiny-imagenet-200"
+    wnids = ["n01443537", "n01629819", "n01641577"]
+    (base / "val" / "images").mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    images, labels = synthetic_split(24, 2, size=64)
+    rows = []
+    for i, (img, lab) in enumerate(zip(images, labels % 3)):
+        if i < 15:
+            folder = base / "train" / wnids[lab] / "images"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / f"{wnids[lab]}_{i}.JPEG")
+        else:
+            Image.fromarray(img).save(base / "val" / "images" / f"val_{i}.JPEG")
+            rows.append(f"val_{i}.JPEG\t{wnids[lab]}\t0\t0\t63\t63")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(rows) + "\n")
+    return root

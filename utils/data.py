@@ -58,19 +58,22 @@ def subset_indices(total: int, n: int | None) -> np.ndarray:
     return np.sort(torch.randperm(total, generator=g)[:n].numpy())
 
 
-def _decode(data: bytes | str | Path, size: int | None) -> np.ndarray:
+def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray:
     src = io.BytesIO(data) if isinstance(data, bytes) else data
-    with Image.open(src) as im:
-        im = im.convert("RGB")
-        if size is not None and im.size != (size, size):
-            raise UserError(f"image of size {im.size[0]}x{im.size[1]} where {size}x{size} was expected")
-        return np.asarray(im, dtype=np.uint8)
+    try:
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+    except OSError as exc:
+        raise UserError(f"cannot read image {name}: {exc}") from None
+    if size is not None and im.size != (size, size):
+        raise UserError(f"image {name} is {im.size[0]}x{im.size[1]}; this dataset needs {size}x{size}")
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
            limit: int | None) -> Split:
     entries = [entries[i] for i in subset_indices(len(entries), limit)]
-    images = np.stack([_decode(read(name), size) for name, _ in entries]) if entries else \
+    images = np.stack([_decode(read(name), size, name) for name, _ in entries]) if entries else \
         np.zeros((0, size or 0, size or 0, 3), np.uint8)
     return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes)
 

@@ -1,0 +1,162 @@
+"""PART-T, PART-M, the baselines, SVHN / TinyImageNet, the region rule and the grad-cam backend."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from attacks import trades
+from attacks.common import project
+from cam import compute_cam, epsilon_map, region_map
+from cam.native import minmax_normalise
+from models import build_model, cam_layer
+from tests.conftest import REPO, train
+from utils.args import get_args
+from utils.checkpoint import load_checkpoint
+from utils.data import load_splits
+
+CPU = torch.device("cpu")
+METHODS = ["part", "part_t", "part_m"]
+
+
+@pytest.fixture
+def trust_fake_files(monkeypatch):
+    # Our tiny fakes would fail torchvision's md5 checks.
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.svhn, "check_integrity", lambda *a, **k: True)
+
+
+def _weights(path):
+    return load_checkpoint(path, CPU)["model"]
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("layout", ["cifar_folder", "cifar_zip", "cifar_batches", "svhn_mat", "svhn_folder",
+                                    "tiny_native", "tiny_folder"])
+def test_every_script_on_every_layout(method, layout, request, trust_fake_files, tmp_path):
+    data, root = {
+        "cifar_folder": ("CIFAR10", "tiny_folder"), "cifar_zip": ("CIFAR10", "tiny_zip"),
+        "cifar_batches": ("CIFAR10", "tiny_cifar_batches"), "svhn_mat": ("SVHN", "tiny_svhn"),
+        "svhn_folder": ("SVHN", "tiny_folder"), "tiny_native": ("TinyImagenet", "tiny_imagenet"),
+        "tiny_folder": ("TinyImagenet", "tiny_folder64"),
+    }[layout]
+    res = train(request.getfixturevalue(root), tmp_path, "--data", data, "--batch-size", "32",
+                "--eval", "natural,pgd20", method=method)
+    assert res["epochs_done"] == 2 and res["history"][1]["phase"] == "part"
+    assert res["natural"] is not None and res["pgd20"] <= res["natural"]
+
+
+def test_tiny_imagenet_native_layout(tiny_imagenet):
+    train_split, test_split = load_splits("TinyImagenet", tiny_imagenet, download=False)
+    assert train_split.images.shape == (15, 64, 64, 3) and test_split.images.shape == (9, 64, 64, 3)
+    assert train_split.classes == ["n01443537", "n01629819", "n01641577"]
+    assert set(test_split.labels.tolist()) == {0, 1, 2}
+
+
+def test_svhn_labels_and_official_overrides(tiny_svhn, trust_fake_files, tiny_splits):
+    train_split, _ = load_splits("SVHN", tiny_svhn, download=False)
+    assert np.array_equal(train_split.labels, tiny_splits["train"][1])     # label 10 means digit 0
+    assert np.array_equal(train_split.images, tiny_splits["train"][0])
+    args = get_args("part", ["--data", "SVHN"])
+    assert (args.step_size, args.weight_decay, args.lr, args.batch_size) == (1 / 255, 0.0035, 0.01, 128)
+    assert args.augmentation == "none" and "--step-size" in args.dataset_overrides
+    args = get_args("part", ["--data", "SVHN", "--step-size", "2/255", "--wd=1e-3", "--augmentation", "crop-flip"])
+    assert args.step_size == 2 / 255 and args.weight_decay == 1e-3 and args.augmentation == "crop-flip"
+    assert set(args.dataset_overrides) == {"--lr", "--batch-size"}
+    assert get_args("part", []).augmentation == "crop-flip"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
+    train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", method=method)
+    res = train(tiny_folder, tmp_path / "b", "--low-epsilon", "8/255", "--eval", "natural", method=method)
+    assert _same(_weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "b" / "epoch2.pt"))
+    assert res["method"] == {"part": "PART", "part_t": "PART-T", "part_m": "PART-M"}[method]
+
+
+@pytest.mark.parametrize("method", ["part_t", "part_m"])
+def test_reweighting_changes_trades_and_mart(method, tiny_folder, tmp_path):
+    train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", method=method)
+    train(tiny_folder, tmp_path / "b", "--low-epsilon", "1/255", "--eval", "natural", method=method)
+    assert not _same(_weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "b" / "epoch2.pt"))
+
+
+def test_trades_clean_target_once_equals_every_step():
+    torch.manual_seed(0)
+    model = build_model("smallcnn", 10).eval()
+    torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)
+    x = torch.rand(6, 3, 32, 32)
+    eps = torch.where(torch.rand_like(x) > 0.5, torch.tensor(8 / 255), torch.tensor(7 / 255))
+    torch.manual_seed(3)
+    ours = trades(model, x, None, eps, 2 / 255, 5)
+    # The official loop: the clean softmax recomputed at every step.
+    torch.manual_seed(3)
+    x_adv = x + 0.001 * torch.randn_like(x)
+    for _ in range(5):
+        x_adv.requires_grad_(True)
+        loss = F.kl_div(F.log_softmax(model(x_adv), 1), F.softmax(model(x), 1), reduction="sum")
+        grad, = torch.autograd.grad(loss, x_adv)
+        x_adv = project(x_adv.detach() + 2 / 255 * grad.sign(), x, eps)
+    assert torch.equal(ours, x_adv)
+    assert not torch.equal(ours, x)
+
+
+def test_region_map_and_training(tiny_folder, tmp_path):
+    m = region_map(32, {"ul": 6 / 255, "br": 12 / 255}, 8 / 255)
+    assert m.shape == (1, 3, 32, 32)
+    assert m[0, 0, 0, 0] == torch.tensor(6 / 255) and m[0, 2, 31, 31] == torch.tensor(12 / 255)
+    assert m[0, 1, 0, 31] == torch.tensor(8 / 255) and m[0, 1, 31, 0] == torch.tensor(8 / 255)
+    res = train(tiny_folder, tmp_path / "r", "--mask-rule", "region", "--warm-up", "0",
+                "--region-eps", "ul=6/255,ur=12/255,bl=12/255,br=12/255")
+    assert res["method"] == "AT-region" and [r["phase"] for r in res["history"]] == ["part", "part"]
+    # Every quadrant at epsilon is plain AT, weight for weight.
+    train(tiny_folder, tmp_path / "q", "--mask-rule", "region", "--region-eps", "ul=8/255,br=8/255",
+          "--eval", "natural")
+    train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural")
+    assert _same(_weights(tmp_path / "q" / "epoch2.pt"), _weights(tmp_path / "a" / "epoch2.pt"))
+
+
+def test_region_flag_needs_region_rule():
+    out = subprocess.run([sys.executable, "train_eval_part.py", "--region-eps", "ul=6/255"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--mask-rule region" in out.stderr
+
+
+def test_backend_gradcam_agrees_with_native():
+    torch.manual_seed(0)
+    model = build_model("resnet", 10).eval()
+    x = torch.rand(4, 3, 32, 32)
+    native = compute_cam(model, x, "gradcam")
+    up = minmax_normalise(F.interpolate(native[:, None], size=(32, 32), mode="bilinear",
+                                        align_corners=False)[:, 0])
+    lib = compute_cam(model, x, "lib-gradcam")
+    assert lib.shape == (4, 32, 32)
+    assert torch.allclose(up, lib, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "eigencam", "scorecam"])
+def test_backend_methods_batched_and_clean(method):
+    torch.manual_seed(0)
+    model = build_model("smallcnn", 10).train()
+    cam = compute_cam(model, torch.rand(3, 3, 32, 32), method)
+    assert cam.shape == (3, 32, 32) and cam.min() >= 0 and cam.max() <= 1
+    assert model.training and not cam_layer(model)._forward_hooks
+    assert all(p.grad is None for p in model.parameters())
+    eps = epsilon_map(cam, 32, 8 / 255, 7 / 255, "official")
+    assert eps.shape == (3, 3, 32, 32)
+
+
+@pytest.mark.parametrize("script,flag", [("train_eval_part_t.py", "--beta"), ("train_eval_part_m.py", "--beta"),
+                                         ("train_eval_part.py", "--attack")])
+def test_each_help_lists_defaults(script, flag):
+    out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0 and flag in text and "(default: 80)" in text and "(default: 20)" in text
