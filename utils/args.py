@@ -143,6 +143,12 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
     a("--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
     a("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    a("--save-masks", type=non_negative_int, default=0, metavar="N",
+      help="after warm-up and at the end, a PNG grid of N fixed test images: image, CAM, ε map, perturbation")
+    a("--eval-every", type=non_negative_int, default=0, metavar="K",
+      help="natural and PGD-20 accuracy every K epochs on --eval-subset test images (0: off)")
+    a("--eval-subset", type=positive_int, default=1000, metavar="M",
+      help="fixed test images for --eval-every")
     a("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(method=method_key)
     return p

@@ -39,7 +39,7 @@ def accuracy_line(correct: int, total: int, robust: int | None = None) -> str:
 
 
 def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
-             num_classes: int, progress: bool = False) -> dict:
+             num_classes: int, progress: bool = False, verbose: bool = True) -> dict:
     """Accuracies in percent, counts and seconds for each requested evaluation."""
     device = next(model.parameters()).device
     model.eval()
@@ -52,7 +52,8 @@ def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argpa
     if "natural" in which:
         out["natural"] = 100.0 * natural / total
         out["counts"]["natural"] = natural
-        print(accuracy_line(natural, total), flush=True)
+        if verbose:
+            print(accuracy_line(natural, total), flush=True)
     for name in (w for w in which if w != "natural"):
         attack = _adversary(name, args, num_classes)
         t0 = time.perf_counter()
@@ -63,6 +64,7 @@ def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argpa
         out["seconds"][name] = time.perf_counter() - t0
         out[name] = 100.0 * robust / total
         out["counts"][name] = robust
-        print(f"{HEADERS[name]}{'=' * 61}", flush=True)
-        print(accuracy_line(natural, total, robust), flush=True)
+        if verbose:
+            print(f"{HEADERS[name]}{'=' * 61}", flush=True)
+            print(accuracy_line(natural, total, robust), flush=True)
     return out

@@ -3,6 +3,7 @@ evaluation. One log row per epoch, checkpoints every --save-freq epochs, exact -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,15 +23,29 @@ from cam import compute_cam, epsilon_map, region_map
 from models import MODEL_DIR_NAMES, build_model
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
-from utils.data import ArraySplit, load_splits, make_loader, train_augmentation
+from attacks import pgd
+from utils.data import ArraySplit, Split, load_splits, make_loader, train_augmentation
 from utils.errors import UserError
 from utils.evaluate import evaluate
 from utils.losses import LOSSES
 from utils.methods import METHODS
+from utils.visualize import grid_panels, save_mask_grid
 
-# Offsets that keep the per-epoch shuffles of the training pass and of the official mask pass apart.
+# Offsets that keep the random streams of the training pass and of the side passes (official mask
+# pass, periodic evaluation, mask grids) apart.
 SHUFFLE_STRIDE = 100_003
 MASK_PASS_OFFSET = 50_021
+EVAL_OFFSET = 70_001
+GRID_OFFSET = 90_001
+
+
+@contextlib.contextmanager
+def side_rng(seed: int, device: torch.device):
+    """Run a side pass on its own seeded RNG and restore the training RNG afterwards, so that
+    extra passes never change what the training pass sees."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def set_seed(seed: int) -> None:
@@ -75,7 +90,8 @@ def git_commit() -> str | None:
 
 class Trainer:
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_set: ArraySplit,
-                 device: torch.device, progress: bool) -> None:
+                 device: torch.device, progress: bool, test_split: Split | None = None) -> None:
+        self.num_classes = len(test_split.classes) if test_split is not None else 0
         self.args = args
         self.method = METHODS[args.method]
         self.model = model
@@ -91,6 +107,14 @@ class Trainer:
                        if args.mask_rule == "region" else None)
         # The random start: +-epsilon around x as upstream's part_pgd, or the region map itself.
         self.start_epsilon = None if self.region is not None else args.epsilon
+        self.eval_loader = None
+        self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
+        if test_split is not None and args.eval_every:
+            self.eval_loader = make_loader(ArraySplit(test_split.subset(args.eval_subset)), args.batch_size,
+                                           None, args.workers)
+        if test_split is not None and args.save_masks:
+            few = ArraySplit(test_split.subset(args.save_masks))
+            self.grid_images = (torch.stack([few[i][0] for i in range(len(few))]), few.labels)
 
     def phase(self, epoch: int) -> str:
         if epoch <= self.args.warm_up:
@@ -109,8 +133,7 @@ class Trainer:
         forked RNG so that the training pass sees the same data and noise as without it."""
         a = self.args
         masks = []
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch)
+        with side_rng(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch, self.device):
             loader = make_loader(self.train_set, a.batch_size, a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch,
                                  a.workers)
             for x, _ in tqdm(loader, desc=f"epoch {epoch} masks", disable=not self.progress, leave=False):
@@ -163,6 +186,34 @@ class Trainer:
             row["full_budget_fraction"] = high / seen
         return row
 
+    # --- side outputs: periodic evaluation and mask grids ----------------------------------------
+    def periodic_eval(self, epoch: int, row: dict) -> None:
+        a = self.args
+        if self.eval_loader is None or (epoch % a.eval_every and epoch != a.epochs):
+            return
+        with side_rng(a.seed * SHUFFLE_STRIDE + EVAL_OFFSET + epoch, self.device):
+            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False)
+        row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
+        self.model.train()
+
+    def mask_grid(self, epoch: int, path: Path) -> None:
+        """The budget PART gives N fixed test images under the current model, and its perturbation."""
+        a = self.args
+        x, y = (t.to(self.device) for t in self.grid_images)
+        with side_rng(a.seed * SHUFFLE_STRIDE + GRID_OFFSET + epoch, self.device):
+            cam = None
+            if self.region is not None:
+                eps = self.region.expand(len(x), -1, -1, -1)
+            else:
+                cam = compute_cam(self.model, x, a.cam)
+                eps = epsilon_map(cam, self.image_size, a.epsilon, a.low_epsilon, a.mask_rule)
+            was_training = self.model.training
+            self.model.eval()
+            x_adv = pgd(self.model, x, y, eps, a.step_size, a.num_steps, start_epsilon=self.start_epsilon)
+            self.model.train(was_training)
+        panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
+        save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
+
     # --- checkpoints ----------------------------------------------------------------------------
     def save(self, path: Path, epoch: int) -> None:
         save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -186,6 +237,8 @@ def log_row(row: dict, epochs: int, base: str) -> str:
             f"{row['seconds']:.1f} s")
     if "full_budget_fraction" in row:
         text += f" | full budget on {100 * row['full_budget_fraction']:.1f}% of elements"
+    if "natural" in row:
+        text += f" | natural {row['natural']:.2f}% | PGD-20 {row['pgd20']:.2f}%"
     return text
 
 
@@ -213,7 +266,7 @@ def run(args: argparse.Namespace) -> dict:
     model = build_model(args.model, num_classes, image_size=size).to(device)
     progress = not args.no_progress and sys.stderr.isatty()
     augment = train_augmentation(size) if args.augmentation == "crop-flip" else None
-    trainer = Trainer(args, model, ArraySplit(train_split, augment), device, progress)
+    trainer = Trainer(args, model, ArraySplit(train_split, augment), device, progress, test_split)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
           f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
@@ -235,9 +288,15 @@ def run(args: argparse.Namespace) -> dict:
             print(f"resumed from {ckpt_path} after epoch {epochs_done}", flush=True)
         for epoch in range(start, args.epochs + 1):
             row = trainer.train_epoch(epoch)
+            trainer.periodic_eval(epoch, row)
             trainer.history.append(row)
             epochs_done = epoch
             print(log_row(row, args.epochs, method.base), flush=True)
+            if args.save_masks and epoch in (args.warm_up, args.epochs):
+                grid = model_dir / f"masks_epoch{epoch}.png"
+                grid.parent.mkdir(parents=True, exist_ok=True)
+                trainer.mask_grid(epoch, grid)
+                print(f"mask grid written to {grid}", flush=True)
             if epoch % args.save_freq == 0 or epoch == args.epochs:
                 trainer.save(model_dir / f"epoch{epoch}.pt", epoch)
 
