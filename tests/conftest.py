@@ -130,6 +130,15 @@ def tiny_folder64(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_zip64(tmp_path_factory, tiny_folder64) -> Path:
+    path = tmp_path_factory.mktemp("zip64") / "tiny-imagenet-small.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(tiny_folder64.rglob("*.png")):
+            zf.write(f, "tiny/" + f.relative_to(tiny_folder64).as_posix())
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_svhn(tmp_path_factory, tiny_splits) -> Path:
     """torchvision's SVHN layout: train_32x32.mat / test_32x32.mat with X (H, W, C, N), y in 1..10."""
     from scipy.io import savemat

@@ -27,6 +27,8 @@ def test_help_lists_defaults():
     (["--warm-up", "90"], "--warm-up"),
     (["--eval", "natural,fgsm"], "--eval"),
     (["--model", "vgg"], "invalid choice"),
+    (["--rand_init", "maybe"], "invalid boolean 'maybe'"),
+    (["--region-eps", "middle=1/255", "--mask-rule", "region"], "invalid --region-eps item"),
 ])
 def test_bad_flags(args, needle):
     out = cli(*args)
@@ -60,3 +62,9 @@ def test_cuda_asked_without_cuda():
         pytest.skip("this machine has CUDA")
     out = cli("--device", "cuda", "--data-dir", "/nonexistent", "--no-download")
     assert out.returncode == 2 and "CUDA is not available" in out.stderr
+
+
+def test_num_class_must_match_the_data(tiny_folder, tmp_path):
+    out = cli("--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", "--num-class", "7",
+              "--model-dir", str(tmp_path / "m"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--num-class 7" in out.stderr

@@ -71,3 +71,47 @@ def test_augmentation_keeps_labels_range_and_shape(tiny_splits):
     assert (xs == 0).any()
     plain = ArraySplit(Split(images, labels, CLASSES))
     assert torch.equal(plain[3][0], torch.from_numpy(images[3]).permute(2, 0, 1).float() / 255)
+
+
+def test_resident_loader_matches_the_cpu_path_without_augmentation(tiny_splits):
+    from utils.data import ResidentLoader, Split, make_loader
+    images, labels = tiny_splits["train"]
+    split = Split(images, labels, CLASSES)
+    resident = list(ResidentLoader(split, 16, 123, False, "cpu"))
+    reference = list(make_loader(ArraySplit(split), 16, 123))
+    assert len(resident) == len(reference) == 5
+    for (xa, ya), (xb, yb) in zip(resident, reference):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_resident_augmentation_keeps_labels_aligned():
+    from utils.data import ResidentLoader, Split
+    labels = np.arange(40) % 10
+    images = np.broadcast_to((labels + 1)[:, None, None, None] * 20, (40, 32, 32, 3)).astype(np.uint8)
+    torch.manual_seed(0)
+    for x, y in ResidentLoader(Split(images, labels, CLASSES), 16, 5, True, "cpu"):
+        assert x.min() >= 0 and x.max() <= 1 and x.shape[1:] == (3, 32, 32)
+        for xi, yi in zip(x, y):
+            values = torch.unique((xi * 255).round())
+            assert set(values.tolist()) <= {0.0, float((int(yi) + 1) * 20)}
+
+
+def test_crop_flip_follows_the_official_distribution():
+    from utils.data import crop_flip
+    n = 9000
+    rows = torch.arange(1, 33, dtype=torch.uint8)[:, None].expand(32, 32)
+    cols = torch.arange(1, 33, dtype=torch.uint8)[None, :].expand(32, 32)
+    img = torch.stack([rows, cols])[None].expand(n, 2, 32, 32)
+    torch.manual_seed(0)
+    out = crop_flip(img, 4).long()
+    oy = out[:, 0, 16, 16] - 13
+    flipped = out[:, 1, 16, 17] < out[:, 1, 16, 16]
+    ox = torch.where(flipped, out[:, 1, 16, 16] - 12, out[:, 1, 16, 16] - 13)
+    for offsets in (oy, ox):
+        counts = torch.bincount(offsets, minlength=9).double()
+        assert offsets.min() == 0 and offsets.max() == 8 and len(counts) == 9
+        chi2 = float(((counts - n / 9) ** 2 / (n / 9)).sum())
+        assert chi2 < 26.1          # chi-square, 8 degrees of freedom, p = 0.001
+    assert abs(flipped.double().mean().item() - 0.5) < 0.02
+    # Zero padding appears where the crop leaves the image.
+    assert torch.all(out[oy == 0, 0, 0, :] == 0)

@@ -91,3 +91,12 @@ def test_mma_training_attack_and_cam_rule(tiny_folder, tmp_path):
     res = train(tiny_folder, tmp_path / "m", "--attack", "mma", "--mask-rule", "cam", "--cam", "layercam",
                 "--eval", "natural,mma")
     assert res["history"][1]["phase"] == "part" and res["mma"] is not None
+
+
+def test_resident_loader_trains_like_the_cpu_path(tiny_folder, tmp_path):
+    """Without augmentation both loaders feed the same batches, so the weights agree exactly."""
+    train(tiny_folder, tmp_path / "t", "--augmentation", "none", "--eval", "natural")
+    train(tiny_folder, tmp_path / "r", "--augmentation", "none", "--loader", "resident", "--eval", "natural")
+    assert _same(_weights(tmp_path / "t" / "epoch2.pt"), _weights(tmp_path / "r" / "epoch2.pt"))
+    res = train(tiny_folder, tmp_path / "a", "--loader", "resident", "--cam-refresh", "official", "--eval", "natural")
+    assert res["epochs_done"] == 2

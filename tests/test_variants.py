@@ -40,18 +40,25 @@ def _same(a, b):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("layout", ["cifar_folder", "cifar_zip", "cifar_batches", "svhn_mat", "svhn_folder",
-                                    "tiny_native", "tiny_folder"])
+                                    "svhn_zip", "tiny_native", "tiny_folder", "tiny_zip"])
 def test_every_script_on_every_layout(method, layout, request, trust_fake_files, tmp_path):
     data, root = {
         "cifar_folder": ("CIFAR10", "tiny_folder"), "cifar_zip": ("CIFAR10", "tiny_zip"),
         "cifar_batches": ("CIFAR10", "tiny_cifar_batches"), "svhn_mat": ("SVHN", "tiny_svhn"),
         "svhn_folder": ("SVHN", "tiny_folder"), "tiny_native": ("TinyImagenet", "tiny_imagenet"),
-        "tiny_folder": ("TinyImagenet", "tiny_folder64"),
+        "tiny_folder": ("TinyImagenet", "tiny_folder64"), "svhn_zip": ("SVHN", "tiny_zip"),
+        "tiny_zip": ("TinyImagenet", "tiny_zip64"),
     }[layout]
     res = train(request.getfixturevalue(root), tmp_path, "--data", data, "--batch-size", "32",
                 "--eval", "natural,pgd20", method=method)
     assert res["epochs_done"] == 2 and res["history"][1]["phase"] == "part"
     assert res["natural"] is not None and res["pgd20"] <= res["natural"]
+
+
+def test_rand_init_false_is_deterministic_attack(tiny_folder, tmp_path):
+    for method in METHODS:
+        res = train(tiny_folder, tmp_path / method, "--rand_init", "false", "--eval", "natural", method=method)
+        assert res["args"]["rand_init"] is False and res["epochs_done"] == 2
 
 
 def test_tiny_imagenet_native_layout(tiny_imagenet):

@@ -50,6 +50,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def boolean(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no): upstream's type=bool took any non-empty string as True."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)")
+
+
 def region_list(text: str) -> dict[str, float]:
     """'ul=6/255,ur=12/255,bl=12/255,br=12/255' -> {quadrant: budget}."""
     out: dict[str, float] = {}
@@ -96,6 +106,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--epsilon", type=parse_fraction, default=8 / 255, help="budget on important pixels (e.g. 8/255)")
     a("--low-epsilon", type=parse_fraction, default=7 / 255, help="budget on the other pixels")
     a("--num-steps", type=positive_int, default=10, help="attack steps during training")
+    a("--num-class", type=positive_int, default=None,
+      help="number of classes (default: from the data; if given it must match the data)")
+    a("--rand_init", "--rand-init", type=boolean, default=True, metavar="BOOL",
+      help="random start of the training attacks")
     a("--step-size", type=parse_fraction, default=2 / 255, help="attack step size (training and PGD-20/MMA)")
     a("--adjust-first", type=positive_int, default=60,
       help="lr x0.1 from this post-warm-up epoch (counted after the warm-up, as upstream)")
@@ -142,7 +156,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--results", default=None, metavar="PATH", help="results JSON (default <model-dir>/results.json)")
     a("--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
     a("--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
-    a("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    a("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (--loader torch)")
+    a("--loader", default="torch", choices=("torch", "resident"),
+      help="torch: DataLoader with per-sample augmentation on the CPU; resident: the training set held "
+           "on the device as uint8, augmented in batches there (meant for GPUs)")
     a("--save-masks", type=non_negative_int, default=0, metavar="N",
       help="after warm-up and at the end, a PNG grid of N fixed test images: image, CAM, ε map, perturbation")
     a("--eval-every", type=non_negative_int, default=0, metavar="K",

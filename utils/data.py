@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
@@ -249,8 +250,63 @@ def train_augmentation(size: int, padding: int = 4) -> transforms.Compose:
     return transforms.Compose([transforms.RandomCrop(size, padding=padding), transforms.RandomHorizontalFlip()])
 
 
+def epoch_order(n: int, shuffle_seed: int | None) -> torch.Tensor:
+    """The order of one pass: a permutation drawn from the seed alone (None: in order), so that
+    resumes replay it and both loaders agree."""
+    if shuffle_seed is None:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
+
+
 def make_loader(dataset: Dataset, batch_size: int, shuffle_seed: int | None, workers: int = 0) -> DataLoader:
-    """A loader whose order depends only on `shuffle_seed` (None: in order), so resumes replay it."""
-    gen = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle_seed is not None, generator=gen,
-                      num_workers=workers, drop_last=False)
+    """A DataLoader in epoch_order; augmentation runs per sample in the workers (the CPU path).
+
+    Its own generator seeds the workers, so creating the loader draws nothing from the global RNG
+    (which the attacks use) and both loaders leave that stream alike."""
+    gen = torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=epoch_order(len(dataset), shuffle_seed).tolist(),
+                      num_workers=workers, drop_last=False, generator=gen)
+
+
+def crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Batched random crop (zero padding, offsets uniform over 0..2*padding) and horizontal flip
+    (probability 1/2), per sample, as torchvision's RandomCrop + RandomHorizontalFlip; one gather
+    on the images' device, no per-image loop. images: (B, C, H, W), any dtype."""
+    b, c, h, w = images.shape
+    dev = images.device
+    padded = F.pad(images, (padding,) * 4)
+    oy = torch.randint(0, 2 * padding + 1, (b, 1), device=dev)
+    ox = torch.randint(0, 2 * padding + 1, (b, 1), device=dev)
+    flip = torch.rand(b, 1, device=dev) < 0.5
+    rows = oy + torch.arange(h, device=dev)
+    cols = ox + torch.arange(w, device=dev)
+    cols = torch.where(flip, cols.flip(1), cols)
+    return padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class ResidentLoader:
+    """A split held on the device as uint8, shuffled by a per-epoch seed, augmented in batches on the
+    device (crop_flip). Yields (float images in [0, 1], labels) like a DataLoader over ArraySplit."""
+
+    def __init__(self, split: Split, batch_size: int, shuffle_seed: int | None, augment: bool,
+                 device: torch.device | str, padding: int = 4) -> None:
+        self.dataset = split
+        self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.from_numpy(split.labels).to(device)
+        self.batch_size = batch_size
+        self.shuffle_seed = shuffle_seed
+        self.augment = augment
+        self.padding = padding
+
+    def __len__(self) -> int:
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        idx = epoch_order(len(self.labels), self.shuffle_seed).to(self.images.device)
+        for start in range(0, len(idx), self.batch_size):
+            batch = idx[start:start + self.batch_size]
+            x = self.images[batch]
+            if self.augment:
+                x = crop_flip(x, self.padding)
+            yield x.float().div_(255), self.labels[batch]

@@ -18,7 +18,7 @@ def at_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
     """PGD-AT (Madry et al.), or MMA-AT with --attack mma: cross-entropy on the attacked batch."""
     model.eval()
     x_adv = TRAIN_ATTACKS[args.attack](model, x, y, eps, args.step_size, args.num_steps,
-                                       start_epsilon=start_epsilon)
+                                       random_start=args.rand_init, start_epsilon=start_epsilon)
     model.train()
     return F.cross_entropy(model(x_adv), y)
 
@@ -29,7 +29,7 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
 
     The forward passes keep the official order (x, x_adv, x) so BatchNorm statistics match."""
     model.eval()
-    x_adv = trades(model, x, y, eps, args.step_size, args.num_steps)
+    x_adv = trades(model, x, y, eps, args.step_size, args.num_steps, random_start=args.rand_init)
     model.train()
     loss_natural = F.cross_entropy(model(x), y)
     log_adv = F.log_softmax(model(x_adv), dim=1)
@@ -41,7 +41,7 @@ def mart_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
               args: argparse.Namespace, start_epsilon: Budget | None) -> torch.Tensor:
     """MART / PART-M (`part_mart_loss`): boosted CE on x_adv + beta * KL weighted by 1 - p_y(x)."""
     model.eval()
-    x_adv = pgd(model, x, y, eps, args.step_size, args.num_steps, start="normal")
+    x_adv = pgd(model, x, y, eps, args.step_size, args.num_steps, random_start=args.rand_init, start="normal")
     model.train()
     logits = model(x)
     logits_adv = model(x_adv)

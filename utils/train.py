@@ -24,7 +24,7 @@ from models import MODEL_DIR_NAMES, build_model
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
 from attacks import pgd
-from utils.data import ArraySplit, Split, load_splits, make_loader, train_augmentation
+from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, train_augmentation
 from utils.errors import UserError
 from utils.evaluate import evaluate
 from utils.losses import LOSSES
@@ -89,16 +89,21 @@ def git_commit() -> str | None:
 
 
 class Trainer:
-    def __init__(self, args: argparse.Namespace, model: nn.Module, train_set: ArraySplit,
+    def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
                  device: torch.device, progress: bool, test_split: Split | None = None) -> None:
         self.num_classes = len(test_split.classes) if test_split is not None else 0
         self.args = args
         self.method = METHODS[args.method]
         self.model = model
-        self.train_set = train_set
         self.device = device
         self.progress = progress
-        self.image_size = train_set.images.shape[-1]
+        self.image_size = train_split.images.shape[2]
+        augment = args.augmentation == "crop-flip"
+        if args.loader == "resident":
+            # Moved to the device once; each pass only sets its shuffle seed.
+            self.resident = ResidentLoader(train_split, args.batch_size, None, augment, device)
+        else:
+            self.train_set = ArraySplit(train_split, train_augmentation(self.image_size) if augment else None)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                          weight_decay=args.weight_decay)
         self.history: list[dict] = []
@@ -121,6 +126,12 @@ class Trainer:
             return "warm-up"
         return "baseline" if self.args.no_reweight else "part"
 
+    def loader(self, shuffle_seed: int):
+        if self.args.loader == "resident":
+            self.resident.shuffle_seed = shuffle_seed
+            return self.resident
+        return make_loader(self.train_set, self.args.batch_size, shuffle_seed, self.args.workers)
+
     # --- budgets -------------------------------------------------------------------------------
     def cam_budget(self, x: torch.Tensor) -> torch.Tensor:
         a = self.args
@@ -134,8 +145,7 @@ class Trainer:
         a = self.args
         masks = []
         with side_rng(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch, self.device):
-            loader = make_loader(self.train_set, a.batch_size, a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch,
-                                 a.workers)
+            loader = self.loader(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch)
             for x, _ in tqdm(loader, desc=f"epoch {epoch} masks", disable=not self.progress, leave=False):
                 masks.append(self.cam_budget(x.to(self.device)))
         return masks
@@ -161,7 +171,7 @@ class Trainer:
         if phase == "part" and a.mask_rule != "region" and a.cam_refresh == "official" and (
                 self.masks is None or part_epoch == 1 or part_epoch % a.save_weights == 0):
             self.masks = self.official_mask_pass(epoch)
-        loader = make_loader(self.train_set, a.batch_size, a.seed * SHUFFLE_STRIDE + epoch, a.workers)
+        loader = self.loader(a.seed * SHUFFLE_STRIDE + epoch)
         loss_fn = LOSSES[self.method.loss]
         total, seen, high = 0.0, 0, 0.0
         self.model.train()
@@ -178,7 +188,7 @@ class Trainer:
             if torch.is_tensor(eps) and self.region is None:
                 high += float((eps == a.epsilon).float().mean()) * len(y)
             if batch_idx % a.log_interval == 0:
-                tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(self.train_set)} "
+                tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(loader.dataset)} "
                            f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
         row = {"epoch": epoch, "phase": phase, "loss": total / seen, "lr": lr,
                "seconds": time.perf_counter() - t0}
@@ -262,11 +272,12 @@ def run(args: argparse.Namespace) -> dict:
     train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
                                           args.train_subset, args.test_subset)
     num_classes = len(train_split.classes)
+    if args.num_class is not None and args.num_class != num_classes:
+        raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
     size = train_split.images.shape[1]
     model = build_model(args.model, num_classes, image_size=size).to(device)
     progress = not args.no_progress and sys.stderr.isatty()
-    augment = train_augmentation(size) if args.augmentation == "crop-flip" else None
-    trainer = Trainer(args, model, ArraySplit(train_split, augment), device, progress, test_split)
+    trainer = Trainer(args, model, train_split, device, progress, test_split)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
           f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
