@@ -92,7 +92,7 @@ def train(data_dir: Path, out: Path, *extra: str, method: str = "part") -> dict:
 # 2/255 (1/255 on unimportant pixels): at 8/255 this CNN stays near chance for many CPU-minutes.
 REAL_EPS, REAL_STEP = 2 / 255, 1 / 255
 REAL_ARGS = ["--model", "smallcnn", "--train-subset", "2000", "--test-subset", "500", "--epochs", "8",
-             "--warm-up", "4", "--lr", "0.02", "--batch-size", "32", "--num-steps", "3",
+             "--warm-up", "4", "--batch-size", "32", "--num-steps", "3",
              "--epsilon", "2/255", "--low-epsilon", "1/255", "--step-size", "1/255", "--eval-epsilon", "2/255",
              "--eval", "natural,pgd20", "--no-progress", "--log-interval", "1000", "--no-download"]
 
