@@ -5,8 +5,11 @@ resizes size->size, which is the identity for both mask rules' resamplers.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -36,12 +39,14 @@ def library_cam(model: nn.Module, x: torch.Tensor, method: str,
     cls = getattr(importlib.import_module("pytorch_grad_cam"), LIBRARY_METHODS[method])
     was_training = model.training
     try:
-        with torch.enable_grad(), cls(model=model, target_layers=[cam_layer(model)]) as extractor:
-            if hasattr(extractor, "batch_size"):
-                extractor.batch_size = max(len(x), 1)   # ScoreCAM / AblationCAM: one pass per batch
+        # ScoreCAM and AblationCAM draw their own progress bars on stderr; keep the log clean.
+        with torch.enable_grad(), contextlib.redirect_stderr(io.StringIO()), np.errstate(all="ignore"), \
+                cls(model=model, target_layers=[cam_layer(model)]) as extractor:
             tgt = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
             maps = extractor(input_tensor=x.detach(), targets=tgt)
     finally:
         model.train(was_training)
         model.zero_grad(set_to_none=True)   # the package calls backward() on the weights
-    return torch.from_numpy(maps).to(x.device).float()
+    # AblationCAM divides by the class score, which can be 0 (e.g. a zero-initialised last layer):
+    # a map without information counts as flat.
+    return torch.nan_to_num(torch.from_numpy(maps).to(x.device).float(), nan=0.0)

@@ -149,16 +149,18 @@ def test_backend_gradcam_agrees_with_native():
     assert torch.allclose(up, lib, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["gradcam++", "eigencam", "scorecam"])
-def test_backend_methods_batched_and_clean(method):
+@pytest.mark.parametrize("method", ["gradcam++", "eigencam", "scorecam", "ablationcam", "hirescam", "fullgrad"])
+def test_backend_methods_batched_and_clean(method, capfd):
     torch.manual_seed(0)
     model = build_model("smallcnn", 10).train()
     cam = compute_cam(model, torch.rand(3, 3, 32, 32), method)
     assert cam.shape == (3, 32, 32) and cam.min() >= 0 and cam.max() <= 1
     assert model.training and not cam_layer(model)._forward_hooks
     assert all(p.grad is None for p in model.parameters())
+    assert not torch.isnan(cam).any()
     eps = epsilon_map(cam, 32, 8 / 255, 7 / 255, "official")
     assert eps.shape == (3, 3, 32, 32)
+    assert "it/s" not in capfd.readouterr().err          # no progress bars from the package
 
 
 @pytest.mark.parametrize("script,flag", [("train_eval_part_t.py", "--beta"), ("train_eval_part_m.py", "--beta"),
