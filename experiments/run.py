@@ -1,0 +1,79 @@
+"""Run named reproduction runs, skipping those whose results JSON exists, resuming from the newest
+checkpoint of an interrupted one. Each run writes <results-dir>/<name>.json (args, history, the four
+accuracies, seconds, device, git commit) and <name>.log; weights stay in <checkpoint-dir>/<name>/.
+
+    python -m experiments.run --priority 1 --data-dir ../shared/data/cifar10-jpeg.zip
+    python -m experiments.run part_seed1 at_seed1 --dry-run
+    python -m experiments.run at_seed1 --extra "--model smallcnn --epochs 2"   # a quick try
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from experiments.runs import RUNS
+from utils.args import OneLineParser
+
+REPO = Path(__file__).resolve().parent.parent
+# Every run keeps a learning curve (1,000 fixed test images every 5 epochs) and two mask grids.
+COMMON = ["--eval-every", "5", "--eval-subset", "1000", "--save-masks", "8"]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = [(int(m.group(1)), p) for p in folder.glob("epoch*.pt") if (m := re.fullmatch(r"epoch(\d+)\.pt", p.name))]
+    return max(found)[1] if found else None
+
+
+def command(name: str, args: argparse.Namespace) -> list[str]:
+    _, script, run_args = RUNS[name]
+    model_dir = Path(args.checkpoint_dir).resolve() / name
+    cmd = [sys.executable, str(REPO / script), *shlex.split(run_args), *COMMON,
+           "--data-dir", str(Path(args.data_dir).resolve()), "--model-dir", str(model_dir),
+           "--results", str(Path(args.results_dir).resolve() / f"{name}.json"), "--no-progress",
+           *shlex.split(args.extra)]
+    ckpt = latest_checkpoint(model_dir)
+    if ckpt is not None:
+        cmd += ["--resume", str(ckpt)]
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m experiments.run", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", help=f"runs to do (known: {', '.join(RUNS)})")
+    p.add_argument("--priority", type=int, action="append", default=[], help="add every run of this priority")
+    p.add_argument("--data-dir", default="./data")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--checkpoint-dir", default="checkpoint/runs")
+    p.add_argument("--extra", default="", help="arguments appended to every run (quoted)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in RUNS]
+    if unknown:
+        p.error(f"unknown run {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    names = list(dict.fromkeys(args.names + [n for n, (prio, _, _) in RUNS.items() if prio in args.priority]))
+    if not names:
+        p.error("name at least one run or --priority")
+    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+    status = 0
+    for name in names:
+        if (Path(args.results_dir) / f"{name}.json").exists():
+            print(f"{name}: results exist, skipped", flush=True)
+            continue
+        cmd = command(name, args)
+        print(f"{name}: {shlex.join(cmd)}", flush=True)
+        if args.dry_run:
+            continue
+        with open(Path(args.results_dir) / f"{name}.log", "a") as log:
+            proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        print(f"{name}: exit code {proc.returncode}", flush=True)
+        status = status or proc.returncode
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
