@@ -48,14 +48,18 @@ def tiny_folder(tmp_path_factory, tiny_splits) -> Path:
     return write_image_tree(tmp_path_factory.mktemp("folder"), tiny_splits)
 
 
+def zip_tree(folder: Path, path: Path, prefix: str) -> Path:
+    """Zip an image-folder tree under `prefix/`, as the shared zip holds cifar10/train/..."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(folder.rglob("*.png")):
+            zf.write(f, f"{prefix}/" + f.relative_to(folder).as_posix())
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_zip(tmp_path_factory, tiny_folder) -> Path:
     """Layout (c): a zip holding cifar10/train/... and cifar10/test/..., as the shared zip."""
-    path = tmp_path_factory.mktemp("zip") / "cifar10-tiny.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        for f in sorted(tiny_folder.rglob("*.png")):
-            zf.write(f, "cifar10/" + f.relative_to(tiny_folder).as_posix())
-    return path
+    return zip_tree(tiny_folder, tmp_path_factory.mktemp("zip") / "cifar10-tiny.zip", "cifar10")
 
 
 @pytest.fixture(scope="session")
@@ -131,11 +135,7 @@ def tiny_folder64(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_zip64(tmp_path_factory, tiny_folder64) -> Path:
-    path = tmp_path_factory.mktemp("zip64") / "tiny-imagenet-small.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        for f in sorted(tiny_folder64.rglob("*.png")):
-            zf.write(f, "tiny/" + f.relative_to(tiny_folder64).as_posix())
-    return path
+    return zip_tree(tiny_folder64, tmp_path_factory.mktemp("zip64") / "tiny-imagenet-small.zip", "tiny")
 
 
 @pytest.fixture(scope="session")

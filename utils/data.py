@@ -133,16 +133,25 @@ def _zip_in(root: Path, aliases: tuple[str, ...]) -> Path | None:
 Limits = tuple[int | None, int | None]
 
 
+def _present_or_downloaded(root: Path, present: bool, download: bool, fetch) -> bool:
+    """True when the dataset's own files are under root, after fetching them if allowed."""
+    if present:
+        return True
+    if not download or (root.exists() and not root.is_dir()):
+        return False
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fetch()
+    except Exception:   # offline or refused: fall through to the layout message
+        return False
+    return True
+
+
 def _cifar10_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
     from torchvision.datasets import CIFAR10
-    if not (root / "cifar-10-batches-py").is_dir():
-        if not download or (root.exists() and not root.is_dir()):
-            return None
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            CIFAR10(str(root), train=True, download=True)
-        except Exception:   # offline or refused: fall through to the layout message
-            return None
+    if not _present_or_downloaded(root, (root / "cifar-10-batches-py").is_dir(), download,
+                                  lambda: CIFAR10(str(root), train=True, download=True)):
+        return None
     try:
         train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
     except RuntimeError as exc:
@@ -153,16 +162,10 @@ def _cifar10_native(root: Path, download: bool, limits: Limits) -> tuple[Split, 
 
 def _svhn_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
     from torchvision.datasets import SVHN
-    files = [root / "train_32x32.mat", root / "test_32x32.mat"]
-    if not all(f.is_file() for f in files):
-        if not download or (root.exists() and not root.is_dir()):
-            return None
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            for split in ("train", "test"):
-                SVHN(str(root), split=split, download=True)
-        except Exception:   # offline or refused: fall through to the layout message
-            return None
+    present = all((root / f"{split}_32x32.mat").is_file() for split in ("train", "test"))
+    if not _present_or_downloaded(root, present, download,
+                                  lambda: [SVHN(str(root), split=s, download=True) for s in ("train", "test")]):
+        return None
     try:
         sets = [SVHN(str(root), split=split) for split in ("train", "test")]
     except (RuntimeError, ValueError, OSError) as exc:
