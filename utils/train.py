@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from attacks.common import Budget
@@ -260,25 +261,30 @@ def write_json(obj: dict, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def run(args: argparse.Namespace) -> dict:
-    method = METHODS[args.method]
+def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split]:
+    """Seed, data, model and trainer for `args` (shared by run() and bench/)."""
     device = pick_device(args.device)
-    model_dir = Path(args.model_dir or default_model_dir(args))
-    results_path = Path(args.results) if args.results else model_dir / "results.json"
-    ckpt_path = args.eval_only or args.resume
-    ckpt = load_checkpoint(ckpt_path, device) if ckpt_path else None
-
     set_seed(args.seed)
     train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
                                           args.train_subset, args.test_subset)
     num_classes = len(train_split.classes)
     if args.num_class is not None and args.num_class != num_classes:
         raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
-    size = train_split.images.shape[1]
-    model = build_model(args.model, num_classes, image_size=size).to(device)
+    model = build_model(args.model, num_classes, image_size=train_split.images.shape[1]).to(device)
     progress = not args.no_progress and sys.stderr.isatty()
     trainer = Trainer(args, model, train_split, device, progress, test_split)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
+    return trainer, test_loader, train_split, test_split
+
+
+def run(args: argparse.Namespace) -> dict:
+    method = METHODS[args.method]
+    model_dir = Path(args.model_dir or default_model_dir(args))
+    results_path = Path(args.results) if args.results else model_dir / "results.json"
+    ckpt_path = args.eval_only or args.resume
+    ckpt = load_checkpoint(ckpt_path, pick_device(args.device)) if ckpt_path else None
+    trainer, test_loader, train_split, test_split = prepare(args)
+    model, device, num_classes, progress = trainer.model, trainer.device, trainer.num_classes, trainer.progress
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
           f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
           f"augmentation {args.augmentation}", flush=True)

@@ -1,0 +1,96 @@
+"""Time one training epoch (after one untimed epoch) of AT, PART, PART-T and PART-M, the PGD-20
+evaluation and AutoAttack on the current device, and compare with the anchors of issue 4.
+
+    python -m bench.bench --data-dir ../shared/data/cifar10-jpeg.zip            # on a GPU
+    python -m bench.bench --model smallcnn --train-subset 256 --test-subset 64   # a quick CPU try
+
+Times on a CPU are not speed results; the anchors are for one H100 at batch 128.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from utils.args import OneLineParser, get_args, positive_int
+from utils.evaluate import evaluate
+from utils.train import Trainer, prepare
+
+# Seconds, measured on one NVIDIA H100 80GB (torch 2.11), ResNet-18, CIFAR-10, batch 128; source:
+# issue 4 ("Speed: a PART epoch in 12 seconds on one H100"). Keys: what this script times.
+ANCHORS = {
+    "AT epoch": ("official code, standard AT epoch (torchattacks PGD-10)", 48.5),
+    "PART epoch": ("official code, PART epoch = attack/training 66.5 + CAM pass 593.7", 660.0),
+    "PART-T epoch": ("official code, PART-T epoch = 80.8 + 593.7", 675.0),
+    "PGD-20 eval": ("official code, PGD-20 evaluation of the 10,000 test images", 15.2),
+}
+CASES = (("AT epoch", "part", ["--no-reweight"]), ("PART epoch", "part", []),
+         ("PART-T epoch", "part_t", []), ("PART-M epoch", "part_m", []))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_epoch(key: str, flags: list[str]) -> tuple[float, Trainer, DataLoader, argparse.Namespace, int]:
+    """Seconds of the second PART-phase epoch of method `key` (the first is untimed)."""
+    args = get_args(key, flags + ["--warm-up", "0", "--epochs", "2", "--no-progress", "--log-interval", "100000"])
+    trainer, test_loader, train_split, _ = prepare(args)
+    trainer.train_epoch(1)                  # untimed: lazy initialisation, cudnn autotuning
+    _sync(trainer.device)
+    t0 = time.perf_counter()
+    trainer.train_epoch(2)
+    _sync(trainer.device)
+    return time.perf_counter() - t0, trainer, test_loader, args, len(train_split)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m bench.bench", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="./data")
+    p.add_argument("--model", default="resnet", choices=("resnet", "wideresnet", "smallcnn"))
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--loader", default="torch", choices=("torch", "resident"))
+    p.add_argument("--train-subset", type=positive_int, default=None)
+    p.add_argument("--test-subset", type=positive_int, default=None)
+    p.add_argument("--aa-subset", type=positive_int, default=1000, help="test images for the AutoAttack timing")
+    p.add_argument("--no-aa", action="store_true", help="skip the AutoAttack timing")
+    b = p.parse_args(argv)
+    common = ["--data-dir", b.data_dir, "--model", b.model, "--batch-size", str(b.batch_size), "--device", b.device,
+              "--loader", b.loader, "--no-download"]
+    common += ["--train-subset", str(b.train_subset)] if b.train_subset else []
+    common += ["--test-subset", str(b.test_subset)] if b.test_subset else []
+    rows: list[tuple[str, float, int]] = []
+    for name, key, flags in CASES:
+        seconds, trainer, test_loader, args, images = time_epoch(key, common + flags)
+        rows.append((name, seconds, images))
+    device = trainer.device
+    ev = evaluate(trainer.model, test_loader, ["pgd20"], args, trainer.num_classes, verbose=False)
+    rows.append(("PGD-20 eval", ev["seconds"]["pgd20"], ev["total"]))
+    if not b.no_aa:
+        aa_args = get_args("part", common + ["--test-subset", str(b.aa_subset), "--no-progress"])
+        _, aa_loader, _, _ = prepare(aa_args)
+        ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
+        rows.append(("AutoAttack eval", ev["seconds"]["aa"], ev["total"]))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (not a speed result)"
+    print(f"device: {name} | torch {torch.__version__} | model {b.model} | batch {b.batch_size} | loader {b.loader}")
+    print("| what | images | seconds | anchor (s) | anchor / ours |")
+    print("|---|---|---|---|---|")
+    comparable = b.model == "resnet" and b.batch_size == 128
+    for what, seconds, images in rows:
+        anchor = ANCHORS.get(what)
+        full = images == (10_000 if what == "PGD-20 eval" else 50_000)
+        ratio = f"{anchor[1] / seconds:.1f}x" if anchor and comparable and full else "–"
+        print(f"| {what} | {images} | {seconds:.2f} | {anchor[1] if anchor else '–'} | {ratio} |")
+    print("anchors (one H100, ResNet-18, batch 128, full CIFAR-10; ratios only for runs of that size): "
+          + "; ".join(f"{k}: {v[0]}" for k, v in ANCHORS.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
