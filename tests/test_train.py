@@ -7,6 +7,7 @@ import torch
 from tests.conftest import train
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
+from utils.errors import UserError
 from utils.train import lr_at
 
 CPU = torch.device("cpu")
@@ -100,3 +101,18 @@ def test_resident_loader_trains_like_the_cpu_path(tiny_folder, tmp_path):
     assert _same(_weights(tmp_path / "t" / "epoch2.pt"), _weights(tmp_path / "r" / "epoch2.pt"))
     res = train(tiny_folder, tmp_path / "a", "--loader", "resident", "--cam-refresh", "official", "--eval", "natural")
     assert res["epochs_done"] == 2
+
+
+def test_eval_only_needs_only_the_test_images(tiny_folder, tiny_splits, tmp_path):
+    """The second-lease workflow: weights plus a zip of the test tree alone."""
+    import zipfile
+    train(tiny_folder, tmp_path / "m", "--eval", "natural")
+    test_zip = tmp_path / "cifar10-test.zip"
+    with zipfile.ZipFile(test_zip, "w") as zf:
+        for f in sorted((tiny_folder / "test").rglob("*.png")):
+            zf.write(f, "cifar10/" + f.relative_to(tiny_folder).as_posix())
+    full = train(tiny_folder, tmp_path / "a", "--eval-only", str(tmp_path / "m" / "epoch2.pt"), "--eval", "natural")
+    only = train(test_zip, tmp_path / "b", "--eval-only", str(tmp_path / "m" / "epoch2.pt"), "--eval", "natural")
+    assert only["test_images"] == len(tiny_splits["test"][1]) and only["natural"] == full["natural"]
+    with pytest.raises(UserError, match="train/<class>/ \\+ test/<class>/"):
+        train(test_zip, tmp_path / "c", "--eval", "natural")

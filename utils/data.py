@@ -74,8 +74,9 @@ def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray
 def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
            limit: int | None) -> Split:
     entries = [entries[i] for i in subset_indices(len(entries), limit)]
-    images = np.stack([_decode(read(name), size, name) for name, _ in entries]) if entries else \
-        np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    if not entries:
+        return _empty(classes, size)
+    images = np.stack([_decode(read(name), size, name) for name, _ in entries])
     return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes)
 
 
@@ -89,7 +90,16 @@ def _folder_split(root: Path, size: int | None, limit: int | None) -> Split:
 _ZIP_ENTRY = re.compile(r"^(?P<prefix>(?:.*/)?)(?P<split>train|test)/(?P<cls>[^/]+)/[^/]+$")
 
 
-def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | None]) -> tuple[Split, Split]:
+def _empty(classes: list[str], size: int | None) -> Split:
+    return Split(np.zeros((0, size or 0, size or 0, 3), np.uint8), np.zeros(0, np.int64), classes)
+
+
+def _needed(need_train: bool) -> set[str]:
+    return {"train", "test"} if need_train else {"test"}
+
+
+def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | None],
+                need_train: bool = True) -> tuple[Split, Split]:
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -100,23 +110,24 @@ def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | No
             m = _ZIP_ENTRY.match(name)
             if m and name.lower().endswith(IMAGE_EXTENSIONS):
                 found.setdefault(m["prefix"], {}).setdefault(m["split"], {}).setdefault(m["cls"], []).append(name)
-        roots = [p for p, s in found.items() if {"train", "test"} <= s.keys()]
+        roots = [p for p, s in found.items() if _needed(need_train) <= s.keys()]
         if len(roots) != 1:
-            raise UserError(f"{path} holds no single train/<class>/ + test/<class>/ tree")
+            want = "train/<class>/ + test/<class>/" if need_train else "test/<class>/"
+            raise UserError(f"{path} holds no single {want} tree")
         tree = found[roots[0]]
-        classes = sorted(set(tree["train"]) | set(tree["test"]))
+        classes = sorted(set(tree.get("train", {})) | set(tree["test"]))
         splits = []
         for split, limit in zip(("train", "test"), limits):
-            entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree[split].get(c, []))]
+            entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree.get(split, {}).get(c, []))]
             splits.append(_stack(entries, zf.read, classes, size, limit))
     return splits[0], splits[1]
 
 
-def _image_tree(root: Path, aliases: tuple[str, ...]) -> Path | None:
+def _image_tree(root: Path, aliases: tuple[str, ...], need_train: bool = True) -> Path | None:
     candidates = [root] + [p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in aliases] \
         if root.is_dir() else []
     for c in candidates:
-        if (c / "train").is_dir() and (c / "test").is_dir():
+        if all((c / split).is_dir() for split in _needed(need_train)):
             return c
     return None
 
@@ -205,11 +216,13 @@ IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
 
 
 def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
-                train_subset: int | None = None, test_subset: int | None = None) -> tuple[Split, Split]:
+                train_subset: int | None = None, test_subset: int | None = None,
+                need_train: bool = True) -> tuple[Split, Split]:
     """(train, test) of dataset `name` from `data_dir`, in the first layout that is there.
 
     `train_subset` / `test_subset` keep a fixed random subset (the same for every --seed); only
-    those images are decoded.
+    those images are decoded. With need_train=False (evaluation only) a folder or zip holding only
+    the test tree is enough, and the training split is not decoded.
     """
     if name not in NATIVE:
         raise UserError(f"unknown dataset {name}; choose from {', '.join(NATIVE)}")
@@ -220,13 +233,15 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
         native = NATIVE[name](root, download, (train_subset, test_subset))
         if native is not None:
             return native
-    tree = _image_tree(root, aliases)
+    tree = _image_tree(root, aliases, need_train)
     if tree is not None:
-        return (_folder_split(tree / "train", size, train_subset),
-                _folder_split(tree / "test", size, test_subset))
+        test = _folder_split(tree / "test", size, test_subset)
+        train = _folder_split(tree / "train", size, train_subset) if need_train else _empty(test.classes, size)
+        return train, test
     zpath = _zip_in(root, aliases)
     if zpath is not None:
-        return _zip_splits(zpath, size, (train_subset, test_subset))
+        limits = (train_subset if need_train else 0, test_subset)
+        return _zip_splits(zpath, size, limits, need_train)
     raise UserError(f"no {name} data found at {root}; accepted layouts: {LAYOUTS[name]}")
 
 

@@ -19,12 +19,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from attacks import pgd
 from attacks.common import Budget
 from cam import compute_cam, epsilon_map, region_map
 from models import MODEL_DIR_NAMES, build_model
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
-from attacks import pgd
 from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, train_augmentation
 from utils.errors import UserError
 from utils.evaluate import evaluate
@@ -91,9 +91,9 @@ def git_commit() -> str | None:
 
 class Trainer:
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
-                 device: torch.device, progress: bool, test_split: Split | None = None) -> None:
-        self.num_classes = len(test_split.classes) if test_split is not None else 0
+                 device: torch.device, progress: bool, test_split: Split) -> None:
         self.args = args
+        self.num_classes = len(test_split.classes)
         self.method = METHODS[args.method]
         self.model = model
         self.device = device
@@ -115,12 +115,12 @@ class Trainer:
         self.start_epsilon = None if self.region is not None else args.epsilon
         self.eval_loader = None
         self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
-        if test_split is not None and args.eval_every:
+        if args.eval_every:
             self.eval_loader = make_loader(ArraySplit(test_split.subset(args.eval_subset)), args.batch_size,
                                            None, args.workers)
-        if test_split is not None and args.save_masks:
+        if args.save_masks:
             few = ArraySplit(test_split.subset(args.save_masks))
-            self.grid_images = (torch.stack([few[i][0] for i in range(len(few))]), few.labels)
+            self.grid_images = (few.images.float() / 255, few.labels)
 
     def phase(self, epoch: int) -> str:
         if epoch <= self.args.warm_up:
@@ -266,7 +266,7 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split
     device = pick_device(args.device)
     set_seed(args.seed)
     train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
-                                          args.train_subset, args.test_subset)
+                                          args.train_subset, args.test_subset, need_train=not args.eval_only)
     num_classes = len(train_split.classes)
     if args.num_class is not None and args.num_class != num_classes:
         raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
