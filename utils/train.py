@@ -174,7 +174,10 @@ class Trainer:
             self.masks = self.official_mask_pass(epoch)
         loader = self.loader(a.seed * SHUFFLE_STRIDE + epoch)
         loss_fn = LOSSES[self.method.loss]
-        total, seen, high = 0.0, 0, 0.0
+        # Sums stay on the device: one host sync per epoch rather than one per batch.
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        high = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen = 0
         self.model.train()
         bar = tqdm(loader, desc=f"epoch {epoch}/{a.epochs}", disable=not self.progress, leave=False)
         for batch_idx, (x, y) in enumerate(bar):
@@ -184,17 +187,17 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += loss.item() * len(y)
+            total += loss.detach().double() * len(y)
             seen += len(y)
             if torch.is_tensor(eps) and self.region is None:
-                high += float((eps == a.epsilon).float().mean()) * len(y)
+                high += (eps == a.epsilon).double().mean() * len(y)
             if batch_idx % a.log_interval == 0:
                 tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(loader.dataset)} "
                            f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
-        row = {"epoch": epoch, "phase": phase, "loss": total / seen, "lr": lr,
+        row = {"epoch": epoch, "phase": phase, "loss": total.item() / seen, "lr": lr,
                "seconds": time.perf_counter() - t0}
         if phase == "part" and self.region is None:
-            row["full_budget_fraction"] = high / seen
+            row["full_budget_fraction"] = high.item() / seen
         return row
 
     # --- side outputs: periodic evaluation and mask grids ----------------------------------------
