@@ -115,3 +115,17 @@ def test_crop_flip_follows_the_official_distribution():
     assert abs(flipped.double().mean().item() - 0.5) < 0.02
     # Zero padding appears where the crop leaves the image.
     assert torch.all(out[oy == 0, 0, 0, :] == 0)
+
+
+def test_one_class_list_when_a_split_misses_a_class(tmp_path, tiny_folder):
+    import shutil
+    for layout in ("folder", "zip"):
+        root = tmp_path / layout
+        shutil.copytree(tiny_folder, root)
+        shutil.rmtree(root / "test" / "airplane")
+        if layout == "zip":
+            from tests.conftest import zip_tree
+            root = zip_tree(root, tmp_path / "cifar10-x.zip", "cifar10")
+        train, test = load_splits("CIFAR10", root, download=False)
+        assert train.classes == test.classes == CLASSES
+        assert 0 not in test.labels.tolist() and set(test.labels.tolist()) == set(range(1, 10))

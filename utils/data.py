@@ -80,10 +80,9 @@ def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int |
     return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes)
 
 
-def _folder_split(root: Path, size: int | None, limit: int | None) -> Split:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    entries = [(str(f), i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
-               if f.suffix.lower() in IMAGE_EXTENSIONS]
+def _folder_split(root: Path, classes: list[str], size: int | None, limit: int | None) -> Split:
+    entries = [(str(f), i) for i, c in enumerate(classes) if (root / c).is_dir()
+               for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_EXTENSIONS]
     return _stack(entries, lambda n: n, classes, size, limit)
 
 
@@ -235,8 +234,12 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
             return native
     tree = _image_tree(root, aliases, need_train)
     if tree is not None:
-        test = _folder_split(tree / "test", size, test_subset)
-        train = _folder_split(tree / "train", size, train_subset) if need_train else _empty(test.classes, size)
+        # One class list for both splits (the union, as for zips), so a split missing a class
+        # folder cannot shift the labels of the other.
+        classes = sorted({p.name for split in ("train", "test") if (tree / split).is_dir()
+                          for p in (tree / split).iterdir() if p.is_dir()})
+        test = _folder_split(tree / "test", classes, size, test_subset)
+        train = _folder_split(tree / "train", classes, size, train_subset) if need_train else _empty(classes, size)
         return train, test
     zpath = _zip_in(root, aliases)
     if zpath is not None:
