@@ -4,7 +4,7 @@
 """
 import sys
 
-from utils.train import main
+from utils.cli import main
 
 if __name__ == "__main__":
     sys.exit(main("part_t"))

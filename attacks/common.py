@@ -7,14 +7,26 @@ import torch
 
 Budget = Union[float, torch.Tensor]
 
+# How an attack starts:
+#   uniform          x + U(-r, r), not clipped before the first step (the official `part_pgd`)
+#   uniform_clipped  x + U(-r, r) clipped to [0, 1] (torchattacks' PGD, the Madry start of MMA)
+#   normal           x + 0.001 * N(0, 1), not clipped (TRADES, MART)
+#   none             x itself
+STARTS = ("uniform", "uniform_clipped", "normal", "none")
+
 
 def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform") -> torch.Tensor:
-    """x plus noise: 'uniform' in +-radius (PGD-AT, PART), or 'normal' 0.001 * N(0, 1) (TRADES, MART)."""
+    """The starting point of an attack; `radius` is used by the uniform starts only."""
+    if kind == "none":
+        return x
     if kind == "normal":
         return x + 0.001 * torch.randn_like(x)
+    if kind not in ("uniform", "uniform_clipped"):
+        raise ValueError(f"unknown attack start {kind!r}; choose from {', '.join(STARTS)}")
     # (2U - 1) * r with U ~ U[0, 1): the same bits whether r is a float or a tensor of that float,
     # which keeps PART with epsilon_low == epsilon identical to plain AT.
-    return x + (torch.rand_like(x) * 2 - 1) * radius
+    start = x + (torch.rand_like(x) * 2 - 1) * radius
+    return start.clamp(0.0, 1.0) if kind == "uniform_clipped" else start
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, epsilon: Budget) -> torch.Tensor:
@@ -24,6 +36,14 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, epsilon: Budget) -> torch.Tens
     else:
         delta = torch.clamp(x_adv - x, -epsilon, epsilon)
     return torch.clamp(x + delta, 0.0, 1.0)
+
+
+def sign_step(x_adv: torch.Tensor, x: torch.Tensor, loss: torch.Tensor, step_size: float,
+              epsilon: Budget) -> torch.Tensor:
+    """One ascent step on `loss` (a scalar computed from x_adv): sign of the input gradient, then the
+    projection. Gradients are taken with respect to the input only, never the weights."""
+    grad, = torch.autograd.grad(loss, x_adv)
+    return project(x_adv.detach() + step_size * grad.sign(), x, epsilon)
 
 
 def repeat_budget(epsilon: Budget, batch: int, k: int) -> Budget:

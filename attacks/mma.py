@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from attacks.common import Budget, project, random_start_point, repeat_budget
+from attacks.common import Budget, random_start_point, repeat_budget, sign_step
 
 
 def mma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, step_size: float,
-        steps: int, random_start: bool = True, start_epsilon: Budget | None = None,
+        steps: int, start: str = "uniform_clipped", start_epsilon: Budget | None = None,
         k: int = 3, confidence: float = 50.0) -> torch.Tensor:
     x = x.detach()
     b = x.shape[0]
@@ -23,21 +23,17 @@ def mma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, ste
     k = min(k, logits.shape[1] - 1)
     wrong = logits.scatter(1, y[:, None], float("-inf"))
     targets = wrong.topk(k, dim=1).indices.t().reshape(-1)        # (k*B,), target-major
-    start = x
-    if random_start:
-        start = random_start_point(x, epsilon if start_epsilon is None else start_epsilon).clamp(0, 1)
+    begin = random_start_point(x, epsilon if start_epsilon is None else start_epsilon, start)
     xs = x.repeat(k, 1, 1, 1)
     ys = y.repeat(k)
     eps = repeat_budget(epsilon, b, k)
-    x_adv = start.repeat(k, 1, 1, 1)
+    x_adv = begin.repeat(k, 1, 1, 1)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         out = model(x_adv)
         real = out.gather(1, ys[:, None]).squeeze(1)
         other = out.gather(1, targets[:, None]).squeeze(1)
-        loss = -torch.clamp(real - other + confidence, min=0).sum()
-        grad, = torch.autograd.grad(loss, x_adv)
-        x_adv = project(x_adv.detach() + step_size * grad.sign(), xs, eps)
+        x_adv = sign_step(x_adv, xs, -torch.clamp(real - other + confidence, min=0).sum(), step_size, eps)
     with torch.no_grad():
         out = model(x_adv)
         margin = out.gather(1, targets[:, None]) - out.gather(1, ys[:, None])

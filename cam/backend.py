@@ -13,22 +13,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from models import cam_layer
+from models import cam_layer, eval_mode
+from utils.names import LIBRARY_CAMS as LIBRARY_METHODS
 
-# --cam name -> class name in pytorch_grad_cam
-LIBRARY_METHODS = {
-    "gradcam++": "GradCAMPlusPlus",
-    "hirescam": "HiResCAM",
-    "scorecam": "ScoreCAM",
-    "ablationcam": "AblationCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGradCAM",
-    "gradcamelementwise": "GradCAMElementWise",
-    "fullgrad": "FullGrad",
-    "lib-gradcam": "GradCAM",
-    "lib-xgradcam": "XGradCAM",
-    "lib-layercam": "LayerCAM",
-}
 
 
 def library_cam(model: nn.Module, x: torch.Tensor, method: str,
@@ -37,15 +24,13 @@ def library_cam(model: nn.Module, x: torch.Tensor, method: str,
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     cls = getattr(importlib.import_module("pytorch_grad_cam"), LIBRARY_METHODS[method])
-    was_training = model.training
     try:
         # ScoreCAM and AblationCAM draw their own progress bars on stderr; keep the log clean.
-        with torch.enable_grad(), contextlib.redirect_stderr(io.StringIO()), np.errstate(all="ignore"), \
-                cls(model=model, target_layers=[cam_layer(model)]) as extractor:
+        with eval_mode(model), torch.enable_grad(), contextlib.redirect_stderr(io.StringIO()), \
+                np.errstate(all="ignore"), cls(model=model, target_layers=[cam_layer(model)]) as extractor:
             tgt = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
             maps = extractor(input_tensor=x.detach(), targets=tgt)
     finally:
-        model.train(was_training)
         model.zero_grad(set_to_none=True)   # the package calls backward() on the weights
     # AblationCAM divides by the class score, which can be 0 (e.g. a zero-initialised last layer):
     # a map without information counts as flat.

@@ -5,7 +5,9 @@ Rules
   pinned torchvision 0.14, batched on the device: the float CAM as a 32-bit PIL image, PIL bicubic
   resize (a = -0.5), squared, coloured with matplotlib's 256-entry `jet` table, z-scored over the
   whole 3xHxW overlay, clamped at 1; weight > 1 gets epsilon, the rest epsilon_low. A zero-variance
-  overlay gives NaN weights and so epsilon_low everywhere, as upstream.
+  overlay gives NaN weights and so epsilon_low everywhere, as upstream. A constant CAM (all zeros
+  after our normalisation) is NaN under torchcam 0.3.2, the version the official code pins (min-max
+  without an epsilon: 0 / 0), so it too gets epsilon_low everywhere.
 - cam: the paper's intent without the colour map: bilinear upsampling, z-score over HxW, z > 1 gets
   epsilon, the same for all three channels.
 """
@@ -18,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MASK_RULES = ("official", "cam", "region")
-QUADRANTS = ("ul", "ur", "bl", "br")
+from utils.names import MASK_RULES, QUADRANTS  # noqa: F401 (re-exported)
+
 
 
 def _pil_bicubic(x: float) -> float:
@@ -58,15 +60,24 @@ def _jet_table() -> np.ndarray:
     return matplotlib.colormaps["jet"](np.arange(256))[:, :3].astype(np.float64)
 
 
+@functools.lru_cache(maxsize=None)
 def _table(name: str, device: torch.device, *args: int) -> torch.Tensor:
+    # Built once per device: no host-to-device copy per batch.
     data = pil_bicubic_matrix(*args) if name == "bicubic" else _jet_table()
     return torch.from_numpy(data).to(device)
+
+
+def torchcam_nan(cam: torch.Tensor) -> torch.Tensor:
+    """What torchcam 0.3.2 makes of a map: a constant map (all zeros after our min-max) is NaN."""
+    constant = cam.flatten(-2).amax(-1) == 0
+    return torch.where(constant[..., None, None], torch.full_like(cam, float("nan")), cam)
 
 
 def official_weight(cam: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 3, size, size) float32 weight of the official rule (the clamped z-scored jet overlay)."""
     b, h, w = cam.shape
     dev = cam.device
+    cam = torchcam_nan(cam)
     ry = _table("bicubic", dev, h, size)
     rx = _table("bicubic", dev, w, size)
     # PIL 'F' image: horizontal pass then vertical pass, double accumulation, float32 storage.
@@ -98,18 +109,24 @@ def cam_zscore(cam: torch.Tensor, size: int) -> torch.Tensor:
     return (up - mean) / std
 
 
+def important_map(cam: torch.Tensor, size: int, rule: str = "official") -> torch.Tensor:
+    """(B, 3, size, size) bool: the elements that keep the full budget."""
+    if rule == "official":
+        return official_weight(cam, size) > 1
+    if rule == "cam":
+        return (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1)
+    raise ValueError(f"unknown CAM mask rule {rule!r}; choose from official, cam")
+
+
+def budget_from(important: torch.Tensor, epsilon: float, low_epsilon: float) -> torch.Tensor:
+    """float32 epsilon where `important`, low_epsilon elsewhere (Python scalars: no host copy)."""
+    return torch.where(important, epsilon, low_epsilon).float()
+
+
 def epsilon_map(cam: torch.Tensor, size: int, epsilon: float, low_epsilon: float,
                 rule: str = "official") -> torch.Tensor:
-    """(B, 3, size, size) per-pixel budget on the CAM's device."""
-    if rule == "official":
-        important = official_weight(cam, size) > 1
-    elif rule == "cam":
-        important = (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1)
-    else:
-        raise ValueError(f"unknown CAM mask rule {rule!r}; choose from official, cam")
-    hi = torch.tensor(epsilon, dtype=torch.float32, device=cam.device)
-    lo = torch.tensor(low_epsilon, dtype=torch.float32, device=cam.device)
-    return torch.where(important, hi, lo)
+    """(B, 3, size, size) float32 per-pixel budget on the CAM's device."""
+    return budget_from(important_map(cam, size, rule), epsilon, low_epsilon)
 
 
 def region_map(size: int, budgets: dict[str, float], default: float,

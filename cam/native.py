@@ -1,8 +1,9 @@
 """GradCAM, XGradCAM and LayerCAM for a whole batch in one forward pass.
 
-Equal to pytorch_grad_cam's maps for the same layer and targets (see tests/test_cam.py), but the
-gradient is taken with torch.autograd.grad with respect to the target layer's output only: no
-weight gradients, no per-image loop, no hook left alive, and the model's mode is restored.
+Equal to pytorch_grad_cam's maps for the same layer and targets (see tests/test_cam.py). The model's
+`features` (up to the CAM layer) and `head` are called separately and the gradient is taken with
+respect to the features only: no hooks, no weight gradients, no per-image loop, BatchNorm in eval
+mode (its running statistics untouched) and the model's mode restored.
 """
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import torch
 import torch.nn as nn
 
 from cam.backend import LIBRARY_METHODS, library_cam
-from models import cam_layer
-
-NATIVE_METHODS = ("gradcam", "xgradcam", "layercam")
+from models import eval_mode
+from utils.names import NATIVE_CAMS as NATIVE_METHODS
 
 
 def _combine(method: str, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -28,12 +28,31 @@ def _combine(method: str, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tens
 
 
 def minmax_normalise(cam: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max to [0, 1] over the last two dims; a constant map becomes zeros."""
+    """Per-map min-max to [0, 1] over the last two dims; a constant map becomes zeros (the official
+    mask rule treats an all-zero map as torchcam's NaN map, see cam.masks)."""
     flat = cam.flatten(-2)
     lo = flat.min(-1).values[..., None, None]
     span = flat.max(-1).values[..., None, None] - lo
     return torch.where(span > 0, (cam - lo) / torch.where(span > 0, span, torch.ones_like(span)),
                        torch.zeros_like(cam))
+
+
+def raw_cam(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
+            targets: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, h, w) CAMs after the ReLU, before normalisation, for the predicted class (or `targets`)."""
+    if method not in NATIVE_METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose from "
+                         f"{', '.join(NATIVE_METHODS + tuple(LIBRARY_METHODS))}")
+    with eval_mode(model), torch.enable_grad():
+        acts = model.features(x.detach())
+        if not acts.requires_grad:        # a model whose parameters are all frozen
+            acts = acts.detach().requires_grad_(True)
+        logits = model.head(acts)
+        if targets is None:
+            targets = logits.argmax(1)
+        score = logits.gather(1, targets[:, None]).sum()
+        grads, = torch.autograd.grad(score, acts)
+    return _combine(method, acts.detach().float(), grads.float()).clamp(min=0)
 
 
 def compute_cam(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
@@ -44,24 +63,4 @@ def compute_cam(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
     back at the input resolution."""
     if method in LIBRARY_METHODS:
         return library_cam(model, x, method, targets)
-    if method not in NATIVE_METHODS:
-        raise ValueError(f"unknown CAM method {method!r}; choose from "
-                         f"{', '.join(NATIVE_METHODS + tuple(LIBRARY_METHODS))}")
-    layer = cam_layer(model)
-    captured: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            logits = model(x.detach())
-            acts = captured[0]
-            if targets is None:
-                targets = logits.argmax(1)
-            score = logits.gather(1, targets[:, None]).sum()
-            grads, = torch.autograd.grad(score, acts)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    cam = _combine(method, acts.detach().float(), grads.float()).clamp(min=0)
-    return minmax_normalise(cam)
+    return minmax_normalise(raw_cam(model, x, method, targets))

@@ -1,15 +1,19 @@
-"""Model zoo: `build_model(name, num_classes)`. Inputs are in [0, 1]; no normalisation layer."""
+"""Model zoo: `build_model(name, num_classes)`. Inputs are in [0, 1]; no normalisation layer.
+
+Every model splits its forward into `features(x)` (up to and including the CAM layer) and
+`head(features)` (the rest), so a CAM is one forward and one gradient with respect to the features,
+with no hooks (capturable in a CUDA graph, compilable)."""
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch.nn as nn
 
 from models.resnet import resnet18
 from models.smallcnn import SmallCNN
 from models.wideresnet import WideResNet
-
-MODEL_NAMES = ("resnet", "wideresnet", "smallcnn")
-# Names of the checkpoint folders, as in the official code.
-MODEL_DIR_NAMES = {"resnet": "ResNet_18", "wideresnet": "WideResnet-34", "smallcnn": "SmallCNN"}
+from utils.names import MODEL_DIR_NAMES, MODEL_NAMES  # noqa: F401 (re-exported)
 
 
 def build_model(name: str, num_classes: int, image_size: int = 32) -> nn.Module:
@@ -25,3 +29,15 @@ def build_model(name: str, num_classes: int, image_size: int = 32) -> nn.Module:
 def cam_layer(model: nn.Module) -> nn.Module:
     """The module whose activations the CAM is computed from (layer4 / block3 / block2)."""
     return model.get_submodule(model.cam_layer)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode inside the block (BatchNorm uses and keeps its running statistics,
+    dropout is off), and back in the mode it had afterwards, also after an exception."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -54,11 +54,16 @@ class ResNet(nn.Module):
             self.in_planes = planes
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of layer4, the CAM layer."""
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
-        return self.linear(out)
+        return self.layer4(self.layer3(self.layer2(self.layer1(out))))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.adaptive_avg_pool2d(features, 1).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 def resnet18(num_classes: int = 10) -> ResNet:

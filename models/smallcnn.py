@@ -38,6 +38,12 @@ class SmallCNN(nn.Module):
         nn.init.zeros_(self.classifier[-1].weight)
         nn.init.zeros_(self.classifier[-1].bias)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of block2, the CAM layer."""
+        return self.block2(self.block1(x))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(features).flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.pool(self.block2(self.block1(x)))
-        return self.classifier(out.flatten(1))
+        return self.head(self.features(x))

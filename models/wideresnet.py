@@ -76,7 +76,13 @@ class WideResNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 m.bias.data.zero_()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block3(self.block2(self.block1(self.conv1(x))))
-        out = self.relu(self.bn1(out))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of block3, the CAM layer."""
+        return self.block3(self.block2(self.block1(self.conv1(x))))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(features))
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

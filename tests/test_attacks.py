@@ -53,16 +53,38 @@ def test_pgd_raises_the_loss_and_leaves_weights_alone():
     assert all(p.grad is None for p in model.parameters())
 
 
+class _Linear(torch.nn.Module):
+    """logits = W x + b on flattened images, so each target's reachability is set by hand."""
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor) -> None:
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.w.t() + self.b
+
+
 def test_mma_picks_the_strongest_target():
-    model = _model()
-    torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)
-    x = torch.rand(5, 3, 32, 32)
-    y = model(x).argmax(1)
-    adv = mma(model, x, y, EPS, 2 / 255, 10, k=3)
-    with torch.no_grad():
-        before = model(x).gather(1, y[:, None])
-        after = model(adv).gather(1, y[:, None])
-    assert torch.all(after <= before + 1e-5)
+    """Class 0 is true. The wrong classes rank 1, 2, 3 by clean logit (4.4, 4.2, 4.0 against 5.4).
+    Class 1 moves exactly with class 0, so no perturbation closes its margin; class 2 gains 0.24 at
+    most; class 3 gains 2.64 and overtakes class 0. The strongest target is the last one tried."""
+    d = 3 * 4 * 4
+    w = torch.zeros(4, d)
+    w[0] = 0.1
+    w[1] = 0.1
+    w[3] = -1.0
+    b = torch.tensor([3.0, 2.0, 4.2, 28.0])
+    model = _Linear(w, b)
+    x = torch.full((2, 3, 4, 4), 0.5)
+    y = torch.zeros(2, dtype=torch.long)
+    clean = model(x)[0]
+    assert clean.argsort(descending=True).tolist() == [0, 1, 2, 3]
+    torch.manual_seed(0)
+    adv = mma(model, x, y, 0.05, 0.01, 10, k=3)
+    assert torch.all(model(adv).argmax(1) == 3)
+    assert torch.all((adv - x).abs() <= 0.05 + 1e-7)
+    alone = mma(model, x, y, 0.05, 0.01, 10, k=1)   # only the top wrong class: the attack fails
+    assert torch.all(model(alone).argmax(1) == 0)
 
 
 def test_pgd20_agrees_with_torchattacks(real_at_model):

@@ -68,3 +68,36 @@ def test_num_class_must_match_the_data(tiny_folder, tmp_path):
     out = cli("--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", "--num-class", "7",
               "--model-dir", str(tmp_path / "m"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--num-class 7" in out.stderr
+
+
+def test_abbreviated_flags_are_refused():
+    """--batch would be taken for --batch-size by plain argparse, unseen by the SVHN override check,
+    which would then replace the user's value silently."""
+    out = cli("--data", "SVHN", "--batch", "64")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unrecognized arguments: --batch 64" in out.stderr
+    from utils.args import get_args
+    assert get_args("part", ["--data", "SVHN", "--batch-size", "64"]).batch_size == 64
+
+
+PROBE = """
+import runpy, sys
+sys.argv = {argv!r}
+try:
+    runpy.run_{kind}({target!r}, run_name="__main__")
+except SystemExit:
+    pass
+heavy = sorted(m for m in ("torch", "torchvision", "matplotlib") if m in sys.modules)
+print("HEAVY", heavy)
+"""
+
+
+@pytest.mark.parametrize("kind,target,argv", [
+    ("path", "train_eval_part.py", ["train_eval_part.py", "--help"]),
+    ("path", "train_eval_part_t.py", ["train_eval_part_t.py", "--epsilon", "8/0"]),
+    ("module", "utils.report", ["report", "--help"]),
+    ("module", "experiments.run", ["run", "at_seed1", "--dry-run"]),
+])
+def test_command_lines_start_without_torch(kind, target, argv):
+    out = subprocess.run([sys.executable, "-c", PROBE.format(kind=kind, target=target, argv=argv)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr

@@ -85,3 +85,72 @@ def test_report_seed_summary_and_bad_input(tmp_path):
     assert "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – |" in table
     (tmp_path / "bad.json").write_text("{")
     assert report.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2
+
+
+def _fake_run(tmp_path, name, method, flags, natural):
+    from utils.args import get_args
+    key = {"PART": "part", "AT": "part", "PART-T": "part_t", "TRADES": "part_t"}[method]
+    args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES") else [])))
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"method": method, "args": args, "natural": natural, "pgd20": 40.0, "mma": None,
+                                "aa": None, "history": [], "epochs_done": 80}))
+    return str(path)
+
+
+def test_report_groups_and_pairs_by_every_setting(tmp_path):
+    runs = report.load_runs([
+        _fake_run(tmp_path, "part_s1", "PART", ["--seed", "1"], 80.0),
+        _fake_run(tmp_path, "part_s2", "PART", ["--seed", "2"], 82.0),
+        _fake_run(tmp_path, "pair_s1", "PART", ["--seed", "1", "--cam-refresh", "official"], 60.0),
+        _fake_run(tmp_path, "pair_s2", "PART", ["--seed", "2", "--cam-refresh", "official"], 62.0),
+        _fake_run(tmp_path, "at_lr02_s1", "AT", ["--seed", "1", "--lr", "0.02"], 70.0),
+        _fake_run(tmp_path, "at_s1", "AT", ["--seed", "1"], 75.0),
+        _fake_run(tmp_path, "at_s2", "AT", ["--seed", "2", "--results", "elsewhere.json"], 76.0),
+        _fake_run(tmp_path, "at_s2_again", "AT", ["--seed", "2", "--workers", "4"], 77.0),
+        _fake_run(tmp_path, "part_step_s1", "PART", ["--seed", "1", "--step-size", "1/255"], 81.0),
+        _fake_run(tmp_path, "part_t_s1", "PART-T", ["--seed", "1"], 81.0),
+        _fake_run(tmp_path, "trades_beta3_s1", "TRADES", ["--seed", "1", "--beta", "3"], 81.0),
+    ])
+    by_name = {r["name"]: r for r in runs}
+    base = {r["name"]: (report.baseline_of(r, runs) or {}).get("name") for r in runs}
+    # The one AT run with equal settings (the lr 0.02 run is not it), also for the official pairing
+    # (a setting only PART reads); none for another step size or beta; two equal AT runs: ambiguous.
+    assert base["part_s1"] == "at_s1" and base["pair_s1"] == "at_s1"
+    assert base["part_step_s1"] is None and base["part_t_s1"] is None
+    assert base["part_s2"] is None
+    assert [r["name"] for r in report.baseline_candidates(by_name["part_s2"], runs)] == ["at_s2", "at_s2_again"]
+    table = report.markdown_table(runs)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in table.splitlines() if line.startswith("| ")}
+    assert rows["part_s2"][8] == "ambiguous: at_s2, at_s2_again" and rows["part_s1"][9] == "+5.00"
+    # Seed summary: batch masks and the official pairing apart, never averaged together.
+    assert "| PART, cam_refresh=batch | 2 | 81.00 ± 1.41 |" in table
+    assert "| PART, cam_refresh=official | 2 | 61.00 ± 1.41 |" in table
+    # Output paths and worker counts are no settings; the lr is one: at_lr02_s1 stays apart.
+    assert "| AT | 3 | 76.00 ± 1.00 |" in table
+
+
+@pytest.mark.parametrize("method,flags,attack,start", [
+    ("part", [], "pgd", "uniform"), ("part", ["--attack", "mma"], "mma", "uniform_clipped"),
+    ("part_t", [], "trades", "normal"), ("part_m", [], "pgd", "normal"),
+])
+def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_panels, method, flags, attack, start):
+    import attacks
+    from cam import compute_cam, epsilon_map
+    from models import eval_mode
+    from utils.args import get_args
+    from utils.visualize import grid_panels
+    args = get_args(method, ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--num-steps",
+                             "3", "--save-masks", "3", "--no-progress", "--model-dir", str(tmp_path), *flags])
+    trainer, _, _, _ = utils.train.prepare(args)
+    model = trainer.model
+    torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)     # gradients that differ between attacks
+    trainer.mask_grid(2, tmp_path / "grid.png")
+    (panels, _), = captured_panels
+    x, y = trainer.grid_images
+    with trainer.streams.fork("grid", 2):
+        cam = compute_cam(model, x, "gradcam")
+        eps = epsilon_map(cam, 32, args.epsilon, args.low_epsilon, "official")
+        with eval_mode(model):
+            x_adv = getattr(attacks, attack)(model, x, y, eps, args.step_size, 3, start=start, start_epsilon=args.epsilon)
+    np.testing.assert_array_equal(panels["perturbation"], grid_panels(x, cam, eps, x_adv - x)["perturbation"])

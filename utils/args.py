@@ -7,12 +7,8 @@ import math
 import sys
 from fractions import Fraction
 
-from cam import CAM_METHODS, MASK_RULES, QUADRANTS
-from models import MODEL_NAMES
-from utils.data import DATASETS
 from utils.methods import METHODS
-
-EVALS = ("natural", "pgd20", "mma", "aa")
+from utils.names import CAM_METHODS, DATASETS, EVALS, MASK_RULES, MODEL_NAMES, QUADRANTS
 
 
 def parse_fraction(text: str) -> float:
@@ -78,7 +74,12 @@ def eval_list(text: str) -> list[str]:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as one line on stderr, exit code 2."""
+    """argparse that reports a usage mistake as one line on stderr, exit code 2, and takes flags only
+    by their full names (an abbreviation such as --batch would slip past the checks of get_args)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -106,7 +107,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--num-class", type=positive_int, default=None,
       help="number of classes (default: from the data; if given it must match the data)")
     a("--rand_init", "--rand-init", type=boolean, default=True, metavar="BOOL",
-      help="random start of the training attacks")
+      help="uniform random start of the PGD / MMA training attacks (false: start at x); TRADES and MART "
+           "always start at x + 0.001 N(0, 1), as upstream")
     a("--step-size", type=parse_fraction, default=2 / 255, help="attack step size (training and PGD-20/MMA)")
     a("--adjust-first", type=positive_int, default=60,
       help="lr x0.1 from this post-warm-up epoch (counted after the warm-up, as upstream)")
@@ -143,6 +145,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--cam-refresh", default="batch", choices=("batch", "official"),
       help="batch: CAM of each training batch itself; official: masks from a separate shuffled pass, "
            "paired by batch index (upstream behaviour)")
+    a("--clip-part-start", action="store_true",
+      help="clip the random start of PART's PGD to [0, 1] as the warm-up attack (torchattacks' PGD) does; "
+           "upstream's part_pgd does not, which is the one difference between PART with --low-epsilon = "
+           "--epsilon and the AT baseline")
     a("--no-reweight", action="store_true",
       help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
     a("--eval", type=eval_list, default=list(EVALS), metavar="LIST",

@@ -29,9 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from utils.errors import UserError
+from utils.names import DATASETS  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
-DATASETS = ("CIFAR10", "SVHN", "TinyImagenet")
 # Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,
 # so that runs with different seeds see the same images.
 SUBSET_SEED = 0
@@ -45,6 +45,11 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the (square) images."""
+        return self.images.shape[1]
 
     def subset(self, n: int | None) -> "Split":
         idx = subset_indices(len(self), n)

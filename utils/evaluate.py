@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from attacks import autoattack, mma, pgd
+from models import eval_mode
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA"}
 EVAL_STEPS = 20
@@ -17,10 +18,12 @@ EVAL_STEPS = 20
 
 def _adversary(name: str, args: argparse.Namespace, num_classes: int):
     eps = args.eval_epsilon
+    # Both start in +-eps clipped to [0, 1]: torchattacks' PGD (the official evaluation) and the
+    # Madry start of the official mma.
     if name == "pgd20":
-        return lambda m, x, y: pgd(m, x, y, eps, args.step_size, EVAL_STEPS)
+        return lambda m, x, y: pgd(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped")
     if name == "mma":
-        return lambda m, x, y: mma(m, x, y, eps, args.step_size, EVAL_STEPS, k=3)
+        return lambda m, x, y: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped", k=3)
     if name == "aa":
         return lambda m, x, y: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
     raise ValueError(name)
@@ -40,9 +43,15 @@ def accuracy_line(correct: int, total: int, robust: int | None = None) -> str:
 
 def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
              num_classes: int, progress: bool = False, verbose: bool = True) -> dict:
-    """Accuracies in percent, counts and seconds for each requested evaluation."""
+    """Accuracies in percent, counts and seconds for each requested evaluation, with the model in eval
+    mode (its mode is restored afterwards)."""
+    with eval_mode(model):
+        return _evaluate(model, loader, which, args, num_classes, progress, verbose)
+
+
+def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
+              num_classes: int, progress: bool, verbose: bool) -> dict:
     device = next(model.parameters()).device
-    model.eval()
     total = len(loader.dataset)
     out: dict = {"total": total, "counts": {}, "seconds": {}}
     t0 = time.perf_counter()

@@ -1,50 +1,65 @@
-"""Training losses. Each takes the budget `eps` (a float for the base method, PART's per-pixel map
-otherwise), builds its adversarial examples with the model in eval mode, and returns the loss with
-the model back in train mode. Switching a float budget for a map is the whole of PART."""
+"""Training losses: each is an attack (the inner maximisation, model in eval mode) followed by an
+objective (the outer minimisation, model in the caller's mode: train). The budget `eps` is a float
+for the base method and PART's per-pixel map otherwise; switching one for the other is the whole
+of PART. Hyper-parameters are fixed when a loss is built, so the attack alone can be captured
+(CUDA graphs) or replaced."""
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
+from models import eval_mode
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def at_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
-            args: argparse.Namespace, start_epsilon: Budget | None) -> torch.Tensor:
-    """PGD-AT (Madry et al.), or MMA-AT with --attack mma: cross-entropy on the attacked batch."""
-    model.eval()
-    x_adv = TRAIN_ATTACKS[args.attack](model, x, y, eps, args.step_size, args.num_steps,
-                                       random_start=args.rand_init, start_epsilon=start_epsilon)
-    model.train()
-    return F.cross_entropy(model(x_adv), y)
+@dataclass(frozen=True)
+class Attack:
+    """An attack of the common signature with its hyper-parameters fixed: attack(model, x, y, eps)."""
+    fn: Callable[..., torch.Tensor]
+    step_size: float
+    steps: int
+    start: str
+    start_epsilon: Budget | None = None
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
+        return self.fn(model, x, y, eps, self.step_size, self.steps, start=self.start,
+                       start_epsilon=self.start_epsilon)
 
 
-def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
-                args: argparse.Namespace, start_epsilon: Budget | None) -> torch.Tensor:
-    """TRADES / PART-T (`part_trades_loss`): CE(f(x), y) + beta * KL(f(x_adv) || f(x)) / batch.
+@dataclass(frozen=True)
+class TrainingLoss:
+    attack: Attack
+    objective: Objective
 
-    The forward passes keep the official order (x, x_adv, x) so BatchNorm statistics match."""
-    model.eval()
-    x_adv = trades(model, x, y, eps, args.step_size, args.num_steps, random_start=args.rand_init)
-    model.train()
-    loss_natural = F.cross_entropy(model(x), y)
-    log_adv = F.log_softmax(model(x_adv), dim=1)
-    loss_robust = F.kl_div(log_adv, F.softmax(model(x), dim=1), reduction="sum") / len(x)
-    return loss_natural + args.beta * loss_robust
+    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
+        """The adversarial batch, made with the model in eval mode (BatchNorm statistics untouched)."""
+        with eval_mode(model):
+            return self.attack(model, x, y, eps)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
+        return self.objective(model, x, self.adversarial(model, x, y, eps), y)
 
 
-def mart_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
-              args: argparse.Namespace, start_epsilon: Budget | None) -> torch.Tensor:
-    """MART / PART-M (`part_mart_loss`): boosted CE on x_adv + beta * KL weighted by 1 - p_y(x)."""
-    model.eval()
-    x_adv = pgd(model, x, y, eps, args.step_size, args.num_steps, random_start=args.rand_init, start="normal")
-    model.train()
-    logits = model(x)
-    logits_adv = model(x_adv)
+# --- objectives on logits (tested against an independent re-derivation in tests/test_losses.py) ---
+
+def trades_objective_logits(logits: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float,
+                            logits_target: torch.Tensor | None = None) -> torch.Tensor:
+    """CE(f(x), y) + beta * KL(f(x) || f(x_adv)) / batch, the KL as nn.KLDivLoss(log f(x_adv), f(x)).
+    `logits_target` (default `logits`) is the clean forward the KL target comes from."""
+    target = F.softmax(logits if logits_target is None else logits_target, dim=1)
+    loss_robust = F.kl_div(F.log_softmax(logits_adv, dim=1), target, reduction="sum") / len(y)
+    return F.cross_entropy(logits, y) + beta * loss_robust
+
+
+def mart_objective_logits(logits: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
+                          beta: float) -> torch.Tensor:
+    """MART: BCE(f(x_adv), y) + beta * mean_i KL(f(x_i) || f(x_adv_i)) * (1 - f(x_i)_y)."""
     adv_probs = F.softmax(logits_adv, dim=1)
     top2 = torch.argsort(adv_probs, dim=1)[:, -2:]
     new_y = torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])
@@ -52,8 +67,27 @@ def mart_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
     nat_probs = F.softmax(logits, dim=1)
     true_probs = nat_probs.gather(1, y[:, None]).squeeze(1)
     kl = F.kl_div(torch.log(adv_probs + 1e-12), nat_probs, reduction="none").sum(1)
-    loss_robust = (kl * (1.0000001 - true_probs)).sum() / len(x)
-    return loss_adv + float(args.beta) * loss_robust
+    loss_robust = (kl * (1.0000001 - true_probs)).sum() / len(y)
+    return loss_adv + float(beta) * loss_robust
 
 
-LOSSES = {"at": at_loss, "trades": trades_loss, "mart": mart_loss}
+# --- objectives on the model (the forward passes in the official order, for BatchNorm) -----------
+
+def at_objective(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PGD-AT (Madry et al.) and MMA-AT: cross-entropy on the attacked batch."""
+    return F.cross_entropy(model(x_adv), y)
+
+
+def trades_objective(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                     beta: float) -> torch.Tensor:
+    """TRADES / PART-T (`part_trades_loss`): forwards x, x_adv, x as upstream (BatchNorm statistics)."""
+    logits = model(x)
+    logits_adv = model(x_adv)
+    return trades_objective_logits(logits, logits_adv, y, beta, logits_target=model(x))
+
+
+def mart_objective(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                   beta: float) -> torch.Tensor:
+    """MART / PART-M (`part_mart_loss`): forwards x, then x_adv, as upstream."""
+    logits = model(x)
+    return mart_objective_logits(logits, model(x_adv), y, beta)

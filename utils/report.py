@@ -11,17 +11,22 @@ import statistics
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from utils.args import OneLineParser  # noqa: E402
+from utils.args import OneLineParser
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"))
-BASE_OF = {"PART": "AT", "PART-T": "TRADES", "PART-M": "MART"}
-# Settings a run and its baseline must share to be compared.
-PAIR_KEYS = ("seed", "data", "model", "epochs", "warm_up", "epsilon", "train_subset", "test_subset")
+BASE_OF = {"PART": "AT", "PART-T": "TRADES", "PART-M": "MART",
+           "AT-region": "AT", "TRADES-region": "TRADES", "MART-region": "MART"}
+# Arguments that change neither what a run trains nor what it measures: where it reads and writes,
+# what it prints, and side passes that run on their own random streams. Every other argument is a
+# setting: runs are averaged together, or paired with a baseline, only when all their settings agree.
+NOT_SETTINGS = frozenset({
+    "seed", "model_dir", "results", "data_dir", "no_download", "eval_only", "resume", "resume_anyway",
+    "overwrite", "no_progress", "log_interval", "workers", "save_freq", "save_masks", "eval_every",
+    "eval_subset", "device", "no_cuda", "eval", "num_class", "dataset_overrides", "method",
+})
+# Settings only the pixel reweighting reads: a baseline (--no-reweight) ignores them.
+PART_ONLY = frozenset({"no_reweight", "low_epsilon", "cam", "mask_rule", "cam_refresh", "save_weights",
+                       "region_eps", "clip_part_start"})
 
 
 def load_runs(paths: list[str]) -> list[dict]:
@@ -38,14 +43,31 @@ def load_runs(paths: list[str]) -> list[dict]:
     return runs
 
 
-def pair_key(run: dict) -> tuple:
-    return tuple(json.dumps(run["args"].get(k)) for k in PAIR_KEYS)
+def settings(run: dict, drop: frozenset = frozenset()) -> tuple:
+    """The run's settings (NOT_SETTINGS and `drop` left out) as a hashable, comparable key."""
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run["args"].items()
+                        if k not in NOT_SETTINGS and k not in drop))
+
+
+def group_key(run: dict) -> tuple:
+    """Runs with equal keys differ in their seed at most."""
+    return (run["method"], settings(run, frozenset({"seed"})))
+
+
+def baseline_candidates(run: dict, runs: list[dict]) -> list[dict]:
+    """The baseline runs whose settings equal this run's except --no-reweight (and the settings that
+    only the reweighting reads), the seed included."""
+    base = BASE_OF.get(run["method"])
+    if base is None:
+        return []
+    key = (run["args"].get("seed"), settings(run, PART_ONLY))
+    return [r for r in runs if r["method"] == base and (r["args"].get("seed"), settings(r, PART_ONLY)) == key]
 
 
 def baseline_of(run: dict, runs: list[dict]) -> dict | None:
-    base = BASE_OF.get(run["method"])
-    matches = [r for r in runs if r["method"] == base and pair_key(r) == pair_key(run)]
-    return matches[0] if matches else None
+    """The one matching baseline; None when there is none or several (which one would be a guess)."""
+    matches = baseline_candidates(run, runs)
+    return matches[0] if len(matches) == 1 else None
 
 
 def _fmt(v: float | None) -> str:
@@ -63,12 +85,14 @@ def markdown_table(runs: list[dict]) -> str:
         b = baseline_of(r, runs)
         cells = [r["name"], r["method"], str(r["args"].get("seed")), str(r.get("epochs_done"))]
         cells += [_fmt(r.get(k)) for k, _ in METRICS]
-        cells += [b["name"] if b else "–"] + [_delta(r.get(k), b.get(k)) if b else "–" for k, _ in METRICS]
+        many = baseline_candidates(r, runs) if b is None else []
+        cells += [b["name"] if b else f"ambiguous: {', '.join(m['name'] for m in many)}" if many else "–"]
+        cells += [_delta(r.get(k), b.get(k)) if b else "–" for k, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     summary = seed_summary(runs)
     if summary:
-        lines += ["", "Mean ± standard deviation over seeds (runs sharing method and settings, seed aside):", ""]
-        lines += ["| method | seeds | " + " | ".join(m for _, m in METRICS) + " |", "|" + "---|" * (2 + len(METRICS))]
+        lines += ["", "Mean ± standard deviation over seeds (runs whose settings agree, seed aside):", ""]
+        lines += ["| method | runs | " + " | ".join(m for _, m in METRICS) + " |", "|" + "---|" * (2 + len(METRICS))]
         lines += summary
     return "\n".join(lines) + "\n"
 
@@ -76,21 +100,37 @@ def markdown_table(runs: list[dict]) -> str:
 def seed_summary(runs: list[dict]) -> list[str]:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        key = (r["method"],) + tuple(json.dumps(r["args"].get(k)) for k in PAIR_KEYS if k != "seed")
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(group_key(r), []).append(r)
+    groups = {k: m for k, m in groups.items() if len({r["args"].get("seed") for r in m}) >= 2}
     rows = []
     for key, members in groups.items():
-        if len({m["args"].get("seed") for m in members}) < 2:
-            continue
         cells = []
         for k, _ in METRICS:
             vals = [m[k] for m in members if m.get(k) is not None]
             cells.append("–" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}")
-        rows.append(f"| {key[0]} | {len(members)} | " + " | ".join(cells) + " |")
+        rows.append(f"| {group_label(key, groups)} | {len(members)} | " + " | ".join(cells) + " |")
     return rows
 
 
+def group_label(key: tuple, groups: dict[tuple, list[dict]]) -> str:
+    """The method, plus the settings in which this group differs from the other summarised groups of
+    that method."""
+    method, mine = key
+    others = [dict(k[1]) for k in groups if k[0] == method and k != key]
+    mine = dict(mine)
+    differ = sorted(k for k in mine if any(o.get(k) != mine[k] for o in others))
+    return method + "".join(f", {k}={json.loads(mine[k])}" for k in differ)
+
+
+def _pyplot():
+    import matplotlib   # only when a picture is drawn: the table and the command line need neither
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def plot_curves(run: dict, path: Path) -> None:
+    plt = _pyplot()
     hist = run.get("history", [])
     fig, (ax_loss, ax_lr, ax_acc) = plt.subplots(1, 3, figsize=(12, 3.2))
     epochs = [h["epoch"] for h in hist]
@@ -119,6 +159,7 @@ def plot_curves(run: dict, path: Path) -> None:
 
 
 def plot_tradeoff(runs: list[dict], path: Path, robust: str = "aa") -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     label = dict(METRICS)[robust]
     shown = [r for r in runs if r.get("natural") is not None and r.get(robust) is not None]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import functools
 import os
 import platform
 import random
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,34 +20,42 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from attacks import pgd
+from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
-from cam import compute_cam, epsilon_map, region_map
+from cam import compute_cam, region_map
+from cam.masks import budget_from, important_map
 from models import MODEL_DIR_NAMES, build_model
-from utils.args import get_args
+from utils.budgets import BatchCamBudget, FixedBudget, PairedCamBudget
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
 from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, train_augmentation
 from utils.errors import UserError
 from utils.evaluate import evaluate
-from utils.losses import LOSSES
+from utils.files import write_json
+from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
 from utils.visualize import grid_panels, save_mask_grid
 
-# Offsets that keep the random streams of the training pass and of the side passes (official mask
-# pass, periodic evaluation, mask grids) apart.
-SHUFFLE_STRIDE = 100_003
-MASK_PASS_OFFSET = 50_021
-EVAL_OFFSET = 70_001
-GRID_OFFSET = 90_001
+BudgetPolicy = FixedBudget | BatchCamBudget | PairedCamBudget
 
+class Streams:
+    """Seeds of the random streams of one run. The training pass (shuffle, augmentation, attack noise)
+    runs on the global RNG seeded once; each side pass (official mask pass, periodic evaluation, mask
+    grids) runs on its own seeded fork, so adding or removing one never changes what training sees."""
+    STRIDE = 100_003
+    OFFSETS = {"shuffle": 0, "masks": 50_021, "eval": 70_001, "grid": 90_001}
 
-@contextlib.contextmanager
-def side_rng(seed: int, device: torch.device):
-    """Run a side pass on its own seeded RNG and restore the training RNG afterwards, so that
-    extra passes never change what the training pass sees."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.seed_value, self.device = seed, device
+
+    def seed(self, kind: str, epoch: int) -> int:
+        return self.seed_value * self.STRIDE + self.OFFSETS[kind] + epoch
+
+    @contextlib.contextmanager
+    def fork(self, kind: str, epoch: int):
+        """Run a side pass on its own seeded RNG and restore the training RNG afterwards."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.seed(kind, epoch))
+            yield
 
 
 def set_seed(seed: int) -> None:
@@ -89,6 +98,39 @@ def git_commit() -> str | None:
         return None
 
 
+def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
+    """The random start of the training attack, as the official code has it in each phase:
+    TRADES and MART always start at x + 0.001 N(0, 1); the AT warm-up and baseline use torchattacks'
+    PGD (uniform start clipped to [0, 1]); PART's `part_pgd` leaves its uniform start unclipped
+    (--clip-part-start clips it as the warm-up does); MMA clips it in both. --rand_init false starts
+    the PGD / MMA attacks at x."""
+    if loss in ("trades", "mart"):
+        return "normal"
+    if not args.rand_init:
+        return "none"
+    if args.attack == "pgd" and part_phase and not args.clip_part_start:
+        return "uniform"
+    return "uniform_clipped"
+
+
+def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
+                  start_epsilon: Budget | None = None) -> TrainingLoss:
+    """The loss of one phase with every hyper-parameter taken from the command line once."""
+    fn = {"at": TRAIN_ATTACKS.get(getattr(args, "attack", "pgd")), "trades": trades, "mart": pgd}[loss]
+    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon)
+    objective = {"at": at_objective, "trades": functools.partial(trades_objective, beta=getattr(args, "beta", 0.0)),
+                 "mart": functools.partial(mart_objective, beta=getattr(args, "beta", 0.0))}[loss]
+    return TrainingLoss(attack, objective)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str                 # warm-up, baseline or part
+    loss: TrainingLoss
+    budget: BudgetPolicy
+    tracks_budget: bool       # log the share of elements that keep the full budget
+
+
 class Trainer:
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
                  device: torch.device, progress: bool, test_split: Split) -> None:
@@ -98,7 +140,8 @@ class Trainer:
         self.model = model
         self.device = device
         self.progress = progress
-        self.image_size = train_split.images.shape[2]
+        self.streams = Streams(args.seed, device)
+        self.image_size = test_split.image_size
         augment = args.augmentation == "crop-flip"
         if args.loader == "resident":
             # Moved to the device once; each pass only sets its shuffle seed.
@@ -108,11 +151,7 @@ class Trainer:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                          weight_decay=args.weight_decay)
         self.history: list[dict] = []
-        self.masks: list[torch.Tensor] | None = None
-        self.region = (region_map(self.image_size, args.region_eps, args.epsilon, device)
-                       if args.mask_rule == "region" else None)
-        # The random start: +-epsilon around x as upstream's part_pgd, or the region map itself.
-        self.start_epsilon = None if self.region is not None else args.epsilon
+        self.warm_up_phase, self.main_phase, self.grid_budget = self._phases()
         self.eval_loader = None
         self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
         if args.eval_every:
@@ -122,10 +161,28 @@ class Trainer:
             few = ArraySplit(test_split.subset(args.save_masks))
             self.grid_images = (few.images.float() / 255, few.labels)
 
-    def phase(self, epoch: int) -> str:
-        if epoch <= self.args.warm_up:
-            return "warm-up"
-        return "baseline" if self.args.no_reweight else "part"
+    def _phases(self) -> tuple[Phase, Phase, BudgetPolicy]:
+        """The warm-up phase, the phase after it, and the budget the mask grids show."""
+        a, loss = self.args, self.method.loss
+        warm = Phase("warm-up", training_loss(a, loss, False), FixedBudget(a.epsilon), False)
+        if a.mask_rule == "region":
+            # The random start spans the region map itself.
+            grid = FixedBudget(region_map(self.image_size, a.region_eps, a.epsilon, self.device))
+            start_epsilon = None
+        else:
+            grid = BatchCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon)
+            start_epsilon = a.epsilon       # the official part_pgd / part_mma start in +-epsilon
+        if a.no_reweight:
+            return warm, Phase("baseline", training_loss(a, loss, False), FixedBudget(a.epsilon), False), grid
+        budget = grid
+        if a.mask_rule != "region" and a.cam_refresh == "official":
+            budget = PairedCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon,
+                                     self.mask_pass, a.warm_up + 1, a.save_weights, self.progress)
+        part = Phase("part", training_loss(a, loss, True, start_epsilon), budget, a.mask_rule != "region")
+        return warm, part, grid
+
+    def phase(self, epoch: int) -> Phase:
+        return self.warm_up_phase if epoch <= self.args.warm_up else self.main_phase
 
     def loader(self, shuffle_seed: int):
         if self.args.loader == "resident":
@@ -133,32 +190,11 @@ class Trainer:
             return self.resident
         return make_loader(self.train_set, self.args.batch_size, shuffle_seed, self.args.workers)
 
-    # --- budgets -------------------------------------------------------------------------------
-    def cam_budget(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.args
-        cam = compute_cam(self.model, x, a.cam)
-        return epsilon_map(cam, self.image_size, a.epsilon, a.low_epsilon, a.mask_rule)
-
-    def official_mask_pass(self, epoch: int) -> list[torch.Tensor]:
-        """Upstream's save_cam: masks from a separate shuffled, augmented pass over the training set,
-        later applied by batch index, so each mask belongs to other images. The pass runs on a
-        forked RNG so that the training pass sees the same data and noise as without it."""
-        a = self.args
-        masks = []
-        with side_rng(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch, self.device):
-            loader = self.loader(a.seed * SHUFFLE_STRIDE + MASK_PASS_OFFSET + epoch)
-            for x, _ in tqdm(loader, desc=f"epoch {epoch} masks", disable=not self.progress, leave=False):
-                masks.append(self.cam_budget(x.to(self.device)))
-        return masks
-
-    def budget(self, epoch: int, batch_idx: int, x: torch.Tensor) -> Budget:
-        if self.phase(epoch) != "part":
-            return self.args.epsilon
-        if self.region is not None:
-            return self.region
-        if self.args.cam_refresh == "official":
-            return self.masks[batch_idx]
-        return self.cam_budget(x)
+    def mask_pass(self, epoch: int):
+        """Upstream's save_cam pass: its own shuffle and augmentation, on a forked RNG."""
+        with self.streams.fork("masks", epoch):
+            for x, _ in self.loader(self.streams.seed("masks", epoch)):
+                yield x.to(self.device)
 
     # --- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
@@ -168,12 +204,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        part_epoch = epoch - a.warm_up
-        if phase == "part" and a.mask_rule != "region" and a.cam_refresh == "official" and (
-                self.masks is None or part_epoch == 1 or part_epoch % a.save_weights == 0):
-            self.masks = self.official_mask_pass(epoch)
-        loader = self.loader(a.seed * SHUFFLE_STRIDE + epoch)
-        loss_fn = LOSSES[self.method.loss]
+        phase.budget.begin_epoch(epoch)
+        loader = self.loader(self.streams.seed("shuffle", epoch))
         # Sums stay on the device: one host sync per epoch rather than one per batch.
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         high = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -182,21 +214,21 @@ class Trainer:
         bar = tqdm(loader, desc=f"epoch {epoch}/{a.epochs}", disable=not self.progress, leave=False)
         for batch_idx, (x, y) in enumerate(bar):
             x, y = x.to(self.device), y.to(self.device)
-            eps = self.budget(epoch, batch_idx, x)
-            loss = loss_fn(self.model, x, y, eps, a, self.start_epsilon)
+            eps = phase.budget(batch_idx, x)
+            loss = phase.loss(self.model, x, y, eps)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += loss.detach().double() * len(y)
             seen += len(y)
-            if torch.is_tensor(eps) and self.region is None:
+            if phase.tracks_budget:
                 high += (eps == a.epsilon).double().mean() * len(y)
             if batch_idx % a.log_interval == 0:
                 tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(loader.dataset)} "
                            f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
-        row = {"epoch": epoch, "phase": phase, "loss": total.item() / seen, "lr": lr,
+        row = {"epoch": epoch, "phase": phase.name, "loss": total.item() / seen, "lr": lr,
                "seconds": time.perf_counter() - t0}
-        if phase == "part" and self.region is None:
+        if phase.tracks_budget:
             row["full_budget_fraction"] = high.item() / seen
         return row
 
@@ -205,26 +237,23 @@ class Trainer:
         a = self.args
         if self.eval_loader is None or (epoch % a.eval_every and epoch != a.epochs):
             return
-        with side_rng(a.seed * SHUFFLE_STRIDE + EVAL_OFFSET + epoch, self.device):
+        with self.streams.fork("eval", epoch):
             ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False)
         row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
-        self.model.train()
 
     def mask_grid(self, epoch: int, path: Path) -> None:
-        """The budget PART gives N fixed test images under the current model, and its perturbation."""
+        """The budget PART gives N fixed test images under the current model, and the perturbation of
+        the attack the method trains with after the warm-up (PGD, MMA, or the TRADES KL attack)."""
         a = self.args
         x, y = (t.to(self.device) for t in self.grid_images)
-        with side_rng(a.seed * SHUFFLE_STRIDE + GRID_OFFSET + epoch, self.device):
-            cam = None
-            if self.region is not None:
-                eps = self.region.expand(len(x), -1, -1, -1)
+        with self.streams.fork("grid", epoch):
+            if isinstance(self.grid_budget, FixedBudget):
+                cam = None
+                eps = self.grid_budget(0, x).expand(len(x), -1, -1, -1)
             else:
                 cam = compute_cam(self.model, x, a.cam)
-                eps = epsilon_map(cam, self.image_size, a.epsilon, a.low_epsilon, a.mask_rule)
-            was_training = self.model.training
-            self.model.eval()
-            x_adv = pgd(self.model, x, y, eps, a.step_size, a.num_steps, start_epsilon=self.start_epsilon)
-            self.model.train(was_training)
+                eps = budget_from(important_map(cam, self.image_size, a.mask_rule), a.epsilon, a.low_epsilon)
+            x_adv = self.main_phase.loss.adversarial(self.model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
 
@@ -256,14 +285,6 @@ def log_row(row: dict, epochs: int, base: str) -> str:
     return text
 
 
-def write_json(obj: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split]:
     """Seed, data, model and trainer for `args` (shared by run() and bench/)."""
     device = pick_device(args.device)
@@ -273,7 +294,7 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split
     num_classes = len(train_split.classes)
     if args.num_class is not None and args.num_class != num_classes:
         raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
-    model = build_model(args.model, num_classes, image_size=train_split.images.shape[1]).to(device)
+    model = build_model(args.model, num_classes, image_size=test_split.image_size).to(device)
     progress = not args.no_progress and sys.stderr.isatty()
     trainer = Trainer(args, model, train_split, device, progress, test_split)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
@@ -345,12 +366,3 @@ def run(args: argparse.Namespace) -> dict:
     write_json(results, results_path)
     print(f"results written to {results_path}", flush=True)
     return results
-
-
-def main(method_key: str, argv: list[str] | None = None) -> int:
-    try:
-        run(get_args(method_key, argv))
-    except UserError as exc:
-        print(f"train_eval_{method_key}.py: error: {exc}", file=sys.stderr)
-        return 2
-    return 0

@@ -1,0 +1,68 @@
+"""Budget policies: what epsilon a training batch is attacked with. One object per phase, asked once
+per batch; `begin_epoch` lets the official pairing recompute its masks on upstream's schedule.
+
+  FixedBudget      the float epsilon (warm-up, baselines) or the fixed region map (Figure 1)
+  BatchCamBudget   PART: the CAM of the batch itself under the current model -> epsilon map
+  PairedCamBudget  upstream's `save_cam`: masks from a separate shuffled pass over the training set,
+                   applied by batch index (so each mask belongs to other images); stored as booleans
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from attacks.common import Budget
+from cam import compute_cam
+from cam.masks import budget_from, important_map
+
+
+class FixedBudget:
+    def __init__(self, value: Budget) -> None:
+        self.value = value
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass
+
+    def __call__(self, batch_idx: int, x: torch.Tensor) -> Budget:
+        return self.value
+
+
+class BatchCamBudget:
+    def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float,
+                 low_epsilon: float) -> None:
+        self.model, self.cam, self.rule, self.size = model, cam, rule, size
+        self.epsilon, self.low_epsilon = epsilon, low_epsilon
+
+    def important(self, x: torch.Tensor) -> torch.Tensor:
+        return important_map(compute_cam(self.model, x, self.cam), self.size, self.rule)
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass
+
+    def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
+        return budget_from(self.important(x), self.epsilon, self.low_epsilon)
+
+
+class PairedCamBudget(BatchCamBudget):
+    """`mask_pass(epoch)` yields the batches of the separate pass (its own shuffle and RNG stream);
+    masks are recomputed in the first PART epoch and then every `every` PART epochs, as upstream's
+    `--save-weights`, or whenever none are held (after a resume)."""
+
+    def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float, low_epsilon: float,
+                 mask_pass: Callable[[int], Iterable[torch.Tensor]], first_epoch: int, every: int,
+                 progress: bool = False) -> None:
+        super().__init__(model, cam, rule, size, epsilon, low_epsilon)
+        self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
+        self.masks: list[torch.Tensor] | None = None
+
+    def begin_epoch(self, epoch: int) -> None:
+        k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...
+        if self.masks is None or k == 1 or k % self.every == 0:
+            self.masks = [self.important(x) for x in tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks",
+                                                          disable=not self.progress, leave=False)]
+
+    def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
+        return budget_from(self.masks[batch_idx], self.epsilon, self.low_epsilon)

@@ -1,0 +1,27 @@
+"""The names the command line offers, kept free of torch so that `--help`, the report and the
+experiment runner start without importing torch, torchvision or matplotlib."""
+from __future__ import annotations
+
+DATASETS = ("CIFAR10", "SVHN", "TinyImagenet")
+MODEL_NAMES = ("resnet", "wideresnet", "smallcnn")
+# Checkpoint folders, as in the official code.
+MODEL_DIR_NAMES = {"resnet": "ResNet_18", "wideresnet": "WideResnet-34", "smallcnn": "SmallCNN"}
+NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
+# --cam name -> class name in pytorch_grad_cam
+LIBRARY_CAMS = {
+    "gradcam++": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "gradcamelementwise": "GradCAMElementWise",
+    "fullgrad": "FullGrad",
+    "lib-gradcam": "GradCAM",
+    "lib-xgradcam": "XGradCAM",
+    "lib-layercam": "LayerCAM",
+}
+CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
+MASK_RULES = ("official", "cam", "region")
+QUADRANTS = ("ul", "ur", "bl", "br")
+EVALS = ("natural", "pgd20", "mma", "aa")
