@@ -1,5 +1,6 @@
-"""Time one training epoch (after one untimed epoch) of AT, PART, PART-T and PART-M, the PGD-20
-evaluation and AutoAttack on the current device, and compare with the anchors of issue 4.
+"""Time one training epoch (after one untimed epoch) of AT, PART, PART-T and PART-M for each training
+precision (fp32, bf16), the PGD-20 evaluation and AutoAttack on the current device, and compare with
+the anchors of issues 4 and 10. The table is printed as markdown, ready for bench/RESULTS.md.
 
     python -m bench.bench --data-dir ../shared/data/cifar10-jpeg.zip            # on a GPU
     python -m bench.bench --model smallcnn --train-subset 256 --test-subset 64   # a quick CPU try
@@ -27,6 +28,10 @@ ANCHORS = {
     "PART-T epoch": ("official code, PART-T epoch = 80.8 + 593.7", 675.0),
     "PGD-20 eval": ("official code, PGD-20 evaluation of the 10,000 test images", 15.2),
 }
+# Issue 10's goals per run on one H100 (s): a PART epoch <= 12 in bf16 (<= 21 in fp32), AT <= 11,
+# PGD-20 on the 10,000 test images <= 2.
+TARGETS = {("PART epoch", "bf16"): 12, ("PART epoch", "fp32"): 21, ("AT epoch", "bf16"): 11,
+           ("PGD-20 eval", "fp32"): 2}
 CASES = (("AT epoch", "part", ["--no-reweight"]), ("PART epoch", "part", []),
          ("PART-T epoch", "part_t", []), ("PART-M epoch", "part_m", []))
 
@@ -55,38 +60,48 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="resnet", choices=("resnet", "wideresnet", "smallcnn"))
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
-    p.add_argument("--loader", default="torch", choices=("torch", "resident"))
+    p.add_argument("--loader", default="auto", choices=("auto", "torch", "resident"))
+    p.add_argument("--precisions", default="fp32,bf16", help="comma list of training precisions to time")
+    p.add_argument("--no-cuda-graphs", action="store_true")
     p.add_argument("--train-subset", type=positive_int, default=None)
     p.add_argument("--test-subset", type=positive_int, default=None)
     p.add_argument("--aa-subset", type=positive_int, default=1000, help="test images for the AutoAttack timing")
     p.add_argument("--no-aa", action="store_true", help="skip the AutoAttack timing")
     b = p.parse_args(argv)
     common = ["--data-dir", b.data_dir, "--model", b.model, "--batch-size", str(b.batch_size), "--device", b.device,
-              "--loader", b.loader, "--no-download"]
+              "--loader", b.loader, "--no-download"] + (["--no-cuda-graphs"] if b.no_cuda_graphs else [])
+    precisions = [q.strip() for q in b.precisions.split(",") if q.strip()]
+    if not precisions or any(q not in ("fp32", "bf16") for q in precisions):
+        p.error(f"invalid --precisions {b.precisions!r}: a comma list of fp32,bf16")
     common += ["--train-subset", str(b.train_subset)] if b.train_subset else []
     common += ["--test-subset", str(b.test_subset)] if b.test_subset else []
-    rows: list[tuple[str, float, int]] = []
-    for name, key, flags in CASES:
-        seconds, trainer, test_loader, args, images = time_epoch(key, common + flags)
-        rows.append((name, seconds, images))
+    rows: list[tuple[str, str, float, int]] = []
+    for precision in precisions:
+        for name, key, flags in CASES:
+            seconds, trainer, test_loader, args, images = time_epoch(key, common + flags + ["--precision", precision])
+            rows.append((name, precision, seconds, images))
     device = trainer.device
     ev = evaluate(trainer.model, test_loader, ["pgd20"], args, trainer.num_classes, verbose=False)
-    rows.append(("PGD-20 eval", ev["seconds"]["pgd20"], ev["total"]))
+    rows.append(("PGD-20 eval", "fp32", ev["seconds"]["pgd20"], ev["total"]))
     if not b.no_aa:
         aa_args = get_args("part", common + ["--test-subset", str(b.aa_subset), "--no-progress"])
         _, aa_loader, _, _ = prepare(aa_args)
         ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
-        rows.append(("AutoAttack eval", ev["seconds"]["aa"], ev["total"]))
+        rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"]))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (not a speed result)"
-    print(f"device: {name} | torch {torch.__version__} | model {b.model} | batch {b.batch_size} | loader {b.loader}")
-    print("| what | images | seconds | anchor (s) | anchor / ours |")
-    print("|---|---|---|---|---|")
+    print(f"device: {name} | torch {torch.__version__} | {time.strftime('%Y-%m-%d')} | model {b.model} | "
+          f"batch {b.batch_size} | loader {args.loader} | CUDA graphs "
+          f"{'on' if device.type == 'cuda' and not b.no_cuda_graphs else 'off'}")
+    print("| what | precision | images | seconds | anchor (s) | anchor / ours | target (s) |")
+    print("|---|---|---|---|---|---|---|")
     comparable = b.model == "resnet" and b.batch_size == 128
-    for what, seconds, images in rows:
+    for what, precision, seconds, images in rows:
         anchor = ANCHORS.get(what)
         full = images == (10_000 if what == "PGD-20 eval" else 50_000)
         ratio = f"{anchor[1] / seconds:.1f}x" if anchor and comparable and full else "–"
-        print(f"| {what} | {images} | {seconds:.2f} | {anchor[1] if anchor else '–'} | {ratio} |")
+        target = TARGETS.get((what, precision), "–")
+        print(f"| {what} | {precision} | {images} | {seconds:.2f} | {anchor[1] if anchor else '–'} | {ratio} | "
+              f"{target} |")
     print("anchors (one H100, ResNet-18, batch 128, full CIFAR-10; ratios only for runs of that size): "
           + "; ".join(f"{k}: {v[0]}" for k, v in ANCHORS.items()))
     return 0

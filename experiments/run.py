@@ -5,6 +5,10 @@ accuracies, seconds, device, git commit) and <name>.log; weights stay in <checkp
     python -m experiments.run --priority 1 --data-dir ../shared/data/cifar10-jpeg.zip
     python -m experiments.run part_seed1 at_seed1 --dry-run
     python -m experiments.run at_seed1 --extra "--model smallcnn --epochs 2"   # a quick try
+    python -m experiments.run at_seed1 part_seed1 --jobs 2 --data-dir ...     # two at once on one GPU
+
+With --jobs N, N runs go at once, each its own process and log; each run's results are the same as
+when it runs alone (every run seeds itself; nothing is shared but the device).
 """
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ import re
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from experiments.runs import RUNS
-from utils.args import OneLineParser
+from utils.args import OneLineParser, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 # Every run keeps a learning curve (1,000 fixed test images every 5 epochs) and two mask grids.
@@ -34,7 +39,7 @@ def command(name: str, args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, str(REPO / script), *shlex.split(run_args), *COMMON,
            "--data-dir", str(Path(args.data_dir).resolve()), "--model-dir", str(model_dir),
            "--results", str(Path(args.results_dir).resolve() / f"{name}.json"), "--no-progress",
-           *shlex.split(args.extra)]
+           *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), *shlex.split(args.extra)]
     ckpt = latest_checkpoint(model_dir)
     if ckpt is not None:
         cmd += ["--resume", str(ckpt)]
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-dir", default="checkpoint/runs")
     p.add_argument("--extra", default="", help="arguments appended to every run (quoted)")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="runs at once (one device shared)")
+    p.add_argument("--aa-subset", type=positive_int, default=None, metavar="N",
+                   help="AutoAttack on a fixed N test images in every run (the other evaluations on all)")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in RUNS]
     if unknown:
@@ -59,19 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         p.error("name at least one run or --priority")
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
-    status = 0
+    todo = []
     for name in names:
         if (Path(args.results_dir) / f"{name}.json").exists():
             print(f"{name}: results exist, skipped", flush=True)
             continue
         cmd = command(name, args)
         print(f"{name}: {shlex.join(cmd)}", flush=True)
-        if args.dry_run:
-            continue
+        if not args.dry_run:
+            todo.append((name, cmd))
+
+    def launch(job: tuple[str, list[str]]) -> int:
+        name, cmd = job
         with open(Path(args.results_dir) / f"{name}.log", "a") as log:
-            proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        print(f"{name}: exit code {proc.returncode}", flush=True)
-        status = status or proc.returncode
+            code = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+        print(f"{name}: exit code {code}", flush=True)
+        return code
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(launch, todo))
+    status = next((c for c in codes if c), 0)
     return status
 
 

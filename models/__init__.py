@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import torch
 import torch.nn as nn
 
 from models.resnet import resnet18
@@ -41,3 +42,19 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+class Autocast(nn.Module):
+    """The wrapped model under torch.autocast (bf16 on CUDA and on the CPU); the logits come back as
+    float32, so losses, input gradients, perturbations and projections stay in fp32. The weight cache
+    is off, as CUDA-graph capture requires. Shares the wrapped model's parameters and mode."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=self.dtype, cache_enabled=False):
+            out = self.model(x)
+        return out.float()

@@ -84,6 +84,24 @@ def tiny_cifar_batches(tmp_path_factory, tiny_splits) -> Path:
     return root
 
 
+def trained_a_little(name: str):
+    """A model after a few SGD steps, so that BatchNorm statistics and logits are not those of a
+    fresh init (returned in eval mode)."""
+    import torch
+    import torch.nn.functional as F
+
+    from models import build_model
+    torch.manual_seed(0)
+    model = build_model(name, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
 def train(data_dir: Path, out: Path, *extra: str, method: str = "part") -> dict:
     """Run the trainer in-process on tiny data with a small CNN and short attacks."""
     argv = ["--model", "smallcnn", "--data-dir", str(data_dir), "--no-download", "--batch-size", "32",

@@ -4,10 +4,14 @@ from bench import bench
 
 def test_bench_prints_every_row(tiny_folder, capsys):
     assert bench.main(["--data-dir", str(tiny_folder), "--model", "smallcnn", "--batch-size", "32",
-                       "--device", "cpu", "--aa-subset", "4"]) == 0
+                       "--device", "cpu", "--aa-subset", "4", "--train-subset", "40"]) == 0
     out = capsys.readouterr().out
     assert "CPU (not a speed result)" in out
-    for what in ("AT epoch", "PART epoch", "PART-T epoch", "PART-M epoch", "PGD-20 eval", "AutoAttack eval"):
-        row = next(line for line in out.splitlines() if line.startswith(f"| {what} |"))
-        assert float(row.split("|")[3]) > 0
-    assert "| AT epoch | 80 |" in out and "| 48.5 | – |" in out     # no ratio for a subset on a small CNN
+    for what in ("AT epoch", "PART epoch", "PART-T epoch", "PART-M epoch"):
+        rows = [line.split("|") for line in out.splitlines() if line.startswith(f"| {what} |")]
+        assert [r[2].strip() for r in rows] == ["fp32", "bf16"] and all(float(r[4]) > 0 for r in rows)
+    for what in ("PGD-20 eval", "AutoAttack eval"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {what} |")).split("|")
+        assert float(row[4]) > 0
+    assert "| AT epoch | fp32 | 40 |" in out and "| 48.5 | – |" in out     # no ratio for a subset on a small CNN
+    assert "| AutoAttack eval | fp32 | 4 |" in out

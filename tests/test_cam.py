@@ -9,21 +9,9 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from cam import compute_cam
 from cam.native import minmax_normalise
 from models import build_model, cam_layer
+from tests.conftest import trained_a_little
 
 LIBRARY = {"gradcam": GradCAM, "xgradcam": XGradCAM, "layercam": LayerCAM}
-
-
-def _trained_a_little(name: str) -> torch.nn.Module:
-    """A few SGD steps so that BatchNorm statistics and logits are not those of a fresh init."""
-    torch.manual_seed(0)
-    model = build_model(name, 10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    for _ in range(3):
-        x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return model.eval()
 
 
 def _as_library_does(cam: torch.Tensor, size: int) -> np.ndarray:
@@ -35,7 +23,7 @@ def _as_library_does(cam: torch.Tensor, size: int) -> np.ndarray:
 @pytest.mark.parametrize("model_name", ["resnet", "smallcnn"])
 @pytest.mark.parametrize("method", ["gradcam", "xgradcam", "layercam"])
 def test_matches_pytorch_grad_cam(model_name, method):
-    model = _trained_a_little(model_name)
+    model = trained_a_little(model_name)
     torch.manual_seed(1)
     x = torch.rand(6, 3, 32, 32)
     ours = compute_cam(model, x, method)

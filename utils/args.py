@@ -160,9 +160,17 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
     a("--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
     a("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (--loader torch)")
-    a("--loader", default="torch", choices=("torch", "resident"),
+    a("--loader", default="auto", choices=("auto", "torch", "resident"),
       help="torch: DataLoader with per-sample augmentation on the CPU; resident: the training set held "
-           "on the device as uint8, augmented in batches there (meant for GPUs)")
+           "on the device as uint8, augmented in batches there; auto: resident on CUDA, torch on the CPU")
+    a("--precision", default="fp32", choices=("fp32", "bf16"),
+      help="training forward passes (attacks and loss) in fp32 or under bf16 autocast; perturbations, "
+           "projections, the CAM, the ε map and the evaluation stay fp32")
+    a("--channels-last", action="store_true", help="channels_last memory format for the model (GPUs)")
+    a("--no-cuda-graphs", action="store_true",
+      help="on CUDA, run the training attacks eagerly instead of as captured CUDA graphs")
+    a("--aa-subset", type=positive_int, default=None, metavar="N",
+      help="AutoAttack on a fixed random N of the test images (the other evaluations use all of them)")
     a("--save-masks", type=non_negative_int, default=0, metavar="N",
       help="after warm-up and at the end, a PNG grid of N fixed test images: image, CAM, ε map, perturbation")
     a("--eval-every", type=non_negative_int, default=0, metavar="K",

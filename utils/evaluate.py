@@ -6,11 +6,12 @@ import time
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from attacks import autoattack, mma, pgd
 from models import eval_mode
+from utils.data import subset_indices
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA"}
 EVAL_STEPS = 20
@@ -63,17 +64,27 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         out["counts"]["natural"] = natural
         if verbose:
             print(accuracy_line(natural, total), flush=True)
+    out["images"] = {name: total for name in which}
     for name in (w for w in which if w != "natural"):
         attack = _adversary(name, args, num_classes)
         t0 = time.perf_counter()
-        robust = 0
-        for x, y in tqdm(loader, desc=name, disable=not progress, leave=False):
+        # AutoAttack on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
+        subset = name == "aa" and bool(getattr(args, "aa_subset", None)) and args.aa_subset < total
+        these = DataLoader(Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()),
+                           batch_size=loader.batch_size) if subset else loader
+        n = args.aa_subset if subset else total
+        robust, clean_subset = 0, 0
+        for x, y in tqdm(these, desc=name, disable=not progress, leave=False):
             x, y = x.to(device), y.to(device)
+            if subset:
+                clean_subset += _count(model, x, y)
             robust += _count(model, attack(model, x, y), y)
+        clean = clean_subset if subset else natural
         out["seconds"][name] = time.perf_counter() - t0
-        out[name] = 100.0 * robust / total
+        out[name] = 100.0 * robust / n
         out["counts"][name] = robust
+        out["images"][name] = n
         if verbose:
             print(f"{HEADERS[name]}{'=' * 61}", flush=True)
-            print(accuracy_line(natural, total, robust), flush=True)
+            print(accuracy_line(clean, n, robust), flush=True)
     return out

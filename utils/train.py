@@ -24,13 +24,14 @@ from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
 from cam import compute_cam, region_map
 from cam.masks import budget_from, important_map
-from models import MODEL_DIR_NAMES, build_model
+from models import MODEL_DIR_NAMES, Autocast, build_model
 from utils.budgets import BatchCamBudget, FixedBudget, PairedCamBudget
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
 from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, train_augmentation
 from utils.errors import UserError
 from utils.evaluate import evaluate
 from utils.files import write_json
+from utils.graphs import GraphedLoss, graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
 from utils.visualize import grid_panels, save_mask_grid
@@ -126,7 +127,7 @@ def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
 @dataclass(frozen=True)
 class Phase:
     name: str                 # warm-up, baseline or part
-    loss: TrainingLoss
+    loss: TrainingLoss | GraphedLoss
     budget: BudgetPolicy
     tracks_budget: bool       # log the share of elements that keep the full budget
 
@@ -138,6 +139,9 @@ class Trainer:
         self.num_classes = len(test_split.classes)
         self.method = METHODS[args.method]
         self.model = model
+        # Attacks and losses run through train_model (bf16 autocast if asked); the CAM, the
+        # evaluation and the optimizer see the fp32 model itself.
+        self.train_model = Autocast(model) if args.precision == "bf16" else model
         self.device = device
         self.progress = progress
         self.streams = Streams(args.seed, device)
@@ -164,7 +168,11 @@ class Trainer:
     def _phases(self) -> tuple[Phase, Phase, BudgetPolicy]:
         """The warm-up phase, the phase after it, and the budget the mask grids show."""
         a, loss = self.args, self.method.loss
-        warm = Phase("warm-up", training_loss(a, loss, False), FixedBudget(a.epsilon), False)
+
+        def build(part_phase: bool, start_epsilon: Budget | None = None):
+            return graphed(training_loss(a, loss, part_phase, start_epsilon), a.batch_size, self.device,
+                           not a.no_cuda_graphs)
+        warm = Phase("warm-up", build(False), FixedBudget(a.epsilon), False)
         if a.mask_rule == "region":
             # The random start spans the region map itself.
             grid = FixedBudget(region_map(self.image_size, a.region_eps, a.epsilon, self.device))
@@ -173,12 +181,12 @@ class Trainer:
             grid = BatchCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon)
             start_epsilon = a.epsilon       # the official part_pgd / part_mma start in +-epsilon
         if a.no_reweight:
-            return warm, Phase("baseline", training_loss(a, loss, False), FixedBudget(a.epsilon), False), grid
+            return warm, Phase("baseline", build(False), FixedBudget(a.epsilon), False), grid
         budget = grid
         if a.mask_rule != "region" and a.cam_refresh == "official":
             budget = PairedCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon,
                                      self.mask_pass, a.warm_up + 1, a.save_weights, self.progress)
-        part = Phase("part", training_loss(a, loss, True, start_epsilon), budget, a.mask_rule != "region")
+        part = Phase("part", build(True, start_epsilon), budget, a.mask_rule != "region")
         return warm, part, grid
 
     def phase(self, epoch: int) -> Phase:
@@ -215,7 +223,7 @@ class Trainer:
         for batch_idx, (x, y) in enumerate(bar):
             x, y = x.to(self.device), y.to(self.device)
             eps = phase.budget(batch_idx, x)
-            loss = phase.loss(self.model, x, y, eps)
+            loss = phase.loss(self.train_model, x, y, eps)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -253,7 +261,7 @@ class Trainer:
             else:
                 cam = compute_cam(self.model, x, a.cam)
                 eps = budget_from(important_map(cam, self.image_size, a.mask_rule), a.epsilon, a.low_epsilon)
-            x_adv = self.main_phase.loss.adversarial(self.model, x, y, eps)
+            x_adv = self.main_phase.loss.adversarial(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
 
@@ -295,6 +303,12 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split
     if args.num_class is not None and args.num_class != num_classes:
         raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
     model = build_model(args.model, num_classes, image_size=test_split.image_size).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True     # fixed shapes: let cudnn pick the fastest kernels
+    if args.loader == "auto":
+        args.loader = "resident" if device.type == "cuda" else "torch"
     progress = not args.no_progress and sys.stderr.isatty()
     trainer = Trainer(args, model, train_split, device, progress, test_split)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
@@ -356,6 +370,7 @@ def run(args: argparse.Namespace) -> dict:
         "epochs_done": epochs_done,
         **{k: ev.get(k) for k in ("natural", "pgd20", "mma", "aa")},
         "test_images": ev["total"],
+        "images": ev["images"],            # per evaluation: all test images, or --aa-subset for AutoAttack
         "counts": ev["counts"],
         "seconds": seconds,
         "history": trainer.history,

@@ -1,0 +1,88 @@
+"""The CUDA tier: what CI (no GPU) cannot check. Skipped without CUDA; on a lent GPU run it first:
+`python -m pytest -m cuda`."""
+import numpy as np
+import pytest
+import torch
+
+from cam import epsilon_map
+from tests.conftest import FIXTURE, train, trained_a_little
+from utils.args import get_args
+from utils.checkpoint import load_checkpoint
+from utils.data import ArraySplit, ResidentLoader, load_splits, make_loader
+from utils.graphs import GraphedLoss
+from utils.train import training_loss
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+CUDA = torch.device("cuda")
+
+
+def test_resume_on_cuda_and_across_devices(tiny_folder, tmp_path):
+    common = ("--warm-up", "1", "--save-freq", "1", "--eval", "natural", "--device", "cuda")
+    straight = train(tiny_folder, tmp_path / "a", "--epochs", "2", *common)
+    train(tiny_folder, tmp_path / "b", "--epochs", "1", *common)
+    resumed = train(tiny_folder, tmp_path / "c", "--epochs", "2", *common, "--resume", str(tmp_path / "b" / "epoch1.pt"))
+    assert resumed["epochs_done"] == 2 and len(resumed["history"]) == 2
+    assert resumed["history"][0]["loss"] == straight["history"][0]["loss"]
+    # A CUDA checkpoint resumed on the CPU, and that one back on CUDA.
+    cpu = train(tiny_folder, tmp_path / "d", "--epochs", "2", "--warm-up", "1", "--save-freq", "1", "--eval", "natural",
+                "--device", "cpu", "--resume", str(tmp_path / "b" / "epoch1.pt"))
+    assert cpu["epochs_done"] == 2
+    back = train(tiny_folder, tmp_path / "e", "--epochs", "3", *common, "--resume", str(tmp_path / "d" / "epoch2.pt"))
+    assert back["epochs_done"] == 3
+
+
+def _model():
+    return trained_a_little("resnet").to(CUDA).train()
+
+
+@pytest.mark.parametrize("method,loss", [("part", "at"), ("part_t", "trades"), ("part_m", "mart")])
+def test_graph_equals_eager(method, loss):
+    model = _model()
+    plain = training_loss(get_args(method, []), loss, True, 8 / 255)
+    graphed = GraphedLoss(plain, 64, capture=True)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        x, y = torch.rand(64, 3, 32, 32, device=CUDA), torch.randint(0, 10, (64,), device=CUDA)
+        eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
+        out = graphed.adversarial(model, x, y, eps)     # the first call checks itself against eager
+        assert (out - x).abs().max() <= 8 / 255 + 1e-6 and model.training
+    assert graphed.agreement is not None and graphed.agreement >= 0.99
+
+
+def test_training_with_and_without_graphs(tiny_folder, tmp_path):
+    for flag in ([], ["--no-cuda-graphs"]):
+        res = train(tiny_folder, tmp_path / str(len(flag)), "--device", "cuda", "--eval", "natural,pgd20", *flag)
+        assert res["epochs_done"] == 2 and res["args"]["loader"] == "resident"
+
+
+def test_bf16_close_to_fp32_on_cuda(tiny_folder, tmp_path):
+    runs = {p: train(tiny_folder, tmp_path / p, "--device", "cuda", "--precision", p, "--eval", "natural")
+            for p in ("fp32", "bf16")}
+    for a, b in zip(runs["fp32"]["history"], runs["bf16"]["history"]):
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.02)
+
+
+def test_resident_loader_on_cuda(tiny_folder):
+    train_split, _ = load_splits("CIFAR10", tiny_folder, download=False)
+    resident = ResidentLoader(train_split, 32, 5, False, CUDA)
+    for (a, la), (b, lb) in zip(make_loader(ArraySplit(train_split), 32, 5), resident):
+        assert b.device.type == "cuda" and torch.equal(a, b.cpu()) and torch.equal(la, lb.cpu())
+
+
+@pytest.mark.parametrize("case,size", [("r18_cifar", 32), ("wrn_cifar", 32), ("r18_tiny", 64)])
+def test_official_rule_on_cuda(case, size):
+    ref = np.load(FIXTURE)
+    eps = epsilon_map(torch.from_numpy(ref[f"{case}_cam"]).to(CUDA), size, 8 / 255, 7 / 255, "official")
+    assert np.array_equal(eps.cpu().numpy(), ref[f"{case}_eps"])
+
+
+def test_evaluation_on_cuda_matches_cpu(tiny_folder, tmp_path):
+    """The same checkpoint: natural counts equal; PGD-20 draws its start noise on another device, so
+    its count may differ by a few images (stated: at most 5% of them)."""
+    train(tiny_folder, tmp_path / "m", "--device", "cpu", "--eval", "natural")
+    ckpt = str(tmp_path / "m" / "epoch2.pt")
+    ev = {d: train(tiny_folder, tmp_path / d, "--eval-only", ckpt, "--device", d, "--eval", "natural,pgd20")
+          for d in ("cpu", "cuda")}
+    assert ev["cpu"]["counts"]["natural"] == ev["cuda"]["counts"]["natural"]
+    assert abs(ev["cpu"]["counts"]["pgd20"] - ev["cuda"]["counts"]["pgd20"]) <= 0.05 * ev["cpu"]["test_images"]
+    assert load_checkpoint(ckpt, CUDA)["model"]["classifier.0.weight"].device.type == "cuda"
