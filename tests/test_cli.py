@@ -101,3 +101,14 @@ def test_command_lines_start_without_torch(kind, target, argv):
     out = subprocess.run([sys.executable, "-c", PROBE.format(kind=kind, target=target, argv=argv)], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path):
+    """An lr of 1e30 blows the weights up in the first epoch: one line naming epoch and batch, exit 3,
+    no checkpoint of that epoch, no results."""
+    out = cli("--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", "--batch-size", "16",
+              "--num-steps", "1", "--epochs", "2", "--warm-up", "1", "--lr", "1e30", "--save-freq", "1",
+              "--model-dir", str(tmp_path / "m"), "--eval", "natural")
+    assert out.returncode == 3 and out.stderr.count("\n") == 1, out.stderr
+    assert "non-finite training loss in epoch 1, batch " in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "m" / "epoch1.pt").exists() and not (tmp_path / "m" / "results.json").exists()

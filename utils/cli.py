@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from utils.args import get_args
-from utils.errors import UserError
+from utils.errors import NonFiniteLoss, UserError
 
 
 def main(method_key: str, argv: list[str] | None = None) -> int:
@@ -16,4 +16,9 @@ def main(method_key: str, argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"train_eval_{method_key}.py: error: {exc}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as exc:
+        # The weights of this epoch are not saved; the checkpoints of earlier epochs stay as they were.
+        print(f"train_eval_{method_key}.py: error: {exc}; stopped, the checkpoints of earlier epochs are kept "
+              "(try a lower --lr)", file=sys.stderr)
+        return 3
     return 0

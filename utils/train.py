@@ -28,7 +28,7 @@ from models import MODEL_DIR_NAMES, Autocast, build_model
 from utils.budgets import BatchCamBudget, FixedBudget, PairedCamBudget
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
 from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, train_augmentation
-from utils.errors import UserError
+from utils.errors import NonFiniteLoss, UserError
 from utils.evaluate import evaluate
 from utils.files import write_json
 from utils.graphs import GraphedLoss, graphed
@@ -217,6 +217,8 @@ class Trainer:
         # Sums stay on the device: one host sync per epoch rather than one per batch.
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         high = torch.zeros((), dtype=torch.float64, device=self.device)
+        # The first batch whose loss is not finite, kept on the device (-1: none), read once at the end.
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         seen = 0
         self.model.train()
         bar = tqdm(loader, desc=f"epoch {epoch}/{a.epochs}", disable=not self.progress, leave=False)
@@ -227,6 +229,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch_idx, first_bad)
             total += loss.detach().double() * len(y)
             seen += len(y)
             if phase.tracks_budget:
@@ -234,6 +237,8 @@ class Trainer:
             if batch_idx % a.log_interval == 0:
                 tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(loader.dataset)} "
                            f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
+        if int(first_bad) >= 0:
+            raise NonFiniteLoss(epoch, int(first_bad))
         row = {"epoch": epoch, "phase": phase.name, "loss": total.item() / seen, "lr": lr,
                "seconds": time.perf_counter() - t0}
         if phase.tracks_budget:
