@@ -39,6 +39,10 @@ class BatchCamBudget:
     def important(self, x: torch.Tensor) -> torch.Tensor:
         return important_map(compute_cam(self.model, x, self.cam), self.size, self.rule)
 
+    def from_cam(self, cam: torch.Tensor) -> torch.Tensor:
+        """The budget of an already computed CAM (the mask grids show the CAM too)."""
+        return budget_from(important_map(cam, self.size, self.rule), self.epsilon, self.low_epsilon)
+
     def begin_epoch(self, epoch: int) -> None:
         pass
 

@@ -23,7 +23,6 @@ from tqdm import tqdm
 from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
 from cam import compute_cam, region_map
-from cam.masks import budget_from, important_map
 from models import MODEL_DIR_NAMES, Autocast, build_model
 from utils.budgets import BatchCamBudget, FixedBudget, PairedCamBudget
 from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
@@ -265,7 +264,7 @@ class Trainer:
                 eps = self.grid_budget(0, x).expand(len(x), -1, -1, -1)
             else:
                 cam = compute_cam(self.model, x, a.cam)
-                eps = budget_from(important_map(cam, self.image_size, a.mask_rule), a.epsilon, a.low_epsilon)
+                eps = self.grid_budget.from_cam(cam)
             x_adv = self.main_phase.loss.adversarial(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
