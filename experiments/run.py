@@ -1,5 +1,6 @@
-"""Run named reproduction runs, skipping those whose results JSON exists, resuming from the newest
-checkpoint of an interrupted one. Each run writes <results-dir>/<name>.json (args, history, the four
+"""Run named reproduction runs, skipping those whose results JSON exists; every run is started with
+`--resume auto`, so an interrupted one continues from its newest complete checkpoint (a mid-epoch one
+after a SIGTERM included) and its evaluation from its progress file. Each run writes <results-dir>/<name>.json (args, history, the four
 accuracies, seconds, device, git commit) and <name>.log; weights stay in <checkpoint-dir>/<name>/.
 
     python -m experiments.run --priority 1 --data-dir ../shared/data/cifar10-jpeg.zip
@@ -13,7 +14,6 @@ when it runs alone (every run seeds itself; nothing is shared but the device).
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import subprocess
 import sys
@@ -28,21 +28,14 @@ REPO = Path(__file__).resolve().parent.parent
 COMMON = ["--eval-every", "5", "--eval-subset", "1000", "--save-masks", "8"]
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = [(int(m.group(1)), p) for p in folder.glob("epoch*.pt") if (m := re.fullmatch(r"epoch(\d+)\.pt", p.name))]
-    return max(found)[1] if found else None
-
-
 def command(name: str, args: argparse.Namespace) -> list[str]:
     _, script, run_args = RUNS[name]
     model_dir = Path(args.checkpoint_dir).resolve() / name
     cmd = [sys.executable, str(REPO / script), *shlex.split(run_args), *COMMON,
            "--data-dir", str(Path(args.data_dir).resolve()), "--model-dir", str(model_dir),
            "--results", str(Path(args.results_dir).resolve() / f"{name}.json"), "--no-progress",
-           *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), *shlex.split(args.extra)]
-    ckpt = latest_checkpoint(model_dir)
-    if ckpt is not None:
-        cmd += ["--resume", str(ckpt)]
+           *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), "--resume", "auto",
+           *shlex.split(args.extra)]
     return cmd
 
 

@@ -102,12 +102,16 @@ def trained_a_little(name: str):
     return model.eval()
 
 
-def train(data_dir: Path, out: Path, *extra: str, method: str = "part") -> dict:
-    """Run the trainer in-process on tiny data with a small CNN and short attacks."""
-    argv = ["--model", "smallcnn", "--data-dir", str(data_dir), "--no-download", "--batch-size", "32",
+def tiny_argv(data_dir: Path, out: Path, *extra: str) -> list[str]:
+    """The command line of a tiny run: a small CNN and short attacks (later flags win)."""
+    return ["--model", "smallcnn", "--data-dir", str(data_dir), "--no-download", "--batch-size", "32",
             "--num-steps", "2", "--epochs", "2", "--warm-up", "1", "--eval", "natural,pgd20",
             "--model-dir", str(out), "--no-progress", "--log-interval", "1000", *extra]
-    return run(get_args(method, argv))
+
+
+def train(data_dir: Path, out: Path, *extra: str, method: str = "part") -> dict:
+    """Run the trainer in-process on tiny data with a small CNN and short attacks."""
+    return run(get_args(method, tiny_argv(data_dir, out, *extra)))
 
 
 # The one real-data run of the suite: a small CNN, PGD-AT warm-up then PART, on 2,000 images of

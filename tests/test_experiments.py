@@ -5,6 +5,7 @@ import pytest
 
 from experiments import run as runner
 from experiments.runs import RUNS
+from utils.interrupt import TEST_HOOK
 
 TINY = "--model smallcnn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
 
@@ -15,19 +16,23 @@ def test_named_runs_cover_the_priorities():
     assert "--no-reweight" in RUNS["trades_seed1"][2] and RUNS["part_m_seed1"][1] == "train_eval_part_m.py"
 
 
-def test_runs_skip_and_resume(tiny_folder, tmp_path, capsys):
+def test_runs_skip_and_resume(tiny_folder, tmp_path, capsys, monkeypatch):
     common = ["--data-dir", str(tiny_folder), "--results-dir", str(tmp_path / "res"),
-              "--checkpoint-dir", str(tmp_path / "ckpt")]
-    # An interrupted run: one epoch done, no results yet.
-    assert runner.main(["at_seed1", *common, "--extra", TINY + " --epochs 1"]) == 0
-    (tmp_path / "res" / "at_seed1.json").unlink()
-    assert runner.main(["at_seed1", *common, "--extra", TINY + " --epochs 2"]) == 0
-    out = capsys.readouterr().out
-    assert "--resume" in out and "epoch1.pt" in out
+              "--checkpoint-dir", str(tmp_path / "ckpt"), "--extra", TINY + " --epochs 2"]
+    # A preempted run: SIGTERM in the second epoch, after its first batch.
+    monkeypatch.setenv(TEST_HOOK, "2:0:SIGTERM")
+    assert runner.main(["at_seed1", *common]) == 143
+    assert "at_seed1: exit code 143" in capsys.readouterr().out
+    assert (tmp_path / "ckpt" / "at_seed1" / "epoch2_batch1.pt").exists()
+    monkeypatch.delenv(TEST_HOOK)
+    # The same command again continues it.
+    assert runner.main(["at_seed1", *common]) == 0
+    assert "--resume auto" in capsys.readouterr().out
     res = json.loads((tmp_path / "res" / "at_seed1.json").read_text())
     assert res["method"] == "AT" and res["epochs_done"] == 2 and len(res["history"]) == 2
+    assert res["resumes"][0]["checkpoint"].endswith("epoch2_batch1.pt")
     assert "resumed from" in (tmp_path / "res" / "at_seed1.log").read_text()
-    assert runner.main(["at_seed1", *common, "--extra", TINY]) == 0
+    assert runner.main(["at_seed1", *common]) == 0
     assert "results exist, skipped" in capsys.readouterr().out
 
 

@@ -155,7 +155,13 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
       help="comma list of natural,pgd20,mma,aa")
     a("--eval-epsilon", type=parse_fraction, default=8 / 255, help="budget of PGD-20, MMA and AutoAttack")
     a("--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
-    a("--resume", default=None, metavar="CHECKPOINT", help="continue training from this checkpoint")
+    a("--resume", default=None, metavar="CHECKPOINT",
+      help="continue training from this checkpoint; 'auto': from the newest complete one in --model-dir, or a "
+           "fresh start if there is none (the same command line for every start of a preemptible job)")
+    a("--resume-anyway", action="store_true",
+      help="continue a checkpoint although its training settings differ from these flags (recorded in the results)")
+    a("--overwrite", action="store_true",
+      help="let a fresh run replace the checkpoints and results of another run in --model-dir / --results")
     a("--results", default=None, metavar="PATH", help="results JSON (default <model-dir>/results.json)")
     a("--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
     a("--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")

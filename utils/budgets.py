@@ -17,20 +17,32 @@ from tqdm import tqdm
 from attacks.common import Budget
 from cam import compute_cam
 from cam.masks import budget_from, important_map
+from utils.checkpoint import pack_masks, unpack_masks
 
 
-class FixedBudget:
-    def __init__(self, value: Budget) -> None:
-        self.value = value
+class BudgetPolicy:
+    """Called once per batch for its budget; `begin_epoch` before each epoch; `state` is what a
+    checkpoint must hold to continue exactly (only the official pairing holds anything)."""
 
     def begin_epoch(self, epoch: int) -> None:
         pass
+
+    def state(self) -> dict | None:
+        return None
+
+    def load_state(self, state: dict | None) -> None:
+        pass
+
+
+class FixedBudget(BudgetPolicy):
+    def __init__(self, value: Budget) -> None:
+        self.value = value
 
     def __call__(self, batch_idx: int, x: torch.Tensor) -> Budget:
         return self.value
 
 
-class BatchCamBudget:
+class BatchCamBudget(BudgetPolicy):
     def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float,
                  low_epsilon: float) -> None:
         self.model, self.cam, self.rule, self.size = model, cam, rule, size
@@ -43,9 +55,6 @@ class BatchCamBudget:
         """The budget of an already computed CAM (the mask grids show the CAM too)."""
         return budget_from(important_map(cam, self.size, self.rule), self.epsilon, self.low_epsilon)
 
-    def begin_epoch(self, epoch: int) -> None:
-        pass
-
     def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
         return budget_from(self.important(x), self.epsilon, self.low_epsilon)
 
@@ -53,7 +62,7 @@ class BatchCamBudget:
 class PairedCamBudget(BatchCamBudget):
     """`mask_pass(epoch)` yields the batches of the separate pass (its own shuffle and RNG stream);
     masks are recomputed in the first PART epoch and then every `every` PART epochs, as upstream's
-    `--save-weights`, or whenever none are held (after a resume)."""
+    `--save-weights`. The masks held go into checkpoints (as bits), so a resume continues with them."""
 
     def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float, low_epsilon: float,
                  mask_pass: Callable[[int], Iterable[torch.Tensor]], first_epoch: int, every: int,
@@ -67,6 +76,13 @@ class PairedCamBudget(BatchCamBudget):
         if self.masks is None or k == 1 or k % self.every == 0:
             self.masks = [self.important(x) for x in tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks",
                                                           disable=not self.progress, leave=False)]
+
+    def state(self) -> dict | None:
+        return None if self.masks is None else pack_masks(self.masks)
+
+    def load_state(self, state: dict | None) -> None:
+        device = next(self.model.parameters()).device
+        self.masks = None if state is None else unpack_masks(state, device)
 
     def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
         return budget_from(self.masks[batch_idx], self.epsilon, self.low_epsilon)

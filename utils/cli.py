@@ -2,13 +2,29 @@
 `--help` and flag mistakes answer at once."""
 from __future__ import annotations
 
+import shlex
 import sys
 
 from utils.args import get_args
 from utils.errors import NonFiniteLoss, UserError
+from utils.interrupt import Interrupted
+
+
+def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> str:
+    """The command line that continues an interrupted run: the same flags, --resume replaced."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith("--resume="):
+            kept.append(a)
+    return shlex.join(["python", f"train_eval_{method_key}.py", *kept, *resume_args])
 
 
 def main(method_key: str, argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args(method_key, argv)
     from utils.train import run   # torch, torchvision, the models: only once the flags are good
     try:
@@ -21,4 +37,8 @@ def main(method_key: str, argv: list[str] | None = None) -> int:
         print(f"train_eval_{method_key}.py: error: {exc}; stopped, the checkpoints of earlier epochs are kept "
               "(try a lower --lr)", file=sys.stderr)
         return 3
+    except Interrupted as exc:
+        print(f"train_eval_{method_key}.py: {exc}; continue with: "
+              f"{resume_command(method_key, argv, exc.resume_args)}", file=sys.stderr, flush=True)
+        return exc.exit_code
     return 0

@@ -14,10 +14,12 @@ SVHN's canonical order is the digit folders 0 ... 9).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,8 @@ class Split:
     images: np.ndarray   # (N, H, W, 3) uint8
     labels: np.ndarray   # (N,) int64
     classes: list[str]
+    indices: np.ndarray | None = None   # positions in the whole split when a subset was kept
+    source: dict | None = None          # where the data came from (load_splits): kind, path, files, sha256
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,7 +57,11 @@ class Split:
 
     def subset(self, n: int | None) -> "Split":
         idx = subset_indices(len(self), n)
-        return Split(self.images[idx], self.labels[idx], self.classes)
+        kept = idx if n is not None and n < len(self) else None
+        if kept is not None and self.indices is not None:
+            kept = self.indices[kept]
+        return Split(self.images[idx], self.labels[idx], self.classes,
+                     self.indices if kept is None else kept, self.source)
 
 
 def subset_indices(total: int, n: int | None) -> np.ndarray:
@@ -78,11 +86,13 @@ def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray
 
 def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
            limit: int | None) -> Split:
-    entries = [entries[i] for i in subset_indices(len(entries), limit)]
+    idx = subset_indices(len(entries), limit)
+    kept = idx if limit is not None and limit < len(entries) else None
+    entries = [entries[i] for i in idx]
     if not entries:
         return _empty(classes, size)
     images = np.stack([_decode(read(name), size, name) for name, _ in entries])
-    return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes)
+    return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes, kept)
 
 
 def _folder_split(root: Path, classes: list[str], size: int | None, limit: int | None) -> Split:
@@ -103,7 +113,8 @@ def _needed(need_train: bool) -> set[str]:
 
 
 def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | None],
-                need_train: bool = True) -> tuple[Split, Split]:
+                need_train: bool = True) -> tuple[tuple[Split, Split], int]:
+    """The splits of the tree in the zip, and how many image files of it were used."""
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -123,8 +134,11 @@ def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | No
         splits = []
         for split, limit in zip(("train", "test"), limits):
             entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree.get(split, {}).get(c, []))]
-            splits.append(_stack(entries, zf.read, classes, size, limit))
-    return splits[0], splits[1]
+            try:
+                splits.append(_stack(entries, zf.read, classes, size, limit))
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                raise UserError(f"{path} is damaged ({exc}); copy or download it again") from None
+    return (splits[0], splits[1]), sum(len(v) for split in _needed(need_train) for v in tree.get(split, {}).values())
 
 
 def _image_tree(root: Path, aliases: tuple[str, ...], need_train: bool = True) -> Path | None:
@@ -148,24 +162,9 @@ def _zip_in(root: Path, aliases: tuple[str, ...]) -> Path | None:
 Limits = tuple[int | None, int | None]
 
 
-def _present_or_downloaded(root: Path, present: bool, download: bool, fetch) -> bool:
-    """True when the dataset's own files are under root, after fetching them if allowed."""
-    if present:
-        return True
-    if not download or (root.exists() and not root.is_dir()):
-        return False
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fetch()
-    except Exception:   # offline or refused: fall through to the layout message
-        return False
-    return True
-
-
-def _cifar10_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
+def _cifar10_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
     from torchvision.datasets import CIFAR10
-    if not _present_or_downloaded(root, (root / "cifar-10-batches-py").is_dir(), download,
-                                  lambda: CIFAR10(str(root), train=True, download=True)):
+    if not (root / "cifar-10-batches-py").is_dir():
         return None
     try:
         train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
@@ -175,11 +174,9 @@ def _cifar10_native(root: Path, download: bool, limits: Limits) -> tuple[Split, 
                  for d, n in zip((train, test), limits))
 
 
-def _svhn_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
+def _svhn_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
     from torchvision.datasets import SVHN
-    present = all((root / f"{split}_32x32.mat").is_file() for split in ("train", "test"))
-    if not _present_or_downloaded(root, present, download,
-                                  lambda: [SVHN(str(root), split=s, download=True) for s in ("train", "test")]):
+    if not all((root / f"{split}_32x32.mat").is_file() for split in ("train", "test")):
         return None
     try:
         sets = [SVHN(str(root), split=split) for split in ("train", "test")]
@@ -189,7 +186,18 @@ def _svhn_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Spl
                        [str(i) for i in range(10)]).subset(n) for d, n in zip(sets, limits))
 
 
-def _tiny_native(root: Path, download: bool, limits: Limits) -> tuple[Split, Split] | None:
+def _fetch_cifar10(root: Path) -> None:
+    from torchvision.datasets import CIFAR10
+    CIFAR10(str(root), train=True, download=True)
+
+
+def _fetch_svhn(root: Path) -> None:
+    from torchvision.datasets import SVHN
+    for split in ("train", "test"):
+        SVHN(str(root), split=split, download=True)
+
+
+def _tiny_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
     base = root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"
     if not (base / "wnids.txt").is_file():
         return None
@@ -216,6 +224,9 @@ LAYOUTS = {
 ALIASES = {"CIFAR10": ("cifar10", "cifar-10"), "SVHN": ("svhn",),
            "TinyImagenet": ("tiny-imagenet-200", "tiny-imagenet", "tinyimagenet")}
 NATIVE = {"CIFAR10": _cifar10_native, "SVHN": _svhn_native, "TinyImagenet": _tiny_native}
+FETCH = {"CIFAR10": _fetch_cifar10, "SVHN": _fetch_svhn}   # torchvision's downloads (TinyImageNet has none)
+NATIVE_FILES = {"CIFAR10": ("cifar-10-batches-py",), "SVHN": ("train_32x32.mat", "test_32x32.mat"),
+                "TinyImagenet": ("tiny-imagenet-200", "wnids.txt", "train", "val")}
 IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
 
 
@@ -231,26 +242,83 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
     if name not in NATIVE:
         raise UserError(f"unknown dataset {name}; choose from {', '.join(NATIVE)}")
     root = Path(data_dir)
-    size = IMAGE_SIZE[name]
-    aliases = ALIASES[name]
-    if root.is_dir() or not root.exists():
-        native = NATIVE[name](root, download, (train_subset, test_subset))
+    splits = _find(name, root, (train_subset, test_subset), need_train)
+    tried = "not needed"
+    if splits is None:
+        if root.exists() and not root.is_dir():
+            tried = "not tried (--data-dir is a file)"
+        else:
+            tried = _download(name, root, download)
+            splits = _find(name, root, (train_subset, test_subset), need_train) if tried == "done" else None
+    if splits is None:
+        raise UserError(f"no {name} data found at {root.resolve()} (--data-dir {data_dir}); download {tried}; "
+                        f"accepted layouts: {LAYOUTS[name]}; point --data-dir at one of them")
+    return splits
+
+
+def _download(name: str, root: Path, download: bool) -> str:
+    """Fetch the dataset's own files into root; what happened, for the no-data message."""
+    if name not in FETCH:
+        return f"not available for {name}"
+    if not download:
+        return "not tried (--no-download)"
+    made = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        FETCH[name](root)
+    except Exception as exc:   # offline, refused, no space: the reason goes into the message
+        if made and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()      # leave no empty folder behind
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"tried and failed ({type(exc).__name__}: {reason})"
+    return "done"
+
+
+def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Split, Split] | None:
+    """The splits in the first layout present under root (nothing fetched), each with its source."""
+    size, aliases = IMAGE_SIZE[name], ALIASES[name]
+    if root.is_dir():
+        native = NATIVE[name](root, limits)
         if native is not None:
-            return native
+            base = root / "tiny-imagenet-200" if name == "TinyImagenet" and not (root / "wnids.txt").is_file() else root
+            files = [f for n in NATIVE_FILES[name] if (base / n).exists()
+                     for f in ([base / n] if (base / n).is_file() else sorted(p for p in (base / n).rglob("*")
+                                                                           if p.is_file()))]
+            return _with_source(native, "native", base, files)
     tree = _image_tree(root, aliases, need_train)
     if tree is not None:
         # One class list for both splits (the union, as for zips), so a split missing a class
         # folder cannot shift the labels of the other.
         classes = sorted({p.name for split in ("train", "test") if (tree / split).is_dir()
                           for p in (tree / split).iterdir() if p.is_dir()})
-        test = _folder_split(tree / "test", classes, size, test_subset)
-        train = _folder_split(tree / "train", classes, size, train_subset) if need_train else _empty(classes, size)
-        return train, test
+        test = _folder_split(tree / "test", classes, size, limits[1])
+        train = _folder_split(tree / "train", classes, size, limits[0]) if need_train else _empty(classes, size)
+        files = sorted(f for split in _needed(need_train) for f in (tree / split).rglob("*")
+                       if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        return _with_source((train, test), "folder", tree, files)
     zpath = _zip_in(root, aliases)
     if zpath is not None:
-        limits = (train_subset if need_train else 0, test_subset)
-        return _zip_splits(zpath, size, limits, need_train)
-    raise UserError(f"no {name} data found at {root}; accepted layouts: {LAYOUTS[name]}")
+        splits, count = _zip_splits(zpath, size, (limits[0] if need_train else 0, limits[1]), need_train)
+        return _with_source(splits, "zip", zpath, [zpath], count)
+    return None
+
+
+def _with_source(splits: tuple[Split, Split], kind: str, path: Path, files: list[Path],
+                 count: int | None = None) -> tuple[Split, Split]:
+    """Record on both splits where they came from: the layout, its absolute path, how many files it
+    holds and the sha256 over their names and bytes (for a zip, the sha256 of the zip file itself)."""
+    h = hashlib.sha256()
+    for f in files:
+        if kind != "zip":
+            h.update(f.relative_to(path).as_posix().encode() if f != path else f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    source = {"layout": kind, "path": str(path.resolve()), "files": count if count is not None else len(files),
+              "sha256": h.hexdigest()}
+    for split in splits:
+        split.source = source
+    return splits
 
 
 class ArraySplit(Dataset):

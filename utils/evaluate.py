@@ -1,8 +1,16 @@
-"""Natural, PGD-20, MMA and AutoAttack accuracy, printed in the official format."""
+"""Natural, PGD-20, MMA and AutoAttack accuracy, printed in the official format.
+
+Every batch of an attack evaluation runs on its own seeded random stream (the random starts of PGD-20
+and MMA; AutoAttack seeds itself), so an accuracy depends only on the weights and the test images, not
+on what ran before it, and an interrupted evaluation continues at the next batch with the same result
+(`EvalProgress`, a JSON file beside the results JSON).
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -12,9 +20,14 @@ from tqdm import tqdm
 from attacks import autoattack, mma, pgd
 from models import eval_mode
 from utils.data import subset_indices
+from utils.files import write_json
+from utils.interrupt import Interrupted, StopRequest
+from utils.rng import seeded
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA"}
 EVAL_STEPS = 20
+# Seed of batch i of an evaluation: BATCH_SEEDS[name] + i, the same for every run.
+BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000}
 
 
 def _adversary(name: str, args: argparse.Namespace, num_classes: int):
@@ -42,16 +55,52 @@ def accuracy_line(correct: int, total: int, robust: int | None = None) -> str:
     return line
 
 
+class EvalProgress:
+    """The per-batch counts (robust, clean) of each attack evaluation, rewritten atomically after every
+    batch to `path`. `key` names the weights and settings they belong to; a file with another key is
+    left out (and replaced)."""
+
+    def __init__(self, path: Path, key: dict) -> None:
+        self.path, self.key = path, key
+        self.batches: dict[str, list[list[int]]] = {}
+        self.seconds: dict[str, float] = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = None
+            if isinstance(data, dict) and data.get("key") == key:
+                self.batches, self.seconds = data["batches"], data.get("seconds", {})
+                done = ", ".join(f"{HEADERS[n]} {len(b)} batches" for n, b in self.batches.items())
+                print(f"evaluation continues from {path} ({done or 'nothing done yet'})", flush=True)
+            else:
+                print(f"evaluation progress in {path} belongs to other weights or settings: not used", flush=True)
+
+    def done(self, name: str) -> list[list[int]]:
+        return self.batches.setdefault(name, [])
+
+    def add(self, name: str, robust: int, clean: int, seconds: float) -> None:
+        self.done(name).append([robust, clean])
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        write_json({"key": self.key, "batches": self.batches, "seconds": self.seconds}, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
-             num_classes: int, progress: bool = False, verbose: bool = True) -> dict:
+             num_classes: int, progress: bool = False, verbose: bool = True,
+             record: EvalProgress | None = None, stop: StopRequest | None = None) -> dict:
     """Accuracies in percent, counts and seconds for each requested evaluation, with the model in eval
-    mode (its mode is restored afterwards)."""
+    mode (its mode is restored afterwards). With `record`, finished batches are kept and skipped;
+    with `stop`, a signal ends the evaluation after the current batch (Interrupted)."""
     with eval_mode(model):
-        return _evaluate(model, loader, which, args, num_classes, progress, verbose)
+        return _evaluate(model, loader, which, args, num_classes, progress, verbose, record, stop)
 
 
 def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
-              num_classes: int, progress: bool, verbose: bool) -> dict:
+              num_classes: int, progress: bool, verbose: bool, record: EvalProgress | None,
+              stop: StopRequest | None) -> dict:
     device = next(model.parameters()).device
     total = len(loader.dataset)
     out: dict = {"total": total, "counts": {}, "seconds": {}}
@@ -67,20 +116,35 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
     out["images"] = {name: total for name in which}
     for name in (w for w in which if w != "natural"):
         attack = _adversary(name, args, num_classes)
-        t0 = time.perf_counter()
         # AutoAttack on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
         subset = name == "aa" and bool(getattr(args, "aa_subset", None)) and args.aa_subset < total
         these = DataLoader(Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()),
                            batch_size=loader.batch_size) if subset else loader
         n = args.aa_subset if subset else total
-        robust, clean_subset = 0, 0
-        for x, y in tqdm(these, desc=name, disable=not progress, leave=False):
+        done = record.done(name) if record else []
+        batches = len(these)
+        for i, (x, y) in enumerate(tqdm(these, desc=name, disable=not progress, leave=False)):
+            if i < len(done):
+                continue              # counted before an interruption
+            t0 = time.perf_counter()
             x, y = x.to(device), y.to(device)
-            if subset:
-                clean_subset += _count(model, x, y)
-            robust += _count(model, attack(model, x, y), y)
-        clean = clean_subset if subset else natural
-        out["seconds"][name] = time.perf_counter() - t0
+            with seeded(BATCH_SEEDS[name] + i, device):
+                robust = _count(model, attack(model, x, y), y)
+            clean = _count(model, x, y) if subset else 0
+            if record:
+                record.add(name, robust, clean, time.perf_counter() - t0)
+            else:
+                done.append([robust, clean])
+                out["seconds"][name] = out["seconds"].get(name, 0.0) + time.perf_counter() - t0
+            if stop is not None:
+                stop.test_point("eval", name, i)
+                if stop.signum is not None and i + 1 < batches:
+                    raise Interrupted(stop.signum, f"during the {HEADERS[name]} evaluation after batch {i + 1} "
+                                                   f"of {batches}", [])
+        robust = sum(r for r, _ in done)
+        clean = sum(c for _, c in done) if subset else natural
+        if record:
+            out["seconds"][name] = record.seconds.get(name, 0.0)
         out[name] = 100.0 * robust / n
         out["counts"][name] = robust
         out["images"][name] = n

@@ -3,8 +3,8 @@ evaluation. One log row per epoch, checkpoints every --save-freq epochs, exact -
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
+import json
 import os
 import platform
 import random
@@ -24,18 +24,21 @@ from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
 from cam import compute_cam, region_map
 from models import MODEL_DIR_NAMES, Autocast, build_model
-from utils.budgets import BatchCamBudget, FixedBudget, PairedCamBudget
-from utils.checkpoint import load_checkpoint, load_model_state, rng_state, save_atomic, set_rng_state
-from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, train_augmentation
+from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
+from utils.checkpoint import (load_checkpoint, load_model_state, newest_loadable, remove_partials_before, rng_state,
+                              save_atomic, set_rng_state, weights_fingerprint)
+from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, subset_indices, train_augmentation
 from utils.errors import NonFiniteLoss, UserError
-from utils.evaluate import evaluate
+from utils.interrupt import Interrupted, StopRequest
+from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
 from utils.graphs import GraphedLoss, graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
+from utils.resume import (check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
+                          remove)
+from utils.rng import seeded
 from utils.visualize import grid_panels, save_mask_grid
-
-BudgetPolicy = FixedBudget | BatchCamBudget | PairedCamBudget
 
 class Streams:
     """Seeds of the random streams of one run. The training pass (shuffle, augmentation, attack noise)
@@ -50,12 +53,9 @@ class Streams:
     def seed(self, kind: str, epoch: int) -> int:
         return self.seed_value * self.STRIDE + self.OFFSETS[kind] + epoch
 
-    @contextlib.contextmanager
     def fork(self, kind: str, epoch: int):
         """Run a side pass on its own seeded RNG and restore the training RNG afterwards."""
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.seed(kind, epoch))
-            yield
+        return seeded(self.seed(kind, epoch), self.device)
 
 
 def set_seed(seed: int) -> None:
@@ -131,6 +131,35 @@ class Phase:
     tracks_budget: bool       # log the share of elements that keep the full budget
 
 
+@dataclass
+class Position:
+    """Where a signal stopped an epoch: batches done, the running sums so far, the RNG states then."""
+    epoch: int
+    batches: int
+    seen: int
+    loss_sum: torch.Tensor      # float64 scalars, as train_epoch keeps them
+    high_sum: torch.Tensor
+    seconds: float
+    rng: dict
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.batches, "seen": self.seen, "loss_sum": self.loss_sum.cpu(),
+                "high_sum": self.high_sum.cpu(), "seconds": self.seconds}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "Position | None":
+        p = ckpt.get("position")
+        return None if p is None else cls(rng=ckpt["rng"], **p)
+
+
+class EpochStopped(Exception):
+    """A signal stopped train_epoch after a batch; `position` is what continues it."""
+
+    def __init__(self, signum: int, position: Position, batches: int) -> None:
+        super().__init__(signum)
+        self.signum, self.position, self.batches = signum, position, batches
+
+
 class Trainer:
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
                  device: torch.device, progress: bool, test_split: Split) -> None:
@@ -154,6 +183,7 @@ class Trainer:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                          weight_decay=args.weight_decay)
         self.history: list[dict] = []
+        self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed
         self.warm_up_phase, self.main_phase, self.grid_budget = self._phases()
         self.eval_loader = None
         self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -204,24 +234,38 @@ class Trainer:
                 yield x.to(self.device)
 
     # --- one epoch ------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int, position: Position | None = None, stop: StopRequest | None = None) -> dict:
+        """One epoch; from `position` on if a signal stopped it before. With `stop`, a signal ends it
+        after the current batch (EpochStopped, with the position to continue from)."""
         a = self.args
         phase = self.phase(epoch)
         lr = lr_at(a, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        phase.budget.begin_epoch(epoch)
+        done = position.batches if position else 0
+        if not done:
+            phase.budget.begin_epoch(epoch)   # when continuing, the checkpoint brought the budget state
         loader = self.loader(self.streams.seed("shuffle", epoch))
         # Sums stay on the device: one host sync per epoch rather than one per batch.
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        high = torch.zeros((), dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        total = position.loss_sum.to(self.device) if position else zero.clone()
+        high = position.high_sum.to(self.device) if position else zero.clone()
         # The first batch whose loss is not finite, kept on the device (-1: none), read once at the end.
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        seen = 0
+        seen = position.seen if position else 0
+        n_batches, n_images = len(loader), len(loader.dataset)
         self.model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{a.epochs}", disable=not self.progress, leave=False)
-        for batch_idx, (x, y) in enumerate(bar):
+        batches = iter(loader)
+        if position:
+            # The same order from the same seed; the augmentation draws of the skipped batches are
+            # then replaced by the RNG states of the moment the run stopped.
+            for _ in range(done):
+                next(batches)
+            set_rng_state(position.rng)
+        bar = tqdm(batches, total=n_batches, initial=done, desc=f"epoch {epoch}/{a.epochs}",
+                   disable=not self.progress, leave=False)
+        for batch_idx, (x, y) in enumerate(bar, start=done):
             x, y = x.to(self.device), y.to(self.device)
             eps = phase.budget(batch_idx, x)
             loss = phase.loss(self.train_model, x, y, eps)
@@ -234,12 +278,20 @@ class Trainer:
             if phase.tracks_budget:
                 high += (eps == a.epsilon).double().mean() * len(y)
             if batch_idx % a.log_interval == 0:
-                tqdm.write(f"Train Epoch: {epoch} [{seen}/{len(loader.dataset)} "
-                           f"({100.0 * (batch_idx + 1) / len(loader):.2f}%)]\tLoss: {loss.item():.6f}")
+                tqdm.write(f"Train Epoch: {epoch} [{seen}/{n_images} "
+                           f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
+            if stop is not None:
+                stop.test_point(epoch, batch_idx)
+                if stop.signum is not None and batch_idx + 1 < n_batches:
+                    if int(first_bad) >= 0:
+                        raise NonFiniteLoss(epoch, int(first_bad))
+                    elapsed = (position.seconds if position else 0.0) + time.perf_counter() - t0
+                    raise EpochStopped(stop.signum, Position(epoch, batch_idx + 1, seen, total, high, elapsed,
+                                                             rng_state()), n_batches)
         if int(first_bad) >= 0:
             raise NonFiniteLoss(epoch, int(first_bad))
         row = {"epoch": epoch, "phase": phase.name, "loss": total.item() / seen, "lr": lr,
-               "seconds": time.perf_counter() - t0}
+               "seconds": (position.seconds if position else 0.0) + time.perf_counter() - t0}
         if phase.tracks_budget:
             row["full_budget_fraction"] = high.item() / seen
         return row
@@ -270,20 +322,35 @@ class Trainer:
         save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
 
     # --- checkpoints ----------------------------------------------------------------------------
-    def save(self, path: Path, epoch: int) -> None:
-        save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "epoch": epoch, "method": self.method.key, "args": vars(self.args),
-                     "history": self.history, "rng": rng_state()}, path)
+    def save(self, path: Path, epoch: int, position: Position | None = None) -> None:
+        """`epoch`: the epochs complete; `position`: how far the next one got (a signal stopped it)."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "epoch": epoch, "method": self.method.key, "args": vars(self.args),
+                 "history": self.history, "resumes": self.resumes,
+                 "rng": position.rng if position else rng_state()}
+        if position is not None:
+            state["position"] = position.to_dict()
+        budget = self.main_phase.budget.state()
+        if budget is not None:
+            state["budget"] = budget
+        save_atomic(state, path)
 
-    def restore(self, ckpt: dict, path: str) -> int:
+    def restore(self, ckpt: dict, path: str, differences: dict) -> tuple[int, Position | None]:
+        """Load a checkpoint of ours: (epochs complete, the position inside the next one or None)."""
         missing = [k for k in ("optimizer", "epoch", "rng") if k not in ckpt]
         if missing:
             raise UserError(f"cannot resume from {path}: it holds weights only (no {', '.join(missing)})")
         load_model_state(self.model, ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.history = list(ckpt.get("history", []))
-        set_rng_state(ckpt["rng"])
-        return int(ckpt["epoch"])
+        self.main_phase.budget.load_state(ckpt.get("budget"))
+        position = Position.from_checkpoint(ckpt)
+        if position is None:
+            set_rng_state(ckpt["rng"])       # a mid-epoch position sets it after skipping its batches
+        self.resumes = list(ckpt.get("resumes", [])) + [
+            {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
+             "batches": position.batches if position else 0, "differences": differences}]
+        return int(ckpt["epoch"]), position
 
 
 def log_row(row: dict, epochs: int, base: str) -> str:
@@ -319,14 +386,67 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split
     return trainer, test_loader, train_split, test_split
 
 
+def data_record(train_split: Split, test_split: Split, args: argparse.Namespace) -> dict:
+    """What the results were computed on: the source (layout, path, file count, sha256), the image
+    counts, and the indices of any fixed subset."""
+    record = {**(test_split.source or {}), "train_images": len(train_split), "test_images": len(test_split)}
+    if test_split.indices is not None:
+        record["test_indices"] = test_split.indices.tolist()
+    if "aa" in args.eval and args.aa_subset and args.aa_subset < len(test_split):
+        record["aa_indices"] = subset_indices(len(test_split), args.aa_subset).tolist()
+    return record
+
+
+def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_classes: int) -> dict:
+    """What an evaluation's numbers depend on: the weights, the test images and the settings."""
+    return {"weights": weights_fingerprint(model), "data": (test_split.source or {}).get("sha256"),
+            "test_indices": None if test_split.indices is None else len(test_split.indices),
+            "test_images": len(test_split), "eval_epsilon": args.eval_epsilon, "step_size": args.step_size,
+            "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes}
+
+
+def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results_path: Path,
+                              device: torch.device) -> tuple[str | None, dict | None]:
+    """The checkpoint --eval-only / --resume / --resume auto names, loaded; (None, None) for a fresh
+    run, after making sure it would not write over another run's files."""
+    if args.eval_only:
+        ckpt = load_checkpoint(args.eval_only, device)
+        refuse_unless_overwrite(earlier_outputs(model_dir, results_path, True), args.overwrite, "this evaluation")
+        return args.eval_only, ckpt
+    if args.resume == "auto":
+        found = newest_loadable(model_dir, device)
+        if found is not None:
+            return str(found[0]), found[1]
+        print(f"--resume auto: no checkpoint to continue in {model_dir}; starting a fresh run", flush=True)
+    elif args.resume:
+        return args.resume, load_checkpoint(args.resume, device)
+    refuse_unless_overwrite(earlier_outputs(model_dir, results_path, False), args.overwrite, "this run")
+    return None, None
+
+
 def run(args: argparse.Namespace) -> dict:
+    """Train (or continue, or only evaluate), evaluate and write the results. SIGTERM / SIGINT stop it
+    after the current batch with a checkpoint (Interrupted); the evaluation keeps its progress."""
+    with StopRequest() as stop:
+        return _run(args, stop)
+
+
+def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
     method = METHODS[args.method]
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
-    ckpt_path = args.eval_only or args.resume
-    ckpt = load_checkpoint(ckpt_path, pick_device(args.device)) if ckpt_path else None
+    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device))
+    fresh = ckpt is None
+    differences = check_resume(ckpt, ckpt_path, args) if ckpt is not None and not args.eval_only else {}
+    if (args.resume == "auto" and ckpt is not None and "position" not in ckpt and ckpt["epoch"] == args.epochs
+            and results_path.exists() and not progress_file(results_path).exists()):
+        print(f"--resume auto: this run is finished ({ckpt_path}); its results are in {results_path}", flush=True)
+        return json.loads(results_path.read_text())
     trainer, test_loader, train_split, test_split = prepare(args)
     model, device, num_classes, progress = trainer.model, trainer.device, trainer.num_classes, trainer.progress
+    check_writable(*([] if args.eval_only else [model_dir]), results_path.parent)
+    if fresh:
+        remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
           f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
           f"augmentation {args.augmentation}", flush=True)
@@ -335,36 +455,59 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{args.data} settings of the official scripts applied: {applied} "
               "(give a flag to override it)", flush=True)
 
-    start = 1
+    start, position = 1, None
     epochs_done = 0
     if args.eval_only:
         load_model_state(model, ckpt, ckpt_path)
         epochs_done = int(ckpt.get("epoch", 0))
     else:
-        if args.resume:
-            start = trainer.restore(ckpt, ckpt_path) + 1
-            epochs_done = start - 1
-            print(f"resumed from {ckpt_path} after epoch {epochs_done}", flush=True)
+        if ckpt is not None:
+            epochs_done, position = trainer.restore(ckpt, ckpt_path, differences)
+            start = epochs_done + 1
+            where = f" and {position.batches} batches of epoch {start}" if position else ""
+            allowed = "; allowed differences (--resume-anyway): " + ", ".join(
+                f"{flag(k)} {old} -> {new}" for k, (old, new) in differences.items()) if differences else ""
+            print(f"resumed from {ckpt_path} after epoch {epochs_done}{where}{allowed}", flush=True)
+        if stop.signum is not None:
+            raise Interrupted(stop.signum, "before training started (nothing to save)", [])
         for epoch in range(start, args.epochs + 1):
-            row = trainer.train_epoch(epoch)
+            try:
+                row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
+            except EpochStopped as stopped:
+                path = model_dir / f"epoch{epoch}_batch{stopped.position.batches}.pt"
+                trainer.save(path, epoch - 1, stopped.position)
+                raise Interrupted(stopped.signum, f"in epoch {epoch} after batch {stopped.position.batches} of "
+                                                  f"{stopped.batches}: checkpoint {path} written",
+                                  ["--resume", str(path)]) from None
             trainer.periodic_eval(epoch, row)
             trainer.history.append(row)
             epochs_done = epoch
             print(log_row(row, args.epochs, method.base), flush=True)
             if args.save_masks and epoch in (args.warm_up, args.epochs):
                 grid = model_dir / f"masks_epoch{epoch}.png"
-                grid.parent.mkdir(parents=True, exist_ok=True)
                 trainer.mask_grid(epoch, grid)
                 print(f"mask grid written to {grid}", flush=True)
-            if epoch % args.save_freq == 0 or epoch == args.epochs:
-                trainer.save(model_dir / f"epoch{epoch}.pt", epoch)
+            path = model_dir / f"epoch{epoch}.pt"
+            stopping = stop.signum is not None and epoch < args.epochs
+            if epoch % args.save_freq == 0 or epoch == args.epochs or stopping:
+                trainer.save(path, epoch)
+                remove_partials_before(model_dir, (epoch, 0))
+            if stopping:
+                raise Interrupted(stop.signum, f"after epoch {epoch}: checkpoint {path} written", ["--resume", str(path)])
 
     seconds = {}
     for phase in ("warm-up", "part", "baseline"):
         rows = [r["seconds"] for r in trainer.history if r["phase"] == phase]
         if rows:
             seconds[f"train_{phase}"] = sum(rows)
-    ev = evaluate(model, test_loader, args.eval, args, num_classes, progress)
+    record = EvalProgress(progress_file(results_path), eval_key(model, test_split, args, num_classes))
+    try:
+        ev = evaluate(model, test_loader, args.eval, args, num_classes, progress, record=record, stop=stop)
+    except Interrupted as exc:
+        exc.where += f": progress kept in {record.path}"
+        if not args.eval_only:
+            exc.resume_args = ["--resume", str(model_dir / f"epoch{args.epochs}.pt")]
+        raise
     seconds.update({f"eval_{k}": v for k, v in ev["seconds"].items()})
     results = {
         "method": (method.base if args.no_reweight else
@@ -378,10 +521,13 @@ def run(args: argparse.Namespace) -> dict:
         "counts": ev["counts"],
         "seconds": seconds,
         "history": trainer.history,
+        "resumes": trainer.resumes,
+        "data": data_record(train_split, test_split, args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "git_commit": git_commit(),
     }
     write_json(results, results_path)
+    record.remove()
     print(f"results written to {results_path}", flush=True)
     return results

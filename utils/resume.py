@@ -1,0 +1,104 @@
+"""What --resume, --resume auto and a fresh run check before they touch anything: that a checkpoint
+belongs to this command line, and that a fresh run does not write over another run's files."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from utils.checkpoint import checkpoints_in
+from utils.errors import UserError
+
+# The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
+# the same values (--resume-anyway overrides, and the results record it). --epochs is not one of
+# them: the learning rate of an epoch does not depend on it, so a larger value trains on.
+MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_rule", "region_eps",
+              "cam_refresh", "save_weights", "no_reweight", "clip_part_start", "attack", "beta", "batch_size",
+              "warm_up", "lr", "adjust_first", "adjust_second", "momentum", "weight_decay", "num_steps",
+              "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision")
+SCRIPTS = {"part": "train_eval_part.py", "part_t": "train_eval_part_t.py", "part_m": "train_eval_part_m.py"}
+
+
+def flag(key: str) -> str:
+    return "--rand_init" if key == "rand_init" else "--" + key.replace("_", "-")
+
+
+def differences(saved: dict, args: argparse.Namespace) -> dict[str, list]:
+    """{setting: [checkpoint value, value now]} for every MUST_MATCH setting that differs."""
+    now = vars(args)
+    return {k: [saved.get(k), now.get(k)] for k in MUST_MATCH
+            if json.dumps(saved.get(k), sort_keys=True) != json.dumps(now.get(k), sort_keys=True)}
+
+
+def _show(key: str, value: object) -> str:
+    if key == "method":
+        return SCRIPTS.get(str(value), str(value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def check_resume(ckpt: dict, path: str, args: argparse.Namespace) -> dict[str, list]:
+    """Refuse a checkpoint made with other settings (naming each difference) unless --resume-anyway;
+    return the differences allowed."""
+    diff = differences(ckpt.get("args", {}), args)
+    position = ckpt.get("position")
+    if position and "batch_size" in diff:
+        raise UserError(f"cannot continue {path} with another --batch-size: it stopped inside epoch "
+                        f"{position['epoch']} after {position['batches']} batches of {ckpt['args'].get('batch_size')}")
+    if diff and not args.resume_anyway:
+        named = "; ".join(f"{'the script' if k == 'method' else flag(k)} {_show(k, old)} in the checkpoint, "
+                          f"{_show(k, new)} now" for k, (old, new) in diff.items())
+        raise UserError(f"checkpoint {path} was made with other settings: {named}; give the same flags, or "
+                        "--resume-anyway to continue with the new ones")
+    done = int(ckpt.get("epoch", 0)) + (1 if position else 0)
+    if done > args.epochs:
+        raise UserError(f"checkpoint {path} is past --epochs {args.epochs} (it holds epoch {done})")
+    return diff
+
+
+def progress_file(results: Path) -> Path:
+    """Where the evaluation keeps its per-batch progress: beside the results JSON."""
+    return results.with_suffix(".eval-progress.json")
+
+
+def earlier_outputs(model_dir: Path, results: Path, eval_only: bool) -> list[Path]:
+    """Files of another run that a fresh run (or evaluation) would write over."""
+    found = [] if eval_only else checkpoints_in(model_dir)
+    found += [p for p in (results, progress_file(results)) if p.exists() and not (eval_only and p != results)]
+    return found
+
+
+def refuse_unless_overwrite(found: list[Path], overwrite: bool, what: str) -> None:
+    """Stop (exit 2, naming them) unless --overwrite."""
+    if found and not overwrite:
+        hint = ("choose another --results" if what == "this evaluation" else
+                "continue that run with --resume auto, choose another --model-dir / --results")
+        raise UserError(f"{what} would write over the files of another run: {_names(found)}; {hint}, "
+                        "or replace them with --overwrite")
+
+
+def remove(found: list[Path]) -> None:
+    """--overwrite: the earlier run's files go once the new run is ready to start."""
+    for p in found:
+        p.unlink(missing_ok=True)
+    if found:
+        print(f"--overwrite: removed {_names(found)}", flush=True)
+
+
+def _names(found: list[Path]) -> str:
+    return ", ".join(str(p) for p in found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+
+
+def check_writable(*folders: Path) -> None:
+    """Create each folder and write a probe file into it, before any training starts."""
+    for folder in dict.fromkeys(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise UserError(f"cannot write to {folder}: {exc.strerror or exc}") from None
