@@ -86,3 +86,35 @@ def test_evaluation_on_cuda_matches_cpu(tiny_folder, tmp_path):
     assert ev["cpu"]["counts"]["natural"] == ev["cuda"]["counts"]["natural"]
     assert abs(ev["cpu"]["counts"]["pgd20"] - ev["cuda"]["counts"]["pgd20"]) <= 0.05 * ev["cpu"]["test_images"]
     assert load_checkpoint(ckpt, CUDA)["model"]["classifier.0.weight"].device.type == "cuda"
+
+
+def test_sigterm_mid_epoch_and_resume_on_cuda(tiny_folder, tmp_path, monkeypatch):
+    """The signal-safe checkpoint with the resident loader and CUDA graphs: a PART epoch stopped after
+    a batch continues and finishes (bit equality is a CPU promise; cuDNN may pick other kernels)."""
+    from utils.cli import main
+    from utils.interrupt import TEST_HOOK
+    from tests.conftest import tiny_argv
+    argv = tiny_argv(tiny_folder, tmp_path, "--batch-size", "16", "--device", "cuda", "--eval", "natural")
+    monkeypatch.setenv(TEST_HOOK, "2:2:SIGTERM")
+    assert main("part", argv) == 143 and (tmp_path / "epoch2_batch3.pt").exists()
+    monkeypatch.delenv(TEST_HOOK)
+    assert main("part", argv + ["--resume", "auto"]) == 0
+    res = load_checkpoint(tmp_path / "epoch2.pt", torch.device("cpu"))
+    assert len(res["history"]) == 2 and res["resumes"][0]["batches"] == 3
+    assert not (tmp_path / "epoch2_batch3.pt").exists()
+
+
+def test_torchrun_one_process_on_cuda_uses_nccl(tiny_folder, tmp_path):
+    """The NCCL path of the process group (one GPU: one process; several ranks need several GPUs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import REPO, tiny_argv
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+                          "train_eval_part.py", *tiny_argv(tiny_folder, tmp_path, "--device", "cuda", "--eval", "natural")],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, env={**env, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["args"]["world_size"] == 1 and res["epochs_done"] == 2

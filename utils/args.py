@@ -7,6 +7,7 @@ import math
 import sys
 from fractions import Fraction
 
+from utils.distributed import env_world_size
 from utils.methods import METHODS
 from utils.names import CAM_METHODS, DATASETS, EVALS, MASK_RULES, MODEL_NAMES, QUADRANTS
 
@@ -183,6 +184,9 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
       help="natural and PGD-20 accuracy every K epochs on --eval-subset test images (0: off)")
     a("--eval-subset", type=positive_int, default=1000, metavar="M",
       help="fixed test images for --eval-every")
+    a("--sync-bn", action="store_true",
+      help="under torchrun, BatchNorm statistics over the global batch of all ranks (default: per rank, as "
+           "DataParallel)")
     a("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(method=method_key)
     return p
@@ -217,6 +221,10 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
     if args.eval_only and args.resume:
         parser.error("--eval-only and --resume exclude each other")
+    args.world_size = env_world_size()
+    if args.batch_size % args.world_size and not args.eval_only:    # evaluation deals out whole batches
+        parser.error(f"--batch-size {args.batch_size} (the global batch) does not divide among the "
+                     f"{args.world_size} processes torchrun started; give a multiple of {args.world_size}")
     if args.no_cuda:
         if args.device == "cuda":
             parser.error("--no-cuda and --device cuda exclude each other")

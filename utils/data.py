@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from utils.distributed import shard
 from utils.errors import UserError
 from utils.names import DATASETS  # noqa: F401 (re-exported)
 
@@ -353,13 +354,35 @@ def epoch_order(n: int, shuffle_seed: int | None) -> torch.Tensor:
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle_seed: int | None, workers: int = 0) -> DataLoader:
-    """A DataLoader in epoch_order; augmentation runs per sample in the workers (the CPU path).
+    """A DataLoader in epoch_order (the evaluation's loaders: every rank sees every batch).
 
     Its own generator seeds the workers, so creating the loader draws nothing from the global RNG
     (which the attacks use) and both loaders leave that stream alike."""
     gen = torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=epoch_order(len(dataset), shuffle_seed).tolist(),
                       num_workers=workers, drop_last=False, generator=gen)
+
+
+def rank_batches(n: int, batch_size: int, shuffle_seed: int | None, rank: int = 0, world: int = 1) -> list:
+    """The index batches of one pass for this rank: the global batches of epoch_order (batch_size
+    each, the last one smaller), each split into `world` near-equal slices. Under torchrun a last
+    batch with fewer images than ranks is dropped (every rank must train on every step)."""
+    batches = list(epoch_order(n, shuffle_seed).split(batch_size))
+    if world > 1:
+        if batches and len(batches[-1]) < world:
+            batches = batches[:-1]
+        batches = [shard(b, rank, world) for b in batches]
+    return batches
+
+
+def train_loader(dataset: Dataset, batch_size: int, shuffle_seed: int | None, workers: int = 0,
+                 rank: int = 0, world: int = 1) -> DataLoader:
+    """The training pass on the CPU path: this rank's batches (rank_batches); augmentation runs per
+    sample in the workers. With one process these are make_loader's batches exactly."""
+    gen = torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed)
+    return DataLoader(dataset, batch_sampler=[b.tolist() for b in rank_batches(len(dataset), batch_size, shuffle_seed,
+                                                                               rank, world)],
+                      num_workers=workers, generator=gen)
 
 
 def crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
@@ -381,10 +404,11 @@ def crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
 
 class ResidentLoader:
     """A split held on the device as uint8, shuffled by a per-epoch seed, augmented in batches on the
-    device (crop_flip). Yields (float images in [0, 1], labels) like a DataLoader over ArraySplit."""
+    device (crop_flip). Yields (float images in [0, 1], labels) like train_loader over ArraySplit,
+    this rank's slice of each global batch."""
 
     def __init__(self, split: Split, batch_size: int, shuffle_seed: int | None, augment: bool,
-                 device: torch.device | str, padding: int = 4) -> None:
+                 device: torch.device | str, padding: int = 4, rank: int = 0, world: int = 1) -> None:
         self.dataset = split
         self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
         self.labels = torch.from_numpy(split.labels).to(device)
@@ -392,14 +416,17 @@ class ResidentLoader:
         self.shuffle_seed = shuffle_seed
         self.augment = augment
         self.padding = padding
+        self.rank, self.world = rank, world
+
+    def _batches(self) -> list:
+        return rank_batches(len(self.labels), self.batch_size, self.shuffle_seed, self.rank, self.world)
 
     def __len__(self) -> int:
-        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+        return len(self._batches())
 
     def __iter__(self):
-        idx = epoch_order(len(self.labels), self.shuffle_seed).to(self.images.device)
-        for start in range(0, len(idx), self.batch_size):
-            batch = idx[start:start + self.batch_size]
+        for batch in self._batches():
+            batch = batch.to(self.images.device)
             x = self.images[batch]
             if self.augment:
                 x = crop_flip(x, self.padding)

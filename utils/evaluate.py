@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from attacks import autoattack, mma, pgd
 from models import eval_mode
 from utils.data import subset_indices
+from utils.distributed import Dist
 from utils.files import write_json
 from utils.interrupt import Interrupted, StopRequest
 from utils.rng import seeded
@@ -90,23 +92,30 @@ class EvalProgress:
 
 def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
              num_classes: int, progress: bool = False, verbose: bool = True,
-             record: EvalProgress | None = None, stop: StopRequest | None = None) -> dict:
+             record: EvalProgress | None = None, stop: StopRequest | None = None, dist: Dist = Dist()) -> dict:
     """Accuracies in percent, counts and seconds for each requested evaluation, with the model in eval
     mode (its mode is restored afterwards). With `record`, finished batches are kept and skipped;
-    with `stop`, a signal ends the evaluation after the current batch (Interrupted)."""
+    with `stop`, a signal ends the evaluation after the current batch (Interrupted). Under torchrun
+    the batches are dealt out to the ranks (batch i to rank i mod world) and the counts summed: the
+    same batches and per-batch seeds as one process, so the same numbers."""
     with eval_mode(model):
-        return _evaluate(model, loader, which, args, num_classes, progress, verbose, record, stop)
+        return _evaluate(model, loader, which, args, num_classes, progress, verbose, record, stop, dist)
 
 
 def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
               num_classes: int, progress: bool, verbose: bool, record: EvalProgress | None,
-              stop: StopRequest | None) -> dict:
+              stop: StopRequest | None, dist: Dist) -> dict:
     device = next(model.parameters()).device
+    verbose = verbose and dist.main
     total = len(loader.dataset)
     out: dict = {"total": total, "counts": {}, "seconds": {}}
     t0 = time.perf_counter()
-    natural = sum(_count(model, x.to(device), y.to(device))
-                  for x, y in tqdm(loader, desc="natural", disable=not progress, leave=False))
+    natural = torch.zeros(1, dtype=torch.long, device=device)
+    for i, (x, y) in enumerate(tqdm(loader, desc="natural", disable=not progress, leave=False)):
+        if i % dist.world == dist.rank:
+            natural += _count(model, x.to(device), y.to(device))
+    dist.sum_(natural)
+    natural = int(natural.item())
     out["seconds"]["natural"] = time.perf_counter() - t0
     if "natural" in which:
         out["natural"] = 100.0 * natural / total
@@ -123,24 +132,35 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         n = args.aa_subset if subset else total
         done = record.done(name) if record else []
         batches = len(these)
-        for i, (x, y) in enumerate(tqdm(these, desc=name, disable=not progress, leave=False)):
-            if i < len(done):
-                continue              # counted before an interruption
+        data = iter(tqdm(these, desc=name, disable=not progress, leave=False))
+        for _ in range(len(done)):
+            next(data)                # counted before an interruption
+        while len(done) < batches:
+            # One round: the next `world` batches, one per rank; every rank then records all of them.
+            first = len(done)
+            group = [next(data) for _ in range(min(dist.world, batches - first))]
             t0 = time.perf_counter()
-            x, y = x.to(device), y.to(device)
-            with seeded(BATCH_SEEDS[name] + i, device):
-                robust = _count(model, attack(model, x, y), y)
-            clean = _count(model, x, y) if subset else 0
-            if record:
-                record.add(name, robust, clean, time.perf_counter() - t0)
-            else:
-                done.append([robust, clean])
-                out["seconds"][name] = out["seconds"].get(name, 0.0) + time.perf_counter() - t0
+            mine = None
+            if dist.rank < len(group):
+                i = first + dist.rank
+                x, y = (t.to(device) for t in group[dist.rank])
+                with seeded(BATCH_SEEDS[name] + i, device):
+                    robust = _count(model, attack(model, x, y), y)
+                mine = [robust, _count(model, x, y) if subset else 0]
+            seconds = time.perf_counter() - t0
+            for counts in dist.gather(mine)[:len(group)]:
+                if record and dist.main:
+                    record.add(name, *counts, seconds / len(group))
+                elif record:
+                    record.done(name).append(counts)
+                else:
+                    done.append(counts)
+                    out["seconds"][name] = out["seconds"].get(name, 0.0) + seconds / len(group)
             if stop is not None:
-                stop.test_point("eval", name, i)
-                if stop.signum is not None and i + 1 < batches:
-                    raise Interrupted(stop.signum, f"during the {HEADERS[name]} evaluation after batch {i + 1} "
-                                                   f"of {batches}", [])
+                stop.test_point("eval", name, len(done) - 1)
+                if dist.any(stop.signum is not None, device) and len(done) < batches:
+                    raise Interrupted(stop.signum or signal.SIGTERM, f"during the {HEADERS[name]} evaluation after "
+                                      f"batch {len(done)} of {batches}", [])
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural
         if record:

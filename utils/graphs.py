@@ -102,8 +102,11 @@ class GraphedLoss:
         slot.checked = True
         self.agreement = 1.0 - differ
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
-        return self.objective(model, x, self.adversarial(model, x, y, eps), y)
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
+                 step_model: nn.Module | None = None) -> torch.Tensor:
+        """The training loss; the objective runs through `step_model` (the DistributedDataParallel
+        wrapper under torchrun, which all-reduces its gradients) when given."""
+        return self.objective(step_model or model, x, self.adversarial(model, x, y, eps), y)
 
 
 def graphed(loss: TrainingLoss, batch_size: int, device: torch.device, enabled: bool) -> GraphedLoss | TrainingLoss:

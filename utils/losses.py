@@ -42,8 +42,11 @@ class TrainingLoss:
         with eval_mode(model):
             return self.attack(model, x, y, eps)
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
-        return self.objective(model, x, self.adversarial(model, x, y, eps), y)
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
+                 step_model: nn.Module | None = None) -> torch.Tensor:
+        """The training loss; the objective runs through `step_model` (the DistributedDataParallel
+        wrapper under torchrun, which all-reduces its gradients) when given."""
+        return self.objective(step_model or model, x, self.adversarial(model, x, y, eps), y)
 
 
 # --- objectives on logits (tested against an independent re-derivation in tests/test_losses.py) ---

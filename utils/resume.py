@@ -17,19 +17,24 @@ from utils.errors import UserError
 MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_rule", "region_eps",
               "cam_refresh", "save_weights", "no_reweight", "clip_part_start", "attack", "beta", "batch_size",
               "warm_up", "lr", "adjust_first", "adjust_second", "momentum", "weight_decay", "num_steps",
-              "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision")
+              "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision", "world_size", "sync_bn")
+# What checkpoints written before a setting existed ran with.
+EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False}
 SCRIPTS = {"part": "train_eval_part.py", "part_t": "train_eval_part_t.py", "part_m": "train_eval_part_m.py"}
 
 
 def flag(key: str) -> str:
+    if key == "world_size":
+        return "processes (torchrun)"
     return "--rand_init" if key == "rand_init" else "--" + key.replace("_", "-")
 
 
 def differences(saved: dict, args: argparse.Namespace) -> dict[str, list]:
     """{setting: [checkpoint value, value now]} for every MUST_MATCH setting that differs."""
     now = vars(args)
-    return {k: [saved.get(k), now.get(k)] for k in MUST_MATCH
-            if json.dumps(saved.get(k), sort_keys=True) != json.dumps(now.get(k), sort_keys=True)}
+    old = {k: saved.get(k, EARLIER_DEFAULTS.get(k)) for k in MUST_MATCH}
+    return {k: [old[k], now.get(k)] for k in MUST_MATCH
+            if json.dumps(old[k], sort_keys=True) != json.dumps(now.get(k), sort_keys=True)}
 
 
 def _show(key: str, value: object) -> str:
@@ -45,9 +50,10 @@ def check_resume(ckpt: dict, path: str, args: argparse.Namespace) -> dict[str, l
     return the differences allowed."""
     diff = differences(ckpt.get("args", {}), args)
     position = ckpt.get("position")
-    if position and "batch_size" in diff:
-        raise UserError(f"cannot continue {path} with another --batch-size: it stopped inside epoch "
-                        f"{position['epoch']} after {position['batches']} batches of {ckpt['args'].get('batch_size')}")
+    for key, what in (("batch_size", "another --batch-size"), ("world_size", "another number of processes")):
+        if position and key in diff:
+            raise UserError(f"cannot continue {path} with {what}: it stopped inside epoch {position['epoch']} "
+                            f"after {position['batches']} batches ({flag(key)} {diff[key][0]} then, {diff[key][1]} now)")
     if diff and not args.resume_anyway:
         named = "; ".join(f"{'the script' if k == 'method' else flag(k)} {_show(k, old)} in the checkpoint, "
                           f"{_show(k, new)} now" for k, (old, new) in diff.items())

@@ -3,11 +3,13 @@ evaluation. One log row per epoch, checkpoints every --save-freq epochs, exact -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -24,10 +26,13 @@ from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
 from cam import compute_cam, region_map
 from models import MODEL_DIR_NAMES, Autocast, build_model
+from models.syncbn import global_batch_norm
 from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
 from utils.checkpoint import (load_checkpoint, load_model_state, newest_loadable, remove_partials_before, rng_state,
                               save_atomic, set_rng_state, weights_fingerprint)
-from utils.data import ArraySplit, ResidentLoader, Split, load_splits, make_loader, subset_indices, train_augmentation
+from utils.data import (ArraySplit, ResidentLoader, Split, load_splits, make_loader, subset_indices, train_augmentation,
+                        train_loader)
+from utils.distributed import RANK_SEED_STRIDE, Dist, process_group
 from utils.errors import NonFiniteLoss, UserError
 from utils.interrupt import Interrupted, StopRequest
 from utils.evaluate import EvalProgress, evaluate
@@ -64,12 +69,13 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def pick_device(choice: str) -> torch.device:
+def pick_device(choice: str, dist: Dist = Dist()) -> torch.device:
+    """The device of this process: under torchrun, GPU LOCAL_RANK of its machine."""
     if choice == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but CUDA is not available here")
     if choice == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda")
+    return torch.device("cuda", dist.local_rank) if dist.launched else torch.device("cuda")
 
 
 def lr_at(args: argparse.Namespace, epoch: int) -> float:
@@ -162,14 +168,23 @@ class EpochStopped(Exception):
 
 class Trainer:
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
-                 device: torch.device, progress: bool, test_split: Split) -> None:
+                 device: torch.device, progress: bool, test_split: Split, dist: Dist = Dist()) -> None:
         self.args = args
+        self.dist = dist
+        # --batch-size is the global batch; each rank trains on its slice of it.
+        self.rank_batch = args.batch_size // dist.world
         self.num_classes = len(test_split.classes)
         self.method = METHODS[args.method]
         self.model = model
         # Attacks and losses run through train_model (bf16 autocast if asked); the CAM, the
         # evaluation and the optimizer see the fp32 model itself.
         self.train_model = Autocast(model) if args.precision == "bf16" else model
+        # The training step's forward passes go through DistributedDataParallel under torchrun (its
+        # gradients are averaged over ranks); the attacks, CAM and evaluation use the module itself.
+        self.step_model = None
+        if dist.parallel:
+            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            self.step_model = Autocast(ddp) if args.precision == "bf16" else ddp
         self.device = device
         self.progress = progress
         self.streams = Streams(args.seed, device)
@@ -177,7 +192,8 @@ class Trainer:
         augment = args.augmentation == "crop-flip"
         if args.loader == "resident":
             # Moved to the device once; each pass only sets its shuffle seed.
-            self.resident = ResidentLoader(train_split, args.batch_size, None, augment, device)
+            self.resident = ResidentLoader(train_split, args.batch_size, None, augment, device,
+                                           rank=dist.rank, world=dist.world)
         else:
             self.train_set = ArraySplit(train_split, train_augmentation(self.image_size) if augment else None)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
@@ -199,7 +215,7 @@ class Trainer:
         a, loss = self.args, self.method.loss
 
         def build(part_phase: bool, start_epsilon: Budget | None = None):
-            return graphed(training_loss(a, loss, part_phase, start_epsilon), a.batch_size, self.device,
+            return graphed(training_loss(a, loss, part_phase, start_epsilon), self.rank_batch, self.device,
                            not a.no_cuda_graphs)
         warm = Phase("warm-up", build(False), FixedBudget(a.epsilon), False)
         if a.mask_rule == "region":
@@ -225,7 +241,8 @@ class Trainer:
         if self.args.loader == "resident":
             self.resident.shuffle_seed = shuffle_seed
             return self.resident
-        return make_loader(self.train_set, self.args.batch_size, shuffle_seed, self.args.workers)
+        return train_loader(self.train_set, self.args.batch_size, shuffle_seed, self.args.workers,
+                            self.dist.rank, self.dist.world)
 
     def mask_pass(self, epoch: int):
         """Upstream's save_cam pass: its own shuffle and augmentation, on a forked RNG."""
@@ -255,6 +272,7 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         seen = position.seen if position else 0
         n_batches, n_images = len(loader), len(loader.dataset)
+        dist = self.dist
         self.model.train()
         batches = iter(loader)
         if position:
@@ -268,7 +286,7 @@ class Trainer:
         for batch_idx, (x, y) in enumerate(bar, start=done):
             x, y = x.to(self.device), y.to(self.device)
             eps = phase.budget(batch_idx, x)
-            loss = phase.loss(self.train_model, x, y, eps)
+            loss = phase.loss(self.train_model, x, y, eps, self.step_model)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -277,21 +295,35 @@ class Trainer:
             seen += len(y)
             if phase.tracks_budget:
                 high += (eps == a.epsilon).double().mean() * len(y)
-            if batch_idx % a.log_interval == 0:
-                tqdm.write(f"Train Epoch: {epoch} [{seen}/{n_images} "
+            if batch_idx % a.log_interval == 0 and dist.main:
+                done_images = min((batch_idx + 1) * a.batch_size, n_images)   # over all ranks
+                tqdm.write(f"Train Epoch: {epoch} [{done_images}/{n_images} "
                            f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
             if stop is not None:
                 stop.test_point(epoch, batch_idx)
-                if stop.signum is not None and batch_idx + 1 < n_batches:
+                if dist.any(stop.signum is not None, self.device) and batch_idx + 1 < n_batches:
+                    dist.max_(first_bad)
                     if int(first_bad) >= 0:
                         raise NonFiniteLoss(epoch, int(first_bad))
                     elapsed = (position.seconds if position else 0.0) + time.perf_counter() - t0
-                    raise EpochStopped(stop.signum, Position(epoch, batch_idx + 1, seen, total, high, elapsed,
+                    raise EpochStopped(stop.signum or signal.SIGTERM, Position(epoch, batch_idx + 1, seen, total, high, elapsed,
                                                              rng_state()), n_batches)
+        counts = torch.tensor([seen], dtype=torch.float64, device=self.device)
+        dist.sum_(total, high, counts)
+        dist.max_(first_bad)
         if int(first_bad) >= 0:
             raise NonFiniteLoss(epoch, int(first_bad))
+        seen = int(counts.item())
         row = {"epoch": epoch, "phase": phase.name, "loss": total.item() / seen, "lr": lr,
                "seconds": (position.seconds if position else 0.0) + time.perf_counter() - t0}
+        if dist.parallel:
+            dist.sync_buffers(self.model)
+            # DDP keeps the replicas equal by construction; a diverged rank would make every later
+            # number meaningless, so the weights are compared once per epoch.
+            prints = dist.gather(weights_fingerprint(self.model))
+            if len(set(prints)) > 1:
+                raise RuntimeError(f"the ranks' weights differ after epoch {epoch}: {prints}")
+            row["weights_sha256"] = prints[0]
         if phase.tracks_budget:
             row["full_budget_fraction"] = high.item() / seen
         return row
@@ -302,7 +334,8 @@ class Trainer:
         if self.eval_loader is None or (epoch % a.eval_every and epoch != a.epochs):
             return
         with self.streams.fork("eval", epoch):
-            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False)
+            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False,
+                          dist=self.dist)
         row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
 
     def mask_grid(self, epoch: int, path: Path) -> None:
@@ -323,17 +356,27 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------------
     def save(self, path: Path, epoch: int, position: Position | None = None) -> None:
-        """`epoch`: the epochs complete; `position`: how far the next one got (a signal stopped it)."""
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "epoch": epoch, "method": self.method.key, "args": vars(self.args),
-                 "history": self.history, "resumes": self.resumes,
-                 "rng": position.rng if position else rng_state()}
-        if position is not None:
-            state["position"] = position.to_dict()
+        """`epoch`: the epochs complete; `position`: how far the next one got (a signal stopped it).
+        Under torchrun every rank calls it: rank 0 writes, with each rank's RNG states, position and
+        masks in `ranks`, so that each continues its own stream."""
+        rng = position.rng if position else rng_state()
         budget = self.main_phase.budget.state()
-        if budget is not None:
-            state["budget"] = budget
-        save_atomic(state, path)
+        ranks = None
+        if self.dist.parallel:
+            ranks = self.dist.gather({"rng": rng, "position": position.to_dict() if position else None,
+                                      "budget": budget})
+        if self.dist.main:
+            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "epoch": epoch, "method": self.method.key, "args": vars(self.args),
+                     "history": self.history, "resumes": self.resumes, "rng": rng}
+            if position is not None:
+                state["position"] = position.to_dict()
+            if budget is not None:
+                state["budget"] = budget
+            if ranks is not None:
+                state["ranks"] = ranks
+            save_atomic(state, path)
+        self.dist.barrier()
 
     def restore(self, ckpt: dict, path: str, differences: dict) -> tuple[int, Position | None]:
         """Load a checkpoint of ours: (epochs complete, the position inside the next one or None)."""
@@ -343,10 +386,14 @@ class Trainer:
         load_model_state(self.model, ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.history = list(ckpt.get("history", []))
-        self.main_phase.budget.load_state(ckpt.get("budget"))
-        position = Position.from_checkpoint(ckpt)
-        if position is None:
-            set_rng_state(ckpt["rng"])       # a mid-epoch position sets it after skipping its batches
+        mine = ckpt
+        ranks = ckpt.get("ranks")
+        if self.dist.parallel and ranks is not None and len(ranks) == self.dist.world:
+            mine = {**ranks[self.dist.rank], "args": ckpt["args"]}
+        self.main_phase.budget.load_state(mine.get("budget"))
+        position = Position.from_checkpoint(mine)
+        if position is None and (self.dist.main or mine is not ckpt):
+            set_rng_state(mine["rng"])       # a mid-epoch position sets it after skipping its batches
         self.resumes = list(ckpt.get("resumes", [])) + [
             {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
              "batches": position.batches if position else 0, "differences": differences}]
@@ -364,24 +411,27 @@ def log_row(row: dict, epochs: int, base: str) -> str:
     return text
 
 
-def prepare(args: argparse.Namespace) -> tuple[Trainer, DataLoader, Split, Split]:
+def prepare(args: argparse.Namespace, dist: Dist = Dist()) -> tuple[Trainer, DataLoader, Split, Split]:
     """Seed, data, model and trainer for `args` (shared by run() and bench/)."""
-    device = pick_device(args.device)
-    set_seed(args.seed)
+    device = pick_device(args.device, dist)
+    set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
     train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
                                           args.train_subset, args.test_subset, need_train=not args.eval_only)
     num_classes = len(train_split.classes)
     if args.num_class is not None and args.num_class != num_classes:
         raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
-    model = build_model(args.model, num_classes, image_size=test_split.image_size).to(device)
+    model = build_model(args.model, num_classes, image_size=test_split.image_size)
+    if args.sync_bn:
+        model = global_batch_norm(model)
+    model = model.to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True     # fixed shapes: let cudnn pick the fastest kernels
     if args.loader == "auto":
         args.loader = "resident" if device.type == "cuda" else "torch"
-    progress = not args.no_progress and sys.stderr.isatty()
-    trainer = Trainer(args, model, train_split, device, progress, test_split)
+    progress = not args.no_progress and sys.stderr.isatty() and dist.main
+    trainer = Trainer(args, model, train_split, device, progress, test_split, dist)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
     return trainer, test_loader, train_split, test_split
 
@@ -427,29 +477,35 @@ def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results
 def run(args: argparse.Namespace) -> dict:
     """Train (or continue, or only evaluate), evaluate and write the results. SIGTERM / SIGINT stop it
     after the current batch with a checkpoint (Interrupted); the evaluation keeps its progress."""
-    with StopRequest() as stop:
-        return _run(args, stop)
+    with StopRequest() as stop, process_group(args.device) as dist, contextlib.ExitStack() as quiet:
+        if not dist.main:
+            # Under torchrun rank 0 speaks for all: log rows, accuracies and messages once.
+            quiet.enter_context(contextlib.redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
+        return _run(args, stop, dist)
 
 
-def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
+def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     method = METHODS[args.method]
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
-    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device))
+    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist))
     fresh = ckpt is None
     differences = check_resume(ckpt, ckpt_path, args) if ckpt is not None and not args.eval_only else {}
     if (args.resume == "auto" and ckpt is not None and "position" not in ckpt and ckpt["epoch"] == args.epochs
             and results_path.exists() and not progress_file(results_path).exists()):
         print(f"--resume auto: this run is finished ({ckpt_path}); its results are in {results_path}", flush=True)
         return json.loads(results_path.read_text())
-    trainer, test_loader, train_split, test_split = prepare(args)
+    trainer, test_loader, train_split, test_split = prepare(args, dist)
     model, device, num_classes, progress = trainer.model, trainer.device, trainer.num_classes, trainer.progress
     check_writable(*([] if args.eval_only else [model_dir]), results_path.parent)
-    if fresh:
+    dist.barrier()        # every rank has read what it needs before rank 0 removes or writes anything
+    if fresh and dist.main:
         remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
           f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
-          f"augmentation {args.augmentation}", flush=True)
+          f"augmentation {args.augmentation}"
+          f"{f' | {dist.world} processes, {args.batch_size // dist.world} images each per batch' if dist.parallel else ''}",
+          flush=True)
     if args.dataset_overrides:
         applied = ", ".join(f"{k} {v:.6g}" for k, v in args.dataset_overrides.items())
         print(f"{args.data} settings of the official scripts applied: {applied} "
@@ -483,17 +539,18 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
             trainer.history.append(row)
             epochs_done = epoch
             print(log_row(row, args.epochs, method.base), flush=True)
-            if args.save_masks and epoch in (args.warm_up, args.epochs):
+            if args.save_masks and epoch in (args.warm_up, args.epochs) and dist.main:
                 grid = model_dir / f"masks_epoch{epoch}.png"
                 trainer.mask_grid(epoch, grid)
                 print(f"mask grid written to {grid}", flush=True)
             path = model_dir / f"epoch{epoch}.pt"
-            stopping = stop.signum is not None and epoch < args.epochs
+            stopping = dist.any(stop.signum is not None, device) and epoch < args.epochs
             if epoch % args.save_freq == 0 or epoch == args.epochs or stopping:
                 trainer.save(path, epoch)
-                remove_partials_before(model_dir, (epoch, 0))
+                if dist.main:
+                    remove_partials_before(model_dir, (epoch, 0))
             if stopping:
-                raise Interrupted(stop.signum, f"after epoch {epoch}: checkpoint {path} written", ["--resume", str(path)])
+                raise Interrupted(stop.signum or signal.SIGTERM, f"after epoch {epoch}: checkpoint {path} written", ["--resume", str(path)])
 
     seconds = {}
     for phase in ("warm-up", "part", "baseline"):
@@ -502,7 +559,7 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
             seconds[f"train_{phase}"] = sum(rows)
     record = EvalProgress(progress_file(results_path), eval_key(model, test_split, args, num_classes))
     try:
-        ev = evaluate(model, test_loader, args.eval, args, num_classes, progress, record=record, stop=stop)
+        ev = evaluate(model, test_loader, args.eval, args, num_classes, progress, record=record, stop=stop, dist=dist)
     except Interrupted as exc:
         exc.where += f": progress kept in {record.path}"
         if not args.eval_only:
@@ -527,7 +584,9 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
         "torch": torch.__version__,
         "git_commit": git_commit(),
     }
-    write_json(results, results_path)
-    record.remove()
-    print(f"results written to {results_path}", flush=True)
+    if dist.main:
+        write_json(results, results_path)
+        record.remove()
+        print(f"results written to {results_path}", flush=True)
+    dist.barrier()
     return results

@@ -1,0 +1,157 @@
+"""Issue 12: the three scripts under torchrun, on the CPU with gloo (2 processes at most, tiny runs)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, SHARED_ZIP, tiny_argv
+from utils.args import get_args
+from utils.checkpoint import load_checkpoint
+from utils.data import epoch_order, make_loader, rank_batches, ArraySplit, Split
+from utils.interrupt import TEST_HOOK
+
+CPU = torch.device("cpu")
+# 80 images in global batches of 16 (5 steps per epoch), 3 epochs.
+FLAGS = ("--batch-size", "16", "--num-steps", "1", "--epochs", "3", "--warm-up", "1", "--test-subset", "24",
+         "--eval", "natural,pgd20,mma", "--save-freq", "1")
+
+
+def env(**extra: str) -> dict:
+    """One thread per process, as torchrun sets it, so that plain and torchrun runs compute alike."""
+    base = {k: v for k, v in os.environ.items() if k not in (TEST_HOOK, "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return {**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
+
+
+def torchrun(n: int, script: str, argv: list[str], **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+                           script, *argv], cwd=REPO, capture_output=True, text=True, timeout=600, env=env(**extra_env))
+
+
+def plain(script: str, argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *argv], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=env())
+
+
+def results(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
+
+
+def weights(path: Path) -> dict:
+    return load_checkpoint(path, CPU)["model"]
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def no_timings(r: dict) -> dict:
+    out = {k: v for k, v in r.items() if k not in ("seconds", "args", "resumes", "git_commit")}
+    out["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in r["history"]]
+    return out
+
+
+@pytest.mark.parametrize("n,batch,world", [(83, 16, 2), (83, 16, 4), (80, 16, 2), (65, 16, 3)])
+def test_rank_batches_are_disjoint_and_cover_each_global_batch(n, batch, world):
+    order = epoch_order(n, 7)
+    per_rank = [rank_batches(n, batch, 7, r, world) for r in range(world)]
+    assert len({len(b) for b in per_rank}) == 1            # every rank takes every step
+    global_batches = list(order.split(batch))
+    if len(global_batches[-1]) < world:
+        global_batches = global_batches[:-1]                 # too few images for one per rank: dropped
+    for j, whole in enumerate(global_batches):
+        parts = [per_rank[r][j] for r in range(world)]
+        assert torch.equal(torch.cat(parts), whole) and all(len(p) > 0 for p in parts)
+    one = rank_batches(n, batch, 7)
+    images = torch.zeros(n, 1, 1, 3, dtype=torch.uint8).numpy()
+    loader = make_loader(ArraySplit(Split(images, torch.arange(n).numpy(), ["a"])), batch, 7)
+    assert [b.tolist() for b in one] == [y.tolist() for _, y in loader]   # one process: the usual batches
+
+
+def test_batch_size_must_divide_among_the_processes(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(SystemExit) as exc:
+        get_args("part", ["--batch-size", "126"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "--batch-size 126 (the global batch) does not divide among the 4 processes" in err
+    assert get_args("part", ["--batch-size", "128"]).world_size == 4
+
+
+def test_one_process_under_torchrun_equals_the_plain_run(tiny_folder, tmp_path):
+    a = plain("train_eval_part.py", tiny_argv(tiny_folder, tmp_path / "plain", *FLAGS))
+    b = torchrun(1, "train_eval_part.py", tiny_argv(tiny_folder, tmp_path / "torchrun", *FLAGS))
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert same(weights(tmp_path / "plain" / "epoch3.pt"), weights(tmp_path / "torchrun" / "epoch3.pt"))
+    assert no_timings(results(tmp_path / "plain")) == no_timings(results(tmp_path / "torchrun"))
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tiny_folder, tmp_path_factory):
+    """An uninterrupted 2-process PART-T run (official mask pairing: per-rank masks)."""
+    out = tmp_path_factory.mktemp("two")
+    argv = tiny_argv(tiny_folder, out, *FLAGS, "--cam-refresh", "official")
+    done = torchrun(2, "train_eval_part_t.py", argv)
+    assert done.returncode == 0, done.stderr
+    return out, argv, done
+
+
+def test_two_ranks_train_identically_and_evaluate_like_one_process(two_ranks, tiny_folder, tmp_path):
+    out, argv, done = two_ranks
+    res = results(out)
+    assert res["args"]["world_size"] == 2 and res["epochs_done"] == 3
+    # Each epoch the trainer compared the ranks' weights (it stops if they differ) and kept the hash.
+    assert all(len(r["weights_sha256"]) == 64 for r in res["history"])
+    assert done.stdout.count("results written") == 1                 # rank 0 speaks for all
+    assert "2 processes, 8 images each per batch" in done.stdout
+    # The sharded evaluation equals a one-process evaluation of the saved weights.
+    again = plain("train_eval_part_t.py", tiny_argv(tiny_folder, tmp_path / "e", *FLAGS,
+                                                     "--eval-only", str(out / "epoch3.pt")))
+    assert again.returncode == 0, again.stderr
+    one = results(tmp_path / "e")
+    assert one["counts"] == res["counts"]
+
+
+def test_sharded_evaluation_of_a_trained_model_equals_one_process(real_run, tmp_path):
+    """The same on the real-data model of the suite (natural and robust counts away from 0 and chance):
+    3 ranks, so that the batches do not divide evenly among them."""
+    _, folder = real_run
+    argv = ["--model", "smallcnn", "--data-dir", str(SHARED_ZIP), "--no-download", "--test-subset", "128",
+            "--batch-size", "32", "--eval", "natural,pgd20,mma", "--eval-epsilon", "2/255", "--step-size", "1/255",
+            "--eval-only", str(folder / "epoch8.pt"), "--no-progress"]
+    one = plain("train_eval_part.py", argv + ["--results", str(tmp_path / "one.json")])
+    three = torchrun(3, "train_eval_part.py", argv + ["--results", str(tmp_path / "three.json")])
+    assert one.returncode == 0 and three.returncode == 0, one.stderr + three.stderr
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "three.json"))
+    assert a["counts"] == b["counts"], (a["counts"], b["counts"])
+    assert 0 < a["counts"]["pgd20"] < a["counts"]["natural"] and a["counts"]["natural"] > 25
+
+
+def test_interrupted_two_rank_run_resumes_to_the_same_weights(two_ranks, tmp_path):
+    out, argv, _ = two_ranks
+    mine = [str(tmp_path) if a == str(out) else a for a in argv]
+    stopped = torchrun(2, "train_eval_part_t.py", mine, **{TEST_HOOK: "2:2:SIGTERM"})
+    assert stopped.returncode != 0 and (tmp_path / "epoch2_batch3.pt").exists(), stopped.stderr
+    assert "continue with:" in stopped.stderr
+    ckpt = load_checkpoint(tmp_path / "epoch2_batch3.pt", CPU)
+    assert len(ckpt["ranks"]) == 2 and all(r["budget"] is not None for r in ckpt["ranks"])
+    resumed = torchrun(2, "train_eval_part_t.py", mine + ["--resume", "auto"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert same(weights(out / "epoch3.pt"), weights(tmp_path / "epoch3.pt"))
+    assert no_timings(results(out)) == no_timings(results(tmp_path))
+
+
+def test_sync_bn_two_ranks(tiny_folder, tmp_path):
+    check = torchrun(2, "tests/helpers/global_bn_check.py", [])
+    assert check.returncode == 0 and check.stdout.count("equal") == 2, check.stderr
+    run = torchrun(2, "train_eval_part.py", tiny_argv(tiny_folder, tmp_path, "--model", "resnet", "--sync-bn",
+                                                      "--batch-size", "16", "--train-subset", "32", "--epochs", "2",
+                                                      "--num-steps", "1", "--eval", "natural", "--test-subset", "8"))
+    assert run.returncode == 0, run.stderr
+    res = results(tmp_path)
+    assert res["args"]["sync_bn"] and len(res["history"]) == 2 and "weights_sha256" in res["history"][1]
