@@ -83,6 +83,24 @@ def test_batch_size_must_divide_among_the_processes(monkeypatch, capsys):
     assert get_args("part", ["--batch-size", "128"]).world_size == 4
 
 
+def test_diverged_ranks_stop_the_run():
+    from tests.conftest import trained_a_little
+    from utils.distributed import Dist
+    from utils.train import same_weights_everywhere
+
+    class TwoRanks(Dist):
+        def __init__(self, other):
+            super().__init__(0, 2)
+            object.__setattr__(self, "other", other)
+
+        def gather(self, obj):
+            return [obj, self.other(obj)]
+    model = trained_a_little("smallcnn")
+    assert same_weights_everywhere(TwoRanks(lambda h: h), model, 1) == same_weights_everywhere(Dist(), model, 1)
+    with pytest.raises(RuntimeError, match="weights differ after epoch 3"):
+        same_weights_everywhere(TwoRanks(lambda h: "0" * 64), model, 3)
+
+
 def test_one_process_under_torchrun_equals_the_plain_run(tiny_folder, tmp_path):
     a = plain("train_eval_part.py", tiny_argv(tiny_folder, tmp_path / "plain", *FLAGS))
     b = torchrun(1, "train_eval_part.py", tiny_argv(tiny_folder, tmp_path / "torchrun", *FLAGS))
@@ -155,3 +173,24 @@ def test_sync_bn_two_ranks(tiny_folder, tmp_path):
     assert run.returncode == 0, run.stderr
     res = results(tmp_path)
     assert res["args"]["sync_bn"] and len(res["history"]) == 2 and "weights_sha256" in res["history"][1]
+
+
+def test_sigterm_to_torchrun_reaches_the_workers(tiny_folder, tmp_path):
+    """SIGTERM sent to the launcher, as a cluster does: the workers stop after a batch with a
+    checkpoint, and --resume auto finishes the run."""
+    import signal
+    argv = tiny_argv(tiny_folder, tmp_path, *FLAGS, "--epochs", "12", "--eval", "natural")
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "train_eval_part.py", *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    for line in proc.stdout:
+        if line.startswith("epoch 2/12"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "interrupted by SIGTERM" in err, err
+    assert list(tmp_path.glob("epoch*.pt")) and not (tmp_path / "results.json").exists()
+    resumed = torchrun(2, "train_eval_part.py", argv + ["--resume", "auto"])
+    assert resumed.returncode == 0, resumed.stderr
+    res = results(tmp_path)
+    assert res["epochs_done"] == 12 and res["resumes"][0]["epoch"] >= 2

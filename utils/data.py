@@ -425,8 +425,12 @@ class ResidentLoader:
         return len(self._batches())
 
     def __iter__(self):
-        for batch in self._batches():
-            batch = batch.to(self.images.device)
+        batches = self._batches()
+        if not batches:
+            return
+        # One copy of the epoch's order to the device (a copy per batch would sync the host each time).
+        order = torch.cat(batches).to(self.images.device)
+        for batch in order.split([len(b) for b in batches]):
             x = self.images[batch]
             if self.augment:
                 x = crop_flip(x, self.padding)

@@ -166,6 +166,15 @@ class EpochStopped(Exception):
         self.signum, self.position, self.batches = signum, position, batches
 
 
+def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
+    """The sha256 of the weights, the same on every rank. DDP keeps the replicas equal by construction;
+    a diverged rank would make every later number meaningless, so they are compared once per epoch."""
+    prints = dist.gather(weights_fingerprint(model))
+    if len(set(prints)) > 1:
+        raise RuntimeError(f"the ranks' weights differ after epoch {epoch}: {prints}")
+    return prints[0]
+
+
 class Trainer:
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
                  device: torch.device, progress: bool, test_split: Split, dist: Dist = Dist()) -> None:
@@ -318,12 +327,7 @@ class Trainer:
                "seconds": (position.seconds if position else 0.0) + time.perf_counter() - t0}
         if dist.parallel:
             dist.sync_buffers(self.model)
-            # DDP keeps the replicas equal by construction; a diverged rank would make every later
-            # number meaningless, so the weights are compared once per epoch.
-            prints = dist.gather(weights_fingerprint(self.model))
-            if len(set(prints)) > 1:
-                raise RuntimeError(f"the ranks' weights differ after epoch {epoch}: {prints}")
-            row["weights_sha256"] = prints[0]
+            row["weights_sha256"] = same_weights_everywhere(dist, self.model, epoch)
         if phase.tracks_budget:
             row["full_budget_fraction"] = high.item() / seen
         return row
