@@ -53,7 +53,8 @@ def check_resume(ckpt: dict, path: str, args: argparse.Namespace) -> dict[str, l
     for key, what in (("batch_size", "another --batch-size"), ("world_size", "another number of processes")):
         if position and key in diff:
             raise UserError(f"cannot continue {path} with {what}: it stopped inside epoch {position['epoch']} "
-                            f"after {position['batches']} batches ({flag(key)} {diff[key][0]} then, {diff[key][1]} now)")
+                            f"after {position['batches']} batches ({flag(key)} {diff[key][0]} then, "
+                            f"{diff[key][1]} now)")
     if diff and not args.resume_anyway:
         named = "; ".join(f"{'the script' if k == 'method' else flag(k)} {_show(k, old)} in the checkpoint, "
                           f"{_show(k, new)} now" for k, (old, new) in diff.items())

@@ -192,7 +192,8 @@ class Trainer:
         # gradients are averaged over ranks); the attacks, CAM and evaluation use the module itself.
         self.step_model = None
         if dist.parallel:
-            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            ids = [device.index] if device.type == "cuda" else None
+            ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
             self.step_model = Autocast(ddp) if args.precision == "bf16" else ddp
         self.device = device
         self.progress = progress
@@ -315,8 +316,8 @@ class Trainer:
                     if int(first_bad) >= 0:
                         raise NonFiniteLoss(epoch, int(first_bad))
                     elapsed = (position.seconds if position else 0.0) + time.perf_counter() - t0
-                    raise EpochStopped(stop.signum or signal.SIGTERM, Position(epoch, batch_idx + 1, seen, total, high, elapsed,
-                                                             rng_state()), n_batches)
+                    here = Position(epoch, batch_idx + 1, seen, total, high, elapsed, rng_state())
+                    raise EpochStopped(stop.signum or signal.SIGTERM, here, n_batches)
         counts = torch.tensor([seen], dtype=torch.float64, device=self.device)
         dist.sum_(total, high, counts)
         dist.max_(first_bad)
@@ -478,6 +479,41 @@ def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results
     return None, None
 
 
+def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: StopRequest, model_dir: Path) -> int:
+    """Epochs `start` ... --epochs (the first from `position` if given): one log row each, mask grids,
+    checkpoints every --save-freq epochs. A signal ends it after the current batch with a checkpoint
+    (Interrupted naming it). Returns the epochs done."""
+    args, dist, method = trainer.args, trainer.dist, trainer.method
+    epochs_done = start - 1
+    for epoch in range(start, args.epochs + 1):
+        try:
+            row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
+        except EpochStopped as stopped:
+            path = model_dir / f"epoch{epoch}_batch{stopped.position.batches}.pt"
+            trainer.save(path, epoch - 1, stopped.position)
+            raise Interrupted(stopped.signum, f"in epoch {epoch} after batch {stopped.position.batches} of "
+                                              f"{stopped.batches}: checkpoint {path} written",
+                              ["--resume", str(path)]) from None
+        trainer.periodic_eval(epoch, row)
+        trainer.history.append(row)
+        epochs_done = epoch
+        print(log_row(row, args.epochs, method.base), flush=True)
+        if args.save_masks and epoch in (args.warm_up, args.epochs) and dist.main:
+            grid = model_dir / f"masks_epoch{epoch}.png"
+            trainer.mask_grid(epoch, grid)
+            print(f"mask grid written to {grid}", flush=True)
+        path = model_dir / f"epoch{epoch}.pt"
+        stopping = dist.any(stop.signum is not None, trainer.device) and epoch < args.epochs
+        if epoch % args.save_freq == 0 or epoch == args.epochs or stopping:
+            trainer.save(path, epoch)
+            if dist.main:
+                remove_partials_before(model_dir, (epoch, 0))
+        if stopping:
+            raise Interrupted(stop.signum or signal.SIGTERM, f"after epoch {epoch}: checkpoint {path} written",
+                              ["--resume", str(path)])
+    return epochs_done
+
+
 def run(args: argparse.Namespace) -> dict:
     """Train (or continue, or only evaluate), evaluate and write the results. SIGTERM / SIGINT stop it
     after the current batch with a checkpoint (Interrupted); the evaluation keeps its progress."""
@@ -505,11 +541,10 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     dist.barrier()        # every rank has read what it needs before rank 0 removes or writes anything
     if fresh and dist.main:
         remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
+    ranks = f" | {dist.world} processes, {args.batch_size // dist.world} images each per batch" if dist.parallel else ""
     print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
           f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
-          f"augmentation {args.augmentation}"
-          f"{f' | {dist.world} processes, {args.batch_size // dist.world} images each per batch' if dist.parallel else ''}",
-          flush=True)
+          f"augmentation {args.augmentation}{ranks}", flush=True)
     if args.dataset_overrides:
         applied = ", ".join(f"{k} {v:.6g}" for k, v in args.dataset_overrides.items())
         print(f"{args.data} settings of the official scripts applied: {applied} "
@@ -530,31 +565,7 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
             print(f"resumed from {ckpt_path} after epoch {epochs_done}{where}{allowed}", flush=True)
         if stop.signum is not None:
             raise Interrupted(stop.signum, "before training started (nothing to save)", [])
-        for epoch in range(start, args.epochs + 1):
-            try:
-                row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
-            except EpochStopped as stopped:
-                path = model_dir / f"epoch{epoch}_batch{stopped.position.batches}.pt"
-                trainer.save(path, epoch - 1, stopped.position)
-                raise Interrupted(stopped.signum, f"in epoch {epoch} after batch {stopped.position.batches} of "
-                                                  f"{stopped.batches}: checkpoint {path} written",
-                                  ["--resume", str(path)]) from None
-            trainer.periodic_eval(epoch, row)
-            trainer.history.append(row)
-            epochs_done = epoch
-            print(log_row(row, args.epochs, method.base), flush=True)
-            if args.save_masks and epoch in (args.warm_up, args.epochs) and dist.main:
-                grid = model_dir / f"masks_epoch{epoch}.png"
-                trainer.mask_grid(epoch, grid)
-                print(f"mask grid written to {grid}", flush=True)
-            path = model_dir / f"epoch{epoch}.pt"
-            stopping = dist.any(stop.signum is not None, device) and epoch < args.epochs
-            if epoch % args.save_freq == 0 or epoch == args.epochs or stopping:
-                trainer.save(path, epoch)
-                if dist.main:
-                    remove_partials_before(model_dir, (epoch, 0))
-            if stopping:
-                raise Interrupted(stop.signum or signal.SIGTERM, f"after epoch {epoch}: checkpoint {path} written", ["--resume", str(path)])
+        epochs_done = train_epochs(trainer, start, position, stop, model_dir)
 
     seconds = {}
     for phase in ("warm-up", "part", "baseline"):
