@@ -529,6 +529,10 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
     ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist))
+    chosen = dist.gather(ckpt_path)
+    if len(set(chosen)) > 1:
+        raise UserError(f"the processes would start from different checkpoints ({', '.join(map(str, chosen))}); "
+                        "--model-dir must be one shared folder for all of them")
     fresh = ckpt is None
     differences = check_resume(ckpt, ckpt_path, args) if ckpt is not None and not args.eval_only else {}
     if (args.resume == "auto" and ckpt is not None and "position" not in ckpt and ckpt["epoch"] == args.epochs
