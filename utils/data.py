@@ -198,8 +198,13 @@ def _fetch_svhn(root: Path) -> None:
         SVHN(str(root), split=split, download=True)
 
 
+def _tiny_base(root: Path) -> Path:
+    """TinyImageNet's folder: root itself when it holds wnids.txt, else root/tiny-imagenet-200."""
+    return root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"
+
+
 def _tiny_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
-    base = root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"
+    base = _tiny_base(root)
     if not (base / "wnids.txt").is_file():
         return None
     classes = sorted((base / "wnids.txt").read_text().split())
@@ -227,7 +232,7 @@ ALIASES = {"CIFAR10": ("cifar10", "cifar-10"), "SVHN": ("svhn",),
 NATIVE = {"CIFAR10": _cifar10_native, "SVHN": _svhn_native, "TinyImagenet": _tiny_native}
 FETCH = {"CIFAR10": _fetch_cifar10, "SVHN": _fetch_svhn}   # torchvision's downloads (TinyImageNet has none)
 NATIVE_FILES = {"CIFAR10": ("cifar-10-batches-py",), "SVHN": ("train_32x32.mat", "test_32x32.mat"),
-                "TinyImagenet": ("tiny-imagenet-200", "wnids.txt", "train", "val")}
+                "TinyImagenet": ("wnids.txt", "train", "val")}
 IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
 
 
@@ -281,7 +286,7 @@ def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Spli
     if root.is_dir():
         native = NATIVE[name](root, limits)
         if native is not None:
-            base = root / "tiny-imagenet-200" if name == "TinyImagenet" and not (root / "wnids.txt").is_file() else root
+            base = _tiny_base(root) if name == "TinyImagenet" else root
             files = [f for n in NATIVE_FILES[name] if (base / n).exists()
                      for f in ([base / n] if (base / n).is_file() else sorted(p for p in (base / n).rglob("*")
                                                                            if p.is_file()))]

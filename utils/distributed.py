@@ -59,14 +59,14 @@ class Dist:
             for t in tensors:
                 dist.all_reduce(t, op=dist.ReduceOp.MAX)
 
-    def any(self, flag: bool, device) -> bool:
-        """True on every rank when it is true on one (a signal reached some ranks first)."""
+    def max_int(self, value: int, device) -> int:
+        """The largest of the ranks' values, on every rank."""
         if not self.parallel:
-            return flag
+            return value
         import torch
-        t = torch.tensor([int(flag)], device=device)
+        t = torch.tensor([value], device=device)
         self.max_(t)
-        return bool(t.item())
+        return int(t.item())
 
     def gather(self, obj: object) -> list:
         """Every rank's `obj`, in rank order, on every rank."""

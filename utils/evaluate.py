@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import time
 from pathlib import Path
 
@@ -58,9 +57,9 @@ def accuracy_line(correct: int, total: int, robust: int | None = None) -> str:
 
 
 class EvalProgress:
-    """The per-batch counts (robust, clean) of each attack evaluation, rewritten atomically after every
-    batch to `path`. `key` names the weights and settings they belong to; a file with another key is
-    left out (and replaced)."""
+    """The per-batch counts (robust, clean) of each attack evaluation, rewritten atomically to `path`
+    after every batch (under torchrun, after every round of one batch per rank). `key` names the
+    weights and settings they belong to; a file with another key is left out (and replaced)."""
 
     def __init__(self, path: Path, key: dict) -> None:
         self.path, self.key = path, key
@@ -81,9 +80,7 @@ class EvalProgress:
     def done(self, name: str) -> list[list[int]]:
         return self.batches.setdefault(name, [])
 
-    def add(self, name: str, robust: int, clean: int, seconds: float) -> None:
-        self.done(name).append([robust, clean])
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+    def write(self) -> None:
         write_json({"key": self.key, "batches": self.batches, "seconds": self.seconds}, self.path)
 
     def remove(self) -> None:
@@ -130,7 +127,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         these = DataLoader(Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()),
                            batch_size=loader.batch_size) if subset else loader
         n = args.aa_subset if subset else total
-        done = record.done(name) if record else []
+        done = record.done(name) if record else []         # [robust, clean] per batch, in batch order
+        spent = record.seconds if record else {}            # seconds, earlier starts included
         batches = len(these)
         data = iter(tqdm(these, desc=name, disable=not progress, leave=False))
         for _ in range(len(done)):
@@ -147,24 +145,19 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
                 with seeded(BATCH_SEEDS[name] + i, device):
                     robust = _count(model, attack(model, x, y), y)
                 mine = [robust, _count(model, x, y) if subset else 0]
-            seconds = time.perf_counter() - t0
-            for counts in dist.gather(mine)[:len(group)]:
-                if record and dist.main:
-                    record.add(name, *counts, seconds / len(group))
-                elif record:
-                    record.done(name).append(counts)
-                else:
-                    done.append(counts)
-                    out["seconds"][name] = out["seconds"].get(name, 0.0) + seconds / len(group)
+            done.extend(dist.gather(mine)[:len(group)])
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+            if record and dist.main:
+                record.write()
             if stop is not None:
                 stop.test_point("eval", name, len(done) - 1)
-                if dist.any(stop.signum is not None, device) and len(done) < batches:
-                    raise Interrupted(stop.signum or signal.SIGTERM, f"during the {HEADERS[name]} evaluation after "
-                                      f"batch {len(done)} of {batches}", [])
+                signum = stop.agreed(dist, device)
+                if signum and len(done) < batches:
+                    raise Interrupted(signum, f"during the {HEADERS[name]} evaluation after batch {len(done)} of "
+                                              f"{batches}", [])
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural
-        if record:
-            out["seconds"][name] = record.seconds.get(name, 0.0)
+        out["seconds"][name] = spent.get(name, 0.0)
         out[name] = 100.0 * robust / n
         out["counts"][name] = robust
         out["images"][name] = n

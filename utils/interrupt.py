@@ -63,6 +63,11 @@ class StopRequest:
             signal.signal(s, handler)
         self._previous.clear()
 
+    def agreed(self, dist, device) -> int | None:
+        """The signal to stop on, the same on every rank (`dist`: utils.distributed.Dist): a signal that
+        reached one rank stops them all after the same batch. None: go on."""
+        return dist.max_int(self.signum or 0, device) or None
+
     def test_point(self, *where: object) -> None:
         """Send the test hook's signal when `where` (e.g. (epoch, batch)) is the hooked point."""
         if self._hook and tuple(str(w) for w in where) == self._hook[:-1]:

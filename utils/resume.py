@@ -73,9 +73,9 @@ def progress_file(results: Path) -> Path:
 
 def earlier_outputs(model_dir: Path, results: Path, eval_only: bool) -> list[Path]:
     """Files of another run that a fresh run (or evaluation) would write over."""
-    found = [] if eval_only else checkpoints_in(model_dir)
-    found += [p for p in (results, progress_file(results)) if p.exists() and not (eval_only and p != results)]
-    return found
+    if eval_only:      # an evaluation writes only the results (its progress file is its own to continue)
+        return [results] if results.exists() else []
+    return checkpoints_in(model_dir) + [p for p in (results, progress_file(results)) if p.exists()]
 
 
 def refuse_unless_overwrite(found: list[Path], overwrite: bool, what: str) -> None:

@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -269,7 +268,7 @@ class Trainer:
         lr = lr_at(a, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - (position.seconds if position else 0.0)   # seconds before a stop count
         done = position.batches if position else 0
         if not done:
             phase.budget.begin_epoch(epoch)   # when continuing, the checkpoint brought the budget state
@@ -283,6 +282,11 @@ class Trainer:
         seen = position.seen if position else 0
         n_batches, n_images = len(loader), len(loader.dataset)
         dist = self.dist
+
+        def stop_if_not_finite() -> None:
+            dist.max_(first_bad)
+            if int(first_bad) >= 0:
+                raise NonFiniteLoss(epoch, int(first_bad))
         self.model.train()
         batches = iter(loader)
         if position:
@@ -311,21 +315,17 @@ class Trainer:
                            f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
             if stop is not None:
                 stop.test_point(epoch, batch_idx)
-                if dist.any(stop.signum is not None, self.device) and batch_idx + 1 < n_batches:
-                    dist.max_(first_bad)
-                    if int(first_bad) >= 0:
-                        raise NonFiniteLoss(epoch, int(first_bad))
-                    elapsed = (position.seconds if position else 0.0) + time.perf_counter() - t0
-                    here = Position(epoch, batch_idx + 1, seen, total, high, elapsed, rng_state())
-                    raise EpochStopped(stop.signum or signal.SIGTERM, here, n_batches)
+                signum = stop.agreed(dist, self.device)
+                if signum and batch_idx + 1 < n_batches:
+                    stop_if_not_finite()
+                    here = Position(epoch, batch_idx + 1, seen, total, high, time.perf_counter() - t0, rng_state())
+                    raise EpochStopped(signum, here, n_batches)
         counts = torch.tensor([seen], dtype=torch.float64, device=self.device)
         dist.sum_(total, high, counts)
-        dist.max_(first_bad)
-        if int(first_bad) >= 0:
-            raise NonFiniteLoss(epoch, int(first_bad))
+        stop_if_not_finite()
         seen = int(counts.item())
         row = {"epoch": epoch, "phase": phase.name, "loss": total.item() / seen, "lr": lr,
-               "seconds": (position.seconds if position else 0.0) + time.perf_counter() - t0}
+               "seconds": time.perf_counter() - t0}
         if dist.parallel:
             dist.sync_buffers(self.model)
             row["weights_sha256"] = same_weights_everywhere(dist, self.model, epoch)
@@ -391,14 +391,16 @@ class Trainer:
         load_model_state(self.model, ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.history = list(ckpt.get("history", []))
-        mine = ckpt
-        ranks = ckpt.get("ranks")
-        if self.dist.parallel and ranks is not None and len(ranks) == self.dist.world:
-            mine = {**ranks[self.dist.rank], "args": ckpt["args"]}
-        self.main_phase.budget.load_state(mine.get("budget"))
-        position = Position.from_checkpoint(mine)
-        if position is None and (self.dist.main or mine is not ckpt):
-            set_rng_state(mine["rng"])       # a mid-epoch position sets it after skipping its batches
+        # This process's RNG states, position and masks: the checkpoint's own with one process, its
+        # `ranks` entry under torchrun. A checkpoint of another process count (--resume-anyway, at an
+        # epoch boundary) was sharded otherwise: its streams start afresh and its masks are recomputed.
+        own = None
+        if ckpt.get("args", {}).get("world_size", 1) == self.dist.world:
+            own = ckpt["ranks"][self.dist.rank] if self.dist.parallel else ckpt
+        self.main_phase.budget.load_state(own.get("budget") if own else None)
+        position = Position.from_checkpoint(own) if own else None
+        if own and position is None:
+            set_rng_state(own["rng"])        # a mid-epoch position sets it after skipping its batches
         self.resumes = list(ckpt.get("resumes", [])) + [
             {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
              "batches": position.batches if position else 0, "differences": differences}]
@@ -503,13 +505,13 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
             trainer.mask_grid(epoch, grid)
             print(f"mask grid written to {grid}", flush=True)
         path = model_dir / f"epoch{epoch}.pt"
-        stopping = dist.any(stop.signum is not None, trainer.device) and epoch < args.epochs
-        if epoch % args.save_freq == 0 or epoch == args.epochs or stopping:
+        signum = stop.agreed(dist, trainer.device) if epoch < args.epochs else None
+        if epoch % args.save_freq == 0 or epoch == args.epochs or signum:
             trainer.save(path, epoch)
             if dist.main:
                 remove_partials_before(model_dir, (epoch, 0))
-        if stopping:
-            raise Interrupted(stop.signum or signal.SIGTERM, f"after epoch {epoch}: checkpoint {path} written",
+        if signum:
+            raise Interrupted(signum, f"after epoch {epoch}: checkpoint {path} written",
                               ["--resume", str(path)])
     return epochs_done
 
