@@ -29,21 +29,38 @@ def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform") -
     return start.clamp(0.0, 1.0) if kind == "uniform_clipped" else start
 
 
-def project(x_adv: torch.Tensor, x: torch.Tensor, epsilon: Budget) -> torch.Tensor:
-    """Clamp x_adv - x element-wise to [-epsilon, epsilon], then the image to [0, 1]."""
+# How an attack projects onto the budget around x, as the official code writes it in each place.
+# Equal in exact arithmetic; in floating point they round x - eps and x + eps differently (1 ulp
+# where x is small), which flips near-zero gradient signs in later steps, so each attack uses the
+# expression of the official code it reproduces:
+#   clamp    x + clamp(x_adv - x, -eps, eps)     torchattacks' PGD (AT warm-up, baseline, PGD-20) and
+#                                                element_wise_clamp, which every map budget goes through
+#                                                (part_pgd, part_mma, part_trades_loss, part_mart_loss)
+#   minmax   min(max(x_adv, x - eps), x + eps)   a float budget in the official trades_loss, mart_loss
+#                                                and mma (TRADES / MART / MMA warm-ups and baselines,
+#                                                the MMA evaluation)
+PROJECTIONS = ("clamp", "minmax")
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, epsilon: Budget, form: str = "clamp") -> torch.Tensor:
+    """Project x_adv onto |x_adv - x| <= epsilon (element-wise), then the image onto [0, 1]. A map
+    budget always takes the element-wise clamp; `form` chooses the expression for a float budget."""
     if torch.is_tensor(epsilon):
         delta = torch.maximum(torch.minimum(x_adv - x, epsilon), -epsilon)
-    else:
-        delta = torch.clamp(x_adv - x, -epsilon, epsilon)
-    return torch.clamp(x + delta, 0.0, 1.0)
+        return torch.clamp(x + delta, 0.0, 1.0)
+    if form == "minmax":
+        return torch.clamp(torch.min(torch.max(x_adv, x - epsilon), x + epsilon), 0.0, 1.0)
+    if form != "clamp":
+        raise ValueError(f"unknown projection {form!r}; choose from {', '.join(PROJECTIONS)}")
+    return torch.clamp(x + torch.clamp(x_adv - x, -epsilon, epsilon), 0.0, 1.0)
 
 
 def sign_step(x_adv: torch.Tensor, x: torch.Tensor, loss: torch.Tensor, step_size: float,
-              epsilon: Budget) -> torch.Tensor:
+              epsilon: Budget, projection: str = "clamp") -> torch.Tensor:
     """One ascent step on `loss` (a scalar computed from x_adv): sign of the input gradient, then the
     projection. Gradients are taken with respect to the input only, never the weights."""
     grad, = torch.autograd.grad(loss, x_adv)
-    return project(x_adv.detach() + step_size * grad.sign(), x, epsilon)
+    return project(x_adv.detach() + step_size * grad.sign(), x, epsilon, projection)
 
 
 def repeat_budget(epsilon: Budget, batch: int, k: int) -> Budget:

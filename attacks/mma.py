@@ -4,6 +4,8 @@ As the official `mma` (and `part_mma` when epsilon is a map): one random start i
 clipped to [0, 1]; for each of the k classes with the largest clean logits other than the true
 one, `steps` sign-gradient steps on -max(z_y - z_t + confidence, 0); at the end, per example, the
 adversarial image with the largest margin z_t - z_y. All k runs go through the model as one batch.
+A float budget is projected with the official mma's min/max expression, a map with part_mma's
+element_wise_clamp (attacks.common.project).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from attacks.common import Budget, random_start_point, repeat_budget, sign_step
 
 def mma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, step_size: float,
         steps: int, start: str = "uniform_clipped", start_epsilon: Budget | None = None,
-        k: int = 3, confidence: float = 50.0) -> torch.Tensor:
+        k: int = 3, confidence: float = 50.0, projection: str = "minmax") -> torch.Tensor:
     x = x.detach()
     b = x.shape[0]
     with torch.no_grad():
@@ -33,7 +35,8 @@ def mma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, ste
         out = model(x_adv)
         real = out.gather(1, ys[:, None]).squeeze(1)
         other = out.gather(1, targets[:, None]).squeeze(1)
-        x_adv = sign_step(x_adv, xs, -torch.clamp(real - other + confidence, min=0).sum(), step_size, eps)
+        x_adv = sign_step(x_adv, xs, -torch.clamp(real - other + confidence, min=0).sum(), step_size, eps,
+                           projection)
     with torch.no_grad():
         out = model(x_adv)
         margin = out.gather(1, targets[:, None]) - out.gather(1, ys[:, None])

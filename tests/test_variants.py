@@ -96,10 +96,17 @@ def test_svhn_labels_and_official_overrides(tiny_svhn, trust_fake_files, tiny_sp
 
 @pytest.mark.parametrize("method", METHODS)
 def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
+    """PART with ε_low = ε is its base method. For AT bit for bit (both project with the clamp form);
+    TRADES and MART project a float budget with the official min/max form and PART-T / PART-M's map
+    with element_wise_clamp, as upstream, so there they agree to the rounding of the projection."""
     train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", method=method)
     res = train(tiny_folder, tmp_path / "b", "--low-epsilon", "8/255", "--clip-part-start", "--eval", "natural",
                 method=method)
-    assert _same(_weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "b" / "epoch2.pt"))
+    a, b = _weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "b" / "epoch2.pt")
+    if method == "part":
+        assert _same(a, b)
+    else:
+        assert all(torch.allclose(a[k].double(), b[k].double(), rtol=1e-4, atol=1e-6) for k in a)
     assert res["method"] == {"part": "PART", "part_t": "PART-T", "part_m": "PART-M"}[method]
 
 

@@ -26,10 +26,12 @@ class Attack:
     steps: int
     start: str
     start_epsilon: Budget | None = None
+    projection: str | None = None      # attacks.common.PROJECTIONS; None: the attack's own default
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
+        extra = {} if self.projection is None else {"projection": self.projection}
         return self.fn(model, x, y, eps, self.step_size, self.steps, start=self.start,
-                       start_epsilon=self.start_epsilon)
+                       start_epsilon=self.start_epsilon, **extra)
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,10 @@ def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
                   start_epsilon: Budget | None = None) -> TrainingLoss:
     """The loss of one phase with every hyper-parameter taken from the command line once."""
     fn = {"at": TRAIN_ATTACKS.get(getattr(args, "attack", "pgd")), "trades": trades, "mart": pgd}[loss]
-    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon)
+    # MART's attack is PGD with the official mart_loss's min/max projection of a float budget.
+    projection = "minmax" if loss == "mart" else None
+    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon,
+                    projection)
     objective = {"at": at_objective, "trades": functools.partial(trades_objective, beta=getattr(args, "beta", 0.0)),
                  "mart": functools.partial(mart_objective, beta=getattr(args, "beta", 0.0))}[loss]
     return TrainingLoss(attack, objective)
