@@ -19,20 +19,26 @@ FIXTURE = REPO / "tests" / "official_mask_rule.npz"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def synthetic_split(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+SVHN_CLASSES = [str(d) for d in range(10)]
+# TinyImageNet's 200 WordNet ids (made up, in the n + 8 digits form the dataset check expects).
+TINY_CLASSES = [f"n{10_000_000 + 37 * i:08d}" for i in range(200)]
+
+
+def synthetic_split(n: int, seed: int, size: int = 32, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Images whose mean colour depends on the class, so a model can learn something."""
     rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(CLASSES)
-    base = rng.integers(0, 256, size=(len(CLASSES), 1, 1, 3))
+    labels = np.arange(n) % classes
+    base = rng.integers(0, 256, size=(classes, 1, 1, 3))
     noise = rng.integers(-40, 41, size=(n, size, size, 3))
     images = np.clip(base[labels] + noise, 0, 255).astype(np.uint8)
     return images, labels.astype(np.int64)
 
 
-def write_image_tree(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+def write_image_tree(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+                     names: list[str] = CLASSES) -> Path:
     for split, (images, labels) in splits.items():
         for i, (img, lab) in enumerate(zip(images, labels)):
-            folder = root / split / CLASSES[lab]
+            folder = root / split / names[lab]
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(folder / f"{i:04d}.png")
     return root
@@ -151,9 +157,21 @@ def real_at_model(real_run):
 
 @pytest.fixture(scope="session")
 def tiny_folder64(tmp_path_factory) -> Path:
-    """Layout (b) with 64x64 images (TinyImageNet-sized)."""
-    splits = {"train": synthetic_split(30, 3, size=64), "test": synthetic_split(20, 4, size=64)}
-    return write_image_tree(tmp_path_factory.mktemp("folder64"), splits)
+    """Layout (b) of TinyImageNet: 200 WordNet-id class folders, 64x64 images (one a class to train on)."""
+    splits = {"train": synthetic_split(200, 3, size=64, classes=200),
+              "test": synthetic_split(20, 4, size=64, classes=200)}
+    return write_image_tree(tmp_path_factory.mktemp("folder64"), splits, TINY_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def tiny_svhn_folder(tmp_path_factory, tiny_splits) -> Path:
+    """Layout (b) of SVHN: class folders 0 ... 9."""
+    return write_image_tree(tmp_path_factory.mktemp("svhn_folder"), tiny_splits, SVHN_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def tiny_svhn_zip(tmp_path_factory, tiny_svhn_folder) -> Path:
+    return zip_tree(tiny_svhn_folder, tmp_path_factory.mktemp("svhn_zip") / "svhn-tiny.zip", "svhn")
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,60 @@ def test_one_class_list_when_a_split_misses_a_class(tmp_path, tiny_folder):
         train, test = load_splits("CIFAR10", root, download=False)
         assert train.classes == test.classes == CLASSES
         assert 0 not in test.labels.tolist() and set(test.labels.tolist()) == set(range(1, 10))
+
+
+def _tree(root, names, size=32, per_class=1):
+    """An image-folder tree with the given class folder names and square images of `size`."""
+    from PIL import Image
+    for split in ("train", "test"):
+        for c in names:
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.new("RGB", (size, size), (i, 0, 0)).save(root / split / c / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("data,names,size,needle", [
+    # SVHN asked for, CIFAR-10 folders: the issue's silent mistake.
+    ("SVHN", CLASSES, 32, "class folders airplane, automobile, bird, cat, deer .* --data SVHN does not have"),
+    ("TinyImagenet", CLASSES, 64, "has 10 class folders .* --data TinyImagenet has 200 classes"),
+    ("CIFAR10", [str(d) for d in range(10)], 32, "class folders 0, 1, 2, 3, 4 ... that --data CIFAR10"),
+    ("CIFAR10", CLASSES[:9], 32, "has 9 class folders"),
+    ("CIFAR10", CLASSES, 64, "is 64x64, but --data CIFAR10 has 32x32 images"),
+])
+@pytest.mark.parametrize("layout", ["folder", "zip"])
+def test_tree_must_hold_the_dataset_of_data(tmp_path, data, names, size, needle, layout):
+    from tests.conftest import zip_tree
+    root = _tree(tmp_path / "tree", names, size)
+    if layout == "zip":
+        root = zip_tree(root, tmp_path / "images.zip", "images")
+    with pytest.raises(UserError, match=needle):
+        load_splits(data, root, download=False)
+
+
+def test_tiny_imagenet_tree_needs_wordnet_ids(tmp_path):
+    with pytest.raises(UserError, match="not WordNet ids"):
+        load_splits("TinyImagenet", _tree(tmp_path, [f"c{i:03d}" for i in range(200)], 64, per_class=0), False)
+
+
+def test_class_folders_without_images(tmp_path):
+    root = _tree(tmp_path / "tree", CLASSES, per_class=0)
+    with pytest.raises(UserError, match=r"has no images in its train/<class>/ folders"):
+        load_splits("CIFAR10", root, download=False)
+    with pytest.raises(UserError, match=r"has no images in its test/<class>/ folders"):
+        load_splits("CIFAR10", root, download=False, need_train=False)
+
+
+def test_shared_zip_with_the_wrong_data_is_refused_before_decoding(tmp_path, capsys):
+    """The issue's case on the real data: one line, exit 2, no model folder, in well under a second of decoding."""
+    import time
+
+    from tests.conftest import SHARED_ZIP
+    from utils.cli import main
+    if not SHARED_ZIP.exists():
+        pytest.skip("the shared CIFAR-10 zip is not there")
+    t0 = time.perf_counter()
+    assert main("part", ["--data", "SVHN", "--data-dir", str(SHARED_ZIP), "--model-dir", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--data SVHN does not have" in err and "cifar10/" in err
+    assert not (tmp_path / "m").exists() and time.perf_counter() - t0 < 30

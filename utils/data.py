@@ -14,6 +14,7 @@ SVHN's canonical order is the digit folders 0 ... 9).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -73,6 +74,14 @@ def subset_indices(total: int, n: int | None) -> np.ndarray:
     return np.sort(torch.randperm(total, generator=g)[:n].numpy())
 
 
+class WrongSize(UserError):
+    """An image of another size than the dataset's (`_find` names --data in the message)."""
+
+    def __init__(self, name: str, found: tuple[int, int], size: int) -> None:
+        super().__init__(f"image {name} is {found[0]}x{found[1]}, not {size}x{size}")
+        self.name, self.found, self.size = name, found, size
+
+
 def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray:
     src = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
@@ -81,7 +90,7 @@ def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray
     except OSError as exc:
         raise UserError(f"cannot read image {name}: {exc}") from None
     if size is not None and im.size != (size, size):
-        raise UserError(f"image {name} is {im.size[0]}x{im.size[1]}; this dataset needs {size}x{size}")
+        raise WrongSize(name, im.size, size)
     return np.asarray(im, dtype=np.uint8)
 
 
@@ -114,7 +123,7 @@ def _needed(need_train: bool) -> set[str]:
 
 
 def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | None],
-                need_train: bool = True) -> tuple[tuple[Split, Split], int]:
+                need_train: bool = True, dataset: str | None = None) -> tuple[tuple[Split, Split], int]:
     """The splits of the tree in the zip, and how many image files of it were used."""
     try:
         zf = zipfile.ZipFile(path)
@@ -132,6 +141,8 @@ def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | No
             raise UserError(f"{path} holds no single {want} tree")
         tree = found[roots[0]]
         classes = sorted(set(tree.get("train", {})) | set(tree["test"]))
+        if dataset is not None:
+            check_tree(dataset, classes, f"{path} ({roots[0] or '/'})")
         splits = []
         for split, limit in zip(("train", "test"), limits):
             entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree.get(split, {}).get(c, []))]
@@ -234,6 +245,42 @@ FETCH = {"CIFAR10": _fetch_cifar10, "SVHN": _fetch_svhn}   # torchvision's downl
 NATIVE_FILES = {"CIFAR10": ("cifar-10-batches-py",), "SVHN": ("train_32x32.mat", "test_32x32.mat"),
                 "TinyImagenet": ("wnids.txt", "train", "val")}
 IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
+NUM_CLASSES = {"CIFAR10": 10, "SVHN": 10, "TinyImagenet": 200}
+# The class folder names an image-folder tree or zip of each dataset must have: CIFAR-10's ten names
+# (their sorted order is the canonical one), SVHN's digits, and TinyImageNet's WordNet ids (n + 8 digits).
+CLASS_NAMES = {"CIFAR10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+               "SVHN": tuple(str(d) for d in range(10))}
+WNID = re.compile(r"n\d{8}")
+
+
+def check_tree(name: str, classes: list[str], where: str) -> None:
+    """An image-folder tree or zip must hold dataset `name` (--data): its class count and class folder
+    names. A mismatch (SVHN settings on CIFAR-10 images, say) would train and label silently wrong."""
+    want = NUM_CLASSES[name]
+    shown = ", ".join(classes[:12]) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+    if len(classes) != want:
+        raise UserError(f"{where} has {len(classes)} class folders ({shown or 'none'}), but --data {name} has "
+                        f"{want} classes; give the --data of these images, or point --data-dir at {name}")
+    if name in CLASS_NAMES:
+        if sorted(classes) != sorted(CLASS_NAMES[name]):
+            odd = [c for c in classes if c not in CLASS_NAMES[name]]
+            raise UserError(f"{where} has class folders {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} that "
+                            f"--data {name} does not have (its classes: {', '.join(CLASS_NAMES[name])}); give the "
+                            f"--data of these images, or point --data-dir at {name}")
+    else:
+        odd = [c for c in classes if not WNID.fullmatch(c)]
+        if odd:
+            raise UserError(f"{where} has class folders {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} that are "
+                            f"not WordNet ids (n + 8 digits) as --data {name} has; give the --data of these images, "
+                            f"or point --data-dir at {name}")
+
+
+def check_not_empty(name: str, splits: tuple["Split", "Split"], where: str, need_train: bool) -> None:
+    """Class folders without images would start a run on nothing."""
+    for split, data in zip(("train", "test"), splits):
+        if (split == "test" or need_train) and len(data) == 0:
+            raise UserError(f"{where} has no images in its {split}/<class>/ folders (looked for "
+                            f"{', '.join(IMAGE_EXTENSIONS)}); point --data-dir at {name}")
 
 
 def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
@@ -297,16 +344,32 @@ def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Spli
         # folder cannot shift the labels of the other.
         classes = sorted({p.name for split in ("train", "test") if (tree / split).is_dir()
                           for p in (tree / split).iterdir() if p.is_dir()})
-        test = _folder_split(tree / "test", classes, size, limits[1])
-        train = _folder_split(tree / "train", classes, size, limits[0]) if need_train else _empty(classes, size)
+        check_tree(name, classes, str(tree))
+        with _naming(name):
+            test = _folder_split(tree / "test", classes, size, limits[1])
+            train = _folder_split(tree / "train", classes, size, limits[0]) if need_train else _empty(classes, size)
         files = sorted(f for split in _needed(need_train) for f in (tree / split).rglob("*")
                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        check_not_empty(name, (train, test), str(tree), need_train)
         return _with_source((train, test), "folder", tree, files)
     zpath = _zip_in(root, aliases)
     if zpath is not None:
-        splits, count = _zip_splits(zpath, size, (limits[0] if need_train else 0, limits[1]), need_train)
+        with _naming(name):
+            splits, count = _zip_splits(zpath, size, (limits[0] if need_train else 0, limits[1]), need_train, name)
+        check_not_empty(name, splits, str(zpath), need_train)
         return _with_source(splits, "zip", zpath, [zpath], count)
     return None
+
+
+@contextlib.contextmanager
+def _naming(dataset: str):
+    """An image of the wrong size, reported with the --data that expected another."""
+    try:
+        yield
+    except WrongSize as exc:
+        raise UserError(f"image {exc.name} is {exc.found[0]}x{exc.found[1]}, but --data {dataset} has "
+                        f"{exc.size}x{exc.size} images; give the --data of these images, or point --data-dir "
+                        f"at {dataset}") from None
 
 
 def _with_source(splits: tuple[Split, Split], kind: str, path: Path, files: list[Path],
