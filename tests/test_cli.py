@@ -16,13 +16,15 @@ def test_help_lists_defaults():
     assert out.returncode == 0
     text = " ".join(out.stdout.split())
     for flag in ("--low-epsilon", "--cam-refresh", "--mask-rule", "--eval-only", "--resume",
-                 "(default: 80)", "(default: 0.01)", "(default: gradcam)"):
+                 "(default: 80)", "(default: 0.01)", "(default: gradcam)", "(default: 8/255)", "(default: 7/255)",
+                 "(default: 2/255)"):
         assert flag in text
+    assert "0.0313" not in text
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--epsilon", "8/0"], "invalid fraction '8/0'"),
-    (["--epsilon", "abc"], "invalid fraction 'abc'"),
+    (["--epsilon", "8/0"], "invalid number '8/0'"),
+    (["--epsilon", "abc"], "invalid number 'abc'"),
     (["--low-epsilon", "9/255"], "--low-epsilon"),
     (["--warm-up", "90"], "--warm-up"),
     (["--eval", "natural,fgsm"], "--eval"),
@@ -34,6 +36,31 @@ def test_bad_flags(args, needle):
     out = cli(*args)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and needle in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("script,args,needle", [
+    ("part", ["--lr", "-1"], "argument --lr: '-1' is out of range: give a finite number in (0, inf)"),
+    ("part", ["--lr", "nan"], "argument --lr: invalid number 'nan': must be finite"),
+    ("part", ["--lr", "0"], "argument --lr: '0' is out of range"),
+    ("part", ["--momentum", "1"], "argument --momentum: '1' is out of range: give a finite number in [0, 1)"),
+    ("part", ["--wd=-1e-4"], "argument --weight-decay/--wd: '-1e-4' is out of range"),
+    ("part", ["--weight-decay", "inf"], "invalid number 'inf'"),
+    ("part_t", ["--beta", "-6"], "argument --beta: '-6' is out of range"),
+    ("part_m", ["--beta", "nan"], "argument --beta: invalid number 'nan'"),
+    ("part", ["--step-size", "0"], "argument --step-size: '0' is out of range: give a finite number in (0, 1]"),
+    ("part", ["--epsilon", "2"], "argument --epsilon: '2' is out of range"),
+    ("part", ["--low-epsilon=-1/255"], "argument --low-epsilon: '-1/255' is out of range"),
+    ("part", ["--eval-epsilon", "0"], "argument --eval-epsilon: '0' is out of range"),
+    ("part", ["--mask-rule", "region", "--region-eps", "ul=nan"], "argument --region-eps: invalid number 'nan'"),
+    ("part", ["--mask-rule", "region", "--region-eps", "ul=3/2"], "argument --region-eps: '3/2' is out of range"),
+])
+def test_float_flags_finite_and_in_range(script, args, needle, capsys):
+    """Checked at parse time (in-process: argparse's error is the same one line and exit 2)."""
+    from utils.args import get_args
+    with pytest.raises(SystemExit) as exc:
+        get_args(script, args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and needle in err, err
 
 
 def test_no_data_is_one_line(tmp_path):

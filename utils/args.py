@@ -13,7 +13,7 @@ from utils.names import CAM_METHODS, DATASETS, EVALS, MASK_RULES, MODEL_NAMES, Q
 
 
 def parse_fraction(text: str) -> float:
-    """'8/255' or '0.031' -> float; malformed, non-finite or negative values are rejected."""
+    """'8/255' or '0.031' -> float; malformed or non-finite values are rejected (ranges: `number`)."""
     try:
         if "/" in text:
             num, den = text.split("/")
@@ -21,10 +21,29 @@ def parse_fraction(text: str) -> float:
         else:
             value = float(text)
     except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r} (use a number like 0.03 or 8/255)")
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: must be a finite number >= 0")
+        raise argparse.ArgumentTypeError(f"invalid number {text!r} (use a number like 0.03 or 8/255)")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")
     return value
+
+
+def number(low: float = 0.0, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    """argparse type: a finite fraction or decimal within [low, high] (an open end excludes the bound),
+    so that a negative learning rate or a NaN budget stops at the command line, not an epoch later."""
+    lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open or math.isinf(high) else "]")
+
+    def parse(text: str) -> float:
+        value = parse_fraction(text)
+        if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: give a finite number in {lo}, {hi}")
+        return value
+    return parse
+
+
+rate = number(low_open=True)                        # > 0: learning rate
+non_negative = number()                             # >= 0: weight decay, beta
+budget = number(high=1.0)                           # [0, 1]: budgets on images in [0, 1]
+positive_budget = number(high=1.0, low_open=True)   # (0, 1]: step size, evaluation budget
 
 
 def int_at_least(minimum: int):
@@ -62,7 +81,7 @@ def region_list(text: str) -> dict[str, float]:
         if not sep or key.strip() not in QUADRANTS:
             raise argparse.ArgumentTypeError(
                 f"invalid --region-eps item {item!r}: use {','.join(q + '=8/255' for q in QUADRANTS)}")
-        out[key.strip()] = parse_fraction(value.strip())
+        out[key.strip()] = budget(value.strip())
     return out
 
 
@@ -98,19 +117,20 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     # The official flags.
     a("--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
     a("--epochs", type=positive_int, default=80, metavar="N", help="total epochs, warm-up included")
-    a("--weight-decay", "--wd", type=float, default=2e-4, metavar="W", help="SGD weight decay")
-    a("--lr", type=float, default=0.01, metavar="LR", help="learning rate")
-    a("--momentum", type=float, default=0.9, metavar="M", help="SGD momentum")
+    a("--weight-decay", "--wd", type=non_negative, default=2e-4, metavar="W", help="SGD weight decay")
+    a("--lr", type=rate, default=0.01, metavar="LR", help="learning rate")
+    a("--momentum", type=number(high=1.0, high_open=True), default=0.9, metavar="M", help="SGD momentum, in [0, 1)")
     a("--no-cuda", action="store_true", help="disable CUDA (same as --device cpu)")
-    a("--epsilon", type=parse_fraction, default=8 / 255, help="budget on important pixels (e.g. 8/255)")
-    a("--low-epsilon", type=parse_fraction, default=7 / 255, help="budget on the other pixels")
+    # Budgets as fractions: argparse parses a string default like a given value, and --help shows 8/255.
+    a("--epsilon", type=budget, default="8/255", help="budget on important pixels")
+    a("--low-epsilon", type=budget, default="7/255", help="budget on the other pixels")
     a("--num-steps", type=positive_int, default=10, help="attack steps during training")
     a("--num-class", type=positive_int, default=None,
       help="number of classes (default: from the data; if given it must match the data)")
     a("--rand_init", "--rand-init", type=boolean, default=True, metavar="BOOL",
       help="uniform random start of the PGD / MMA training attacks (false: start at x); TRADES and MART "
            "always start at x + 0.001 N(0, 1), as upstream")
-    a("--step-size", type=parse_fraction, default=2 / 255, help="attack step size (training and PGD-20/MMA)")
+    a("--step-size", type=positive_budget, default="2/255", help="attack step size (training and PGD-20/MMA)")
     a("--adjust-first", type=positive_int, default=60,
       help="lr x0.1 from this post-warm-up epoch (counted after the warm-up, as upstream)")
     a("--adjust-second", type=positive_int, default=90, help="lr x0.01 from this post-warm-up epoch")
@@ -131,7 +151,7 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     if method.loss == "at":
         a("--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
     else:
-        a("--beta", type=float, default=6.0, help=f"{method.base} regularisation weight")
+        a("--beta", type=non_negative, default=6.0, help=f"{method.base} regularisation weight")
     # This project's additions.
     a("--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
     a("--no-download", action="store_true", help="never try to download a missing dataset")
@@ -154,7 +174,7 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
       help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
     a("--eval", type=eval_list, default=list(EVALS), metavar="LIST",
       help="comma list of natural,pgd20,mma,aa")
-    a("--eval-epsilon", type=parse_fraction, default=8 / 255, help="budget of PGD-20, MMA and AutoAttack")
+    a("--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
     a("--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
     a("--resume", default=None, metavar="CHECKPOINT",
       help="continue training from this checkpoint; 'auto': from the newest complete one in --model-dir, or a "
