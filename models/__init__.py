@@ -27,6 +27,28 @@ def build_model(name: str, num_classes: int, image_size: int = 32) -> nn.Module:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
 
 
+def weight_shapes(name: str, num_classes: int, image_size: int = 32) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the state dict of `build_model(...)`, built on the meta device (no memory,
+    no initialisation cost), to check a checkpoint before any data are loaded."""
+    with torch.device("meta"):
+        model = build_model(name, num_classes, image_size)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def identify_weights(state: dict[str, torch.Tensor]) -> tuple[str, int, int] | None:
+    """(model name, classes, image size) of the zoo model whose state dict `state` is, if any; the
+    class count is read from the last matrix (every model ends in its classifier)."""
+    matrices = [v.shape[0] for v in state.values() if torch.is_tensor(v) and v.dim() == 2]
+    if not matrices:
+        return None
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for name in MODEL_NAMES:
+        for size in (32, 64):
+            if weight_shapes(name, matrices[-1], size) == shapes:
+                return name, matrices[-1], size
+    return None
+
+
 def cam_layer(model: nn.Module) -> nn.Module:
     """The module whose activations the CAM is computed from (layer4 / block3 / block2)."""
     return model.get_submodule(model.cam_layer)

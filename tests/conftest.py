@@ -192,12 +192,12 @@ def tiny_svhn(tmp_path_factory, tiny_splits) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_imagenet(tmp_path_factory) -> Path:
-    """The standard tiny-imagenet-200/ layout, 3 classes, 64x64 JPEGs."""
+    """The standard tiny-imagenet-200/ layout: 200 WordNet ids, 64x64 JPEGs of the first 3 classes."""
     root = tmp_path_factory.mktemp("tiny")
     base = root / "tiny-imagenet-200"
-    wnids = ["n01443537", "n01629819", "n01641577"]
+    wnids = TINY_CLASSES
     (base / "val" / "images").mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    (base / "wnids.txt").write_text("\n".join(reversed(wnids)) + "\n")     # sorted when read
     images, labels = synthetic_split(24, 2, size=64)
     rows = []
     for i, (img, lab) in enumerate(zip(images, labels % 3)):

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from utils.distributed import env_world_size
 from utils.methods import METHODS
-from utils.names import CAM_METHODS, DATASETS, EVALS, MASK_RULES, MODEL_NAMES, QUADRANTS
+from utils.names import CAM_METHODS, DATASETS, EVALS, MASK_RULES, MODEL_NAMES, NUM_CLASSES, QUADRANTS
 
 
 def parse_fraction(text: str) -> float:
@@ -239,6 +239,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:
         parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
+    if args.num_class is not None and args.num_class != NUM_CLASSES[args.data]:
+        parser.error(f"--num-class {args.num_class} does not match the {NUM_CLASSES[args.data]} classes of {args.data}")
     if args.eval_only and args.resume:
         parser.error("--eval-only and --resume exclude each other")
     args.world_size = env_world_size()

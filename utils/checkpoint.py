@@ -7,17 +7,19 @@ epoch E after B of its batches.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import pickle
+import pickletools
 import random
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from utils.errors import UserError
-from utils.files import atomic_write
+from utils.files import atomic_write, stale_temporaries
 
 _NAME = re.compile(r"epoch(?P<epoch>\d+)(?:_batch(?P<batch>\d+))?\.pt")
 
@@ -57,21 +59,69 @@ def save_atomic(obj: object, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def pickled_globals(path: Path) -> list[str]:
+    """The global names (module.name) the pickle of a torch file refers to, read with pickletools
+    (which lists opcodes and runs nothing): what a refused file would have needed to unpickle."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                data = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+        else:
+            data = Path(path).read_bytes()
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return []
+    names, strings = [], []
+    stream = io.BytesIO(data)
+    try:
+        while stream.tell() < len(data):     # torch's legacy format is several pickles in a row
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:    # raw tensor bytes after the pickles, or a damaged file: the names found so far
+        pass
+    return names
+
+
+def _unsafe(names: list[str]) -> list[str]:
+    """The names weights_only loading does not allow (torch's own types and its allow-list pass)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+        allowed = set(_get_allowed_globals())
+    except Exception:     # a torch without that list: everything outside torch is unsafe
+        allowed = {"collections.OrderedDict", "_codecs.encode"}
+    return [n for n in dict.fromkeys(names) if n.split(".")[0] != "torch" and n not in allowed]
+
+
 def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
     """Our checkpoint dict, or a bare state dict (official checkpoints, DataParallel prefix allowed).
     Only tensors and plain Python values are unpickled (weights_only=True); a file that would need
-    anything else is refused, never loaded."""
+    anything else is refused, never loaded. Which it was is told from the file itself (its format
+    and the globals its pickle names), not from the wording of torch's exception."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as exc:
+        raise UserError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if not head:
+        raise UserError(f"cannot read checkpoint {path}: the file is empty")
+    if head != b"PK" and head[0] != 0x80:      # torch's zip format, or a pickle (its legacy format)
+        raise UserError(f"cannot read checkpoint {path}: not a torch checkpoint (neither torch's zip format "
+                        "nor a pickle)")
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise UserError(f"refused to load checkpoint {path}: it needs {found[1]} to unpickle, which could run "
-                            "code; only files of tensors and plain values are loaded (weights_only)") from None
-        raise UserError(f"cannot read checkpoint {path}: not a torch checkpoint") from None
-    except Exception as exc:  # missing, truncated, not a torch file
+    except Exception as exc:
+        unsafe = _unsafe(pickled_globals(path))
+        if unsafe:
+            raise UserError(f"refused to load checkpoint {path}: it needs {', '.join(unsafe)} to unpickle, which "
+                            "could run code; only files of tensors and plain values are loaded (weights_only)") from None
         reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read checkpoint {path}: {reason}") from None
+        raise UserError(f"cannot read checkpoint {path}: damaged or not a torch checkpoint "
+                        f"({type(exc).__name__}: {reason[:200]})") from None
     if not isinstance(obj, dict):
         raise UserError(f"cannot read checkpoint {path}: not a checkpoint or state dict")
     if "model" not in obj:
@@ -82,12 +132,43 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
     return obj
 
 
+def misfit(state: dict[str, torch.Tensor], model: str, num_classes: int, image_size: int) -> str | None:
+    """Why the weights `state` do not fit `build_model(model, num_classes, image_size)`, in words
+    naming the model they are when it is one of ours; None when they fit."""
+    from models import identify_weights, weight_shapes
+    want = weight_shapes(model, num_classes, image_size)
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want == have:
+        return None
+    found = identify_weights(state)
+    if found is not None:
+        name, classes, size = found
+        return (f"it holds a {name} for {classes} classes" + (f" of {size}x{size} images" if name == "smallcnn" else "")
+                + f", not a {model} for {num_classes} classes" + (f" of {image_size}x{image_size} images"
+                                                                  if model == "smallcnn" else "")
+                + (f"; give --model {name}" if name != model else "; give the --data it was trained on"))
+    missing = [k for k in want if k not in have]
+    extra = [k for k in have if k not in want]
+    other = [f"{k} {list(have[k])} vs {list(want[k])}" for k in want if k in have and have[k] != want[k]]
+    parts = [f"{len(missing)} weights missing (first {missing[0]})" if missing else "",
+             f"{len(extra)} unexpected (first {extra[0]})" if extra else "",
+             f"{len(other)} of another shape (first {other[0]})" if other else ""]
+    return f"its weights are not those of a {model} for {num_classes} classes: " + ", ".join(p for p in parts if p)
+
+
+def check_fits(ckpt: dict, path: str, model: str, num_classes: int, image_size: int) -> None:
+    """Refuse a checkpoint whose weights are not of the model the flags ask for (before any data load)."""
+    why = misfit(ckpt["model"], model, num_classes, image_size)
+    if why:
+        raise UserError(f"checkpoint {path} does not fit --model {model}: {why}")
+
+
 def load_model_state(model: torch.nn.Module, ckpt: dict, path: str) -> None:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(f"checkpoint {path} does not fit this model: {first}") from None
+        first = str(exc).strip().splitlines()
+        raise UserError(f"checkpoint {path} does not fit this model: {' '.join(first[:2])}") from None
 
 
 def progress_of(path: Path) -> tuple[int, int] | None:
@@ -114,6 +195,24 @@ def remove_partials_before(folder: Path, progress: tuple[int, int]) -> None:
         p = progress_of(path)
         if p[1] and p < progress:
             path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(model_dir: Path, results: Path) -> None:
+    """Delete what a kill during an atomic write left: temporary checkpoints in the model folder and
+    temporary results / evaluation progress beside the results. The folder belongs to this run (a
+    fresh run refuses another run's files), so nobody else is writing them."""
+    found = stale_temporaries(model_dir, lambda name: _NAME.fullmatch(name) is not None)
+    found += stale_temporaries(results.parent, lambda name: name in (results.name, progress_name(results)))
+    for p in found:
+        p.unlink(missing_ok=True)
+    if found:
+        print(f"removed {len(found)} temporary file(s) left by an interrupted write: "
+              f"{', '.join(p.name for p in found[:3])}{' ...' if len(found) > 3 else ''}", flush=True)
+
+
+def progress_name(results: Path) -> str:
+    """The file name of the evaluation's progress beside the results JSON."""
+    return results.with_suffix(".eval-progress.json").name
 
 
 def newest_loadable(folder: Path, device: torch.device) -> tuple[Path, dict] | None:

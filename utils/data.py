@@ -33,7 +33,7 @@ from torchvision import transforms
 
 from utils.distributed import shard
 from utils.errors import UserError
-from utils.names import DATASETS  # noqa: F401 (re-exported)
+from utils.names import CLASS_NAMES, DATASETS, IMAGE_SIZE, NUM_CLASSES  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 # Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,
@@ -219,6 +219,7 @@ def _tiny_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
     if not (base / "wnids.txt").is_file():
         return None
     classes = sorted((base / "wnids.txt").read_text().split())
+    check_tree("TinyImagenet", classes, str(base / "wnids.txt"))
     index = {c: i for i, c in enumerate(classes)}
     train = [(str(f), index[c]) for c in classes
              for f in sorted((base / "train" / c / "images").glob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
@@ -244,12 +245,6 @@ NATIVE = {"CIFAR10": _cifar10_native, "SVHN": _svhn_native, "TinyImagenet": _tin
 FETCH = {"CIFAR10": _fetch_cifar10, "SVHN": _fetch_svhn}   # torchvision's downloads (TinyImageNet has none)
 NATIVE_FILES = {"CIFAR10": ("cifar-10-batches-py",), "SVHN": ("train_32x32.mat", "test_32x32.mat"),
                 "TinyImagenet": ("wnids.txt", "train", "val")}
-IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
-NUM_CLASSES = {"CIFAR10": 10, "SVHN": 10, "TinyImagenet": 200}
-# The class folder names an image-folder tree or zip of each dataset must have: CIFAR-10's ten names
-# (their sorted order is the canonical one), SVHN's digits, and TinyImageNet's WordNet ids (n + 8 digits).
-CLASS_NAMES = {"CIFAR10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-               "SVHN": tuple(str(d) for d in range(10))}
 WNID = re.compile(r"n\d{8}")
 
 

@@ -8,6 +8,7 @@ on what ran before it, and an interrupted evaluation continues at the next batch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -130,31 +131,14 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         done = record.done(name) if record else []         # [robust, clean] per batch, in batch order
         spent = record.seconds if record else {}            # seconds, earlier starts included
         batches = len(these)
-        data = iter(tqdm(these, desc=name, disable=not progress, leave=False))
+        bar = tqdm(these, desc=name, disable=not progress, leave=False)
+        data = iter(bar)
         for _ in range(len(done)):
             next(data)                # counted before an interruption
-        while len(done) < batches:
-            # One round: the next `world` batches, one per rank; every rank then records all of them.
-            first = len(done)
-            group = [next(data) for _ in range(min(dist.world, batches - first))]
-            t0 = time.perf_counter()
-            mine = None
-            if dist.rank < len(group):
-                i = first + dist.rank
-                x, y = (t.to(device) for t in group[dist.rank])
-                with seeded(BATCH_SEEDS[name] + i, device):
-                    robust = _count(model, attack(model, x, y), y)
-                mine = [robust, _count(model, x, y) if subset else 0]
-            done.extend(dist.gather(mine)[:len(group)])
-            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
-            if record and dist.main:
-                record.write()
-            if stop is not None:
-                stop.test_point("eval", name, len(done) - 1)
-                signum = stop.agreed(dist, device)
-                if signum and len(done) < batches:
-                    raise Interrupted(signum, f"during the {HEADERS[name]} evaluation after batch {len(done)} of "
-                                              f"{batches}", [])
+        # The bar is advanced by hand (never exhausted), so it is closed by hand: its line is cleared
+        # before the accuracy is printed.
+        with contextlib.closing(bar):
+            _attack_batches(model, attack, name, data, done, batches, device, record, spent, stop, dist, subset)
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural
         out["seconds"][name] = spent.get(name, 0.0)
@@ -165,3 +149,31 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
             print(f"{HEADERS[name]}{'=' * 61}", flush=True)
             print(accuracy_line(clean, n, robust), flush=True)
     return out
+
+
+def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batches: int, device: torch.device,
+                    record: EvalProgress | None, spent: dict, stop: StopRequest | None, dist: Dist,
+                    subset: bool) -> None:
+    """The remaining batches of one attack evaluation, one round of `world` batches at a time."""
+    while len(done) < batches:
+        # One round: the next `world` batches, one per rank; every rank then records all of them.
+        first = len(done)
+        group = [next(data) for _ in range(min(dist.world, batches - first))]
+        t0 = time.perf_counter()
+        mine = None
+        if dist.rank < len(group):
+            i = first + dist.rank
+            x, y = (t.to(device) for t in group[dist.rank])
+            with seeded(BATCH_SEEDS[name] + i, device):
+                robust = _count(model, attack(model, x, y), y)
+            mine = [robust, _count(model, x, y) if subset else 0]
+        done.extend(dist.gather(mine)[:len(group)])
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+        if record and dist.main:
+            record.write()
+        if stop is not None:
+            stop.test_point("eval", name, len(done) - 1)
+            signum = stop.agreed(dist, device)
+            if signum and len(done) < batches:
+                raise Interrupted(signum, f"during the {HEADERS[name]} evaluation after batch {len(done)} of "
+                                          f"{batches}", [])

@@ -3,7 +3,10 @@ preempted job (SLURM sends SIGTERM, waits, then kills) leaves an exact checkpoin
 
 The trainer and the evaluation poll `StopRequest.signum` after each batch (a Python attribute: no
 device sync). A second signal while the first is pending falls back to the default action, so a
-second Ctrl-C still stops a hung run at once.
+second Ctrl-C still stops a hung run at once. Python runs a handler between bytecodes, so two signals
+that arrive during one long C call (a forward pass) would reach it as one; the C-level handler also
+writes one byte per delivery to a wakeup pipe, and the handler counts those, so a second signal
+stops at once however close behind the first it comes.
 """
 from __future__ import annotations
 
@@ -33,6 +36,24 @@ class Interrupted(Exception):
         return 128 + self.signum
 
 
+_ACTIVE: list["StopRequest"] = []     # the StopRequest whose wakeup pipe is installed, if any
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) keeps the handlers but must not write its own signals into
+    the parent's wakeup pipe: a Ctrl-C reaching the whole process group would count as several."""
+    for request in _ACTIVE:
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError:       # forked from another thread: signals are not ours to handle there
+            pass
+        request._pipe = None
+        request._in_child = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class StopRequest:
     """Catches SIGTERM and SIGINT while active (a context manager; the previous handlers come back on
     exit). Outside the main thread signals cannot be caught, and it only records nothing."""
@@ -40,11 +61,29 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
+        self._pipe: tuple[int, int] | None = None
+        self._previous_wakeup = -1
+        self._in_child = False       # in a forked worker: its parent handles the stop
         hook = os.environ.get(TEST_HOOK, "")
         self._hook = tuple(hook.split(":")) if hook else None
 
+    def _deliveries(self) -> int:
+        """Signals of ours delivered since the last call (the wakeup pipe's bytes); 1 without a pipe."""
+        if self._pipe is None:
+            return 1
+        count = 0
+        try:
+            while data := os.read(self._pipe[0], 512):
+                count += sum(1 for b in data if b in SIGNALS)
+        except BlockingIOError:
+            pass
+        return max(count, 1)
+
     def _handle(self, signum: int, frame) -> None:
-        if self.signum is not None:      # a second signal: the default action, now
+        if self._in_child:
+            return
+        deliveries = self._deliveries()
+        if self.signum is not None or deliveries > 1:      # a second signal: the default action, now
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             signal.raise_signal(signum)
             return
@@ -56,12 +95,24 @@ class StopRequest:
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
+            self._pipe = os.pipe()
+            for fd in self._pipe:
+                os.set_blocking(fd, False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._pipe[1], warn_on_full_buffer=False)
+            _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
 
     def agreed(self, dist, device) -> int | None:
         """The signal to stop on, the same on every rank (`dist`: utils.distributed.Dist): a signal that

@@ -3,6 +3,13 @@ experiment runner start without importing torch, torchvision or matplotlib."""
 from __future__ import annotations
 
 DATASETS = ("CIFAR10", "SVHN", "TinyImagenet")
+IMAGE_SIZE = {"CIFAR10": 32, "SVHN": 32, "TinyImagenet": 64}
+# Every layout of a dataset is checked to hold exactly this many classes (utils.data.check_tree).
+NUM_CLASSES = {"CIFAR10": 10, "SVHN": 10, "TinyImagenet": 200}
+# The class folder names an image-folder tree or zip of each dataset must have: CIFAR-10's ten names
+# (their sorted order is the canonical one), SVHN's digits; TinyImageNet's are WordNet ids (n + 8 digits).
+CLASS_NAMES = {"CIFAR10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+               "SVHN": tuple(str(d) for d in range(10))}
 MODEL_NAMES = ("resnet", "wideresnet", "smallcnn")
 # Checkpoint folders, as in the official code.
 MODEL_DIR_NAMES = {"resnet": "ResNet_18", "wideresnet": "WideResnet-34", "smallcnn": "SmallCNN"}

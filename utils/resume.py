@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from utils.checkpoint import checkpoints_in
+from utils.checkpoint import checkpoints_in, progress_name
 from utils.errors import UserError
 
 # The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
@@ -68,7 +68,7 @@ def check_resume(ckpt: dict, path: str, args: argparse.Namespace) -> dict[str, l
 
 def progress_file(results: Path) -> Path:
     """Where the evaluation keeps its per-batch progress: beside the results JSON."""
-    return results.with_suffix(".eval-progress.json")
+    return results.with_name(progress_name(results))
 
 
 def earlier_outputs(model_dir: Path, results: Path, eval_only: bool) -> list[Path]:
@@ -99,13 +99,24 @@ def _names(found: list[Path]) -> str:
     return ", ".join(str(p) for p in found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
 
 
-def check_writable(*folders: Path) -> None:
-    """Create each folder and write a probe file into it, before any training starts."""
+def check_writable(*folders: Path, create: bool = True) -> None:
+    """Write a probe file into each folder (creating it), before any training starts. With
+    create=False nothing is left behind: a folder that does not exist yet is probed by making and
+    removing a folder in its nearest existing parent (the check that runs before the data load)."""
     for folder in dict.fromkeys(folders):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
+            if create:
+                folder.mkdir(parents=True, exist_ok=True)
+            existing = folder
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise NotADirectoryError(f"{existing} is not a folder")
+            if existing == folder:
+                fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+                os.close(fd)
+                os.unlink(probe)
+            else:
+                os.rmdir(tempfile.mkdtemp(prefix=".write-probe.", dir=existing))
         except OSError as exc:
             raise UserError(f"cannot write to {folder}: {exc.strerror or exc}") from None

@@ -27,10 +27,11 @@ from cam import compute_cam, region_map
 from models import MODEL_DIR_NAMES, Autocast, build_model
 from models.syncbn import global_batch_norm
 from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
-from utils.checkpoint import (load_checkpoint, load_model_state, newest_loadable, remove_partials_before, rng_state,
-                              save_atomic, set_rng_state, weights_fingerprint)
-from utils.data import (ArraySplit, ResidentLoader, Split, load_splits, make_loader, subset_indices, train_augmentation,
-                        train_loader)
+from utils.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
+                              remove_partials_before, remove_stale_temporaries, rng_state, save_atomic, set_rng_state,
+                              weights_fingerprint)
+from utils.data import (IMAGE_SIZE, NUM_CLASSES, ArraySplit, ResidentLoader, Split, load_splits, make_loader,
+                        subset_indices, train_augmentation, train_loader)
 from utils.distributed import RANK_SEED_STRIDE, Dist, process_group
 from utils.errors import NonFiniteLoss, UserError
 from utils.interrupt import Interrupted, StopRequest
@@ -427,9 +428,7 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist()) -> tuple[Trainer, Dat
     set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
     train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
                                           args.train_subset, args.test_subset, need_train=not args.eval_only)
-    num_classes = len(train_split.classes)
-    if args.num_class is not None and args.num_class != num_classes:
-        raise UserError(f"--num-class {args.num_class} does not match the {num_classes} classes of {args.data}")
+    num_classes = len(test_split.classes)      # NUM_CLASSES[args.data]: load_splits checks it
     model = build_model(args.model, num_classes, image_size=test_split.image_size)
     if args.sync_bn:
         model = global_batch_norm(model)
@@ -477,6 +476,11 @@ def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results
         found = newest_loadable(model_dir, device)
         if found is not None:
             return str(found[0]), found[1]
+        unusable = checkpoints_in(model_dir)
+        if unusable and not args.overwrite:
+            raise UserError(f"--resume auto: no checkpoint in {model_dir} can be continued (every one was skipped "
+                            "above); to start this run afresh there, add --overwrite (it removes them), or move them "
+                            "away, or choose another --model-dir")
         print(f"--resume auto: no checkpoint to continue in {model_dir}; starting a fresh run", flush=True)
     elif args.resume:
         return args.resume, load_checkpoint(args.resume, device)
@@ -544,16 +548,27 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
             and results_path.exists() and not progress_file(results_path).exists()):
         print(f"--resume auto: this run is finished ({ckpt_path}); its results are in {results_path}", flush=True)
         return json.loads(results_path.read_text())
+    # Mistakes that need no data are found before the data load (tens of seconds for CIFAR-10).
+    if ckpt is not None:
+        check_fits(ckpt, ckpt_path, args.model, NUM_CLASSES[args.data], IMAGE_SIZE[args.data])
+    outputs = ([] if args.eval_only else [model_dir]) + [results_path.parent]
+    check_writable(*outputs, create=False)
     trainer, test_loader, train_split, test_split = prepare(args, dist)
     model, device, num_classes, progress = trainer.model, trainer.device, trainer.num_classes, trainer.progress
-    check_writable(*([] if args.eval_only else [model_dir]), results_path.parent)
+    check_writable(*outputs)
     dist.barrier()        # every rank has read what it needs before rank 0 removes or writes anything
-    if fresh and dist.main:
-        remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
+    if dist.main:
+        if fresh:
+            remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
+        remove_stale_temporaries(model_dir, results_path)
     ranks = f" | {dist.world} processes, {args.batch_size // dist.world} images each per batch" if dist.parallel else ""
-    print(f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''} | {args.data} "
-          f"({len(train_split)} train / {len(test_split)} test) | {args.model} | {device} | "
-          f"augmentation {args.augmentation}{ranks}", flush=True)
+    label = f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''}"
+    if args.eval_only:
+        print(f"evaluating {ckpt_path} | {label} | {args.data} ({len(test_split)} test) | {args.model} | {device}",
+              flush=True)
+    else:
+        print(f"{label} | {args.data} ({len(train_split)} train / {len(test_split)} test) | {args.model} | "
+              f"{device} | augmentation {args.augmentation}{ranks}", flush=True)
     if args.dataset_overrides:
         applied = ", ".join(f"{k} {v:.6g}" for k, v in args.dataset_overrides.items())
         print(f"{args.data} settings of the official scripts applied: {applied} "
@@ -594,7 +609,8 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         "method": (method.base if args.no_reweight else
                    f"{method.base}-region" if args.mask_rule == "region" else method.name),
         "script": f"train_eval_{method.key}.py",
-        "args": vars(args),
+        # The folders used, also where the flags left them to their defaults.
+        "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path)},
         "epochs_done": epochs_done,
         **{k: ev.get(k) for k in ("natural", "pgd20", "mma", "aa")},
         "test_images": ev["total"],
