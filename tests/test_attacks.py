@@ -100,3 +100,24 @@ def test_pgd20_agrees_with_torchattacks(real_at_model):
     natural = (model(x).argmax(1) == y).float().mean().item()
     assert ref < natural           # the attack does something on this model
     assert abs(ours - ref) <= 0.01, (ours, ref)
+
+
+def test_aa_standard_equals_the_package_called_directly(real_at_model):
+    """--eval aa-standard (seeded, per batch) gives the count of the authors' AutoAttack called by hand."""
+    import pyautoattack
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from utils.args import get_args
+    from utils.evaluate import evaluate
+    model, x, y = real_at_model
+    loader = DataLoader(TensorDataset(x[:24], y[:24]), batch_size=12)
+    args = get_args("part", ["--eval-epsilon", "2/255"])
+    ev = evaluate(model, loader, ["natural", "aa-standard", "aa"], args, 10, verbose=False)
+    direct = 0
+    for xb, yb in loader:
+        attack = pyautoattack.AutoAttack(model, norm="Linf", eps=2 / 255, version="standard", seed=0, device="cpu")
+        x_adv, _ = attack.run_standard_evaluation(xb, yb, batch_size=len(xb))
+        direct += int((model(x_adv).argmax(1) == yb).sum())
+    assert ev["counts"]["aa-standard"] == direct
+    assert 0 < direct < ev["counts"]["natural"]            # the attack does something on this model
+    assert abs(ev["counts"]["aa"] - direct) <= 2            # torchattacks' re-implementation agrees closely

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from utils.distributed import env_world_size
 from utils.methods import METHODS
-from utils.names import CAM_METHODS, DATASETS, EVALS, MASK_RULES, MODEL_NAMES, NUM_CLASSES, QUADRANTS
+from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, EVALS, MASK_RULES, MODEL_NAMES, NUM_CLASSES, QUADRANTS
 
 
 def parse_fraction(text: str) -> float:
@@ -172,8 +172,9 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
            "--epsilon and the AT baseline")
     a("--no-reweight", action="store_true",
       help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
-    a("--eval", type=eval_list, default=list(EVALS), metavar="LIST",
-      help="comma list of natural,pgd20,mma,aa")
+    a("--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
+      help="comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
+           "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench)")
     a("--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
     a("--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
     a("--resume", default=None, metavar="CHECKPOINT",

@@ -18,18 +18,19 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from attacks import autoattack, mma, pgd
+from attacks import autoattack, autoattack_standard, mma, pgd
 from models import eval_mode
 from utils.data import subset_indices
 from utils.distributed import Dist
 from utils.files import write_json
 from utils.interrupt import Interrupted, StopRequest
+from utils.names import AUTOATTACKS
 from utils.rng import seeded
 
-HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA"}
+HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard"}
 EVAL_STEPS = 20
 # Seed of batch i of an evaluation: BATCH_SEEDS[name] + i, the same for every run.
-BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000}
+BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000}
 
 
 def _adversary(name: str, args: argparse.Namespace, num_classes: int):
@@ -42,6 +43,8 @@ def _adversary(name: str, args: argparse.Namespace, num_classes: int):
         return lambda m, x, y: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped", k=3)
     if name == "aa":
         return lambda m, x, y: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
+    if name == "aa-standard":
+        return lambda m, x, y: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
     raise ValueError(name)
 
 
@@ -123,8 +126,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
     out["images"] = {name: total for name in which}
     for name in (w for w in which if w != "natural"):
         attack = _adversary(name, args, num_classes)
-        # AutoAttack on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
-        subset = name == "aa" and bool(getattr(args, "aa_subset", None)) and args.aa_subset < total
+        # AutoAttack (both) on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
+        subset = name in AUTOATTACKS and bool(getattr(args, "aa_subset", None)) and args.aa_subset < total
         these = DataLoader(Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()),
                            batch_size=loader.batch_size) if subset else loader
         n = args.aa_subset if subset else total

@@ -63,7 +63,7 @@ class StopRequest:
         self._previous: dict[int, object] = {}
         self._pipe: tuple[int, int] | None = None
         self._previous_wakeup = -1
-        self._in_child = False       # in a forked worker: its parent handles the stop
+        self._in_child = False       # in a forked worker (which its parent stops)
         hook = os.environ.get(TEST_HOOK, "")
         self._hook = tuple(hook.split(":")) if hook else None
 
@@ -80,16 +80,15 @@ class StopRequest:
         return max(count, 1)
 
     def _handle(self, signum: int, frame) -> None:
-        if self._in_child:
-            return
         deliveries = self._deliveries()
         if self.signum is not None or deliveries > 1:      # a second signal: the default action, now
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             signal.raise_signal(signum)
             return
         self.signum = signum
-        print(f"{signal.Signals(signum).name} received: stopping after the current batch "
-              "(send it again to stop at once)", flush=True)
+        if not self._in_child:      # a worker outlives the first signal silently; its parent speaks
+            print(f"{signal.Signals(signum).name} received: stopping after the current batch "
+                  "(send it again to stop at once)", flush=True)
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():

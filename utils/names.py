@@ -31,4 +31,8 @@ LIBRARY_CAMS = {
 CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
 MASK_RULES = ("official", "cam", "region")
 QUADRANTS = ("ul", "ur", "bl", "br")
-EVALS = ("natural", "pgd20", "mma", "aa")
+# aa: AutoAttack through torchattacks (the official PART evaluation); aa-standard: the authors'
+# implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.
+EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard")
+DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
+AUTOATTACKS = ("aa", "aa-standard")

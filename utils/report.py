@@ -13,7 +13,7 @@ from pathlib import Path
 
 from utils.args import OneLineParser
 
-METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"))
+METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 BASE_OF = {"PART": "AT", "PART-T": "TRADES", "PART-M": "MART",
            "AT-region": "AT", "TRADES-region": "TRADES", "MART-region": "MART"}
 # Arguments that change neither what a run trains nor what it measures: where it reads and writes,

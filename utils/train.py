@@ -40,6 +40,7 @@ from utils.files import write_json
 from utils.graphs import GraphedLoss, graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
+from utils.names import AUTOATTACKS, EVALS
 from utils.resume import (check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
                           remove)
 from utils.rng import seeded
@@ -93,6 +94,18 @@ def lr_at(args: argparse.Namespace, epoch: int) -> float:
 
 def default_model_dir(args: argparse.Namespace) -> str:
     return os.path.join("checkpoint", args.data, MODEL_DIR_NAMES[args.model], METHODS[args.method].dir_name)
+
+
+def package_versions() -> dict[str, str]:
+    """The versions of the packages the numbers depend on (the two AutoAttacks, the CAM library)."""
+    from importlib.metadata import PackageNotFoundError, version
+    found = {}
+    for name in ("torchvision", "torchattacks", "pyautoattack", "grad-cam", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def git_commit() -> str | None:
@@ -451,7 +464,7 @@ def data_record(train_split: Split, test_split: Split, args: argparse.Namespace)
     record = {**(test_split.source or {}), "train_images": len(train_split), "test_images": len(test_split)}
     if test_split.indices is not None:
         record["test_indices"] = test_split.indices.tolist()
-    if "aa" in args.eval and args.aa_subset and args.aa_subset < len(test_split):
+    if set(AUTOATTACKS) & set(args.eval) and args.aa_subset and args.aa_subset < len(test_split):
         record["aa_indices"] = subset_indices(len(test_split), args.aa_subset).tolist()
     return record
 
@@ -612,7 +625,7 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         # The folders used, also where the flags left them to their defaults.
         "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path)},
         "epochs_done": epochs_done,
-        **{k: ev.get(k) for k in ("natural", "pgd20", "mma", "aa")},
+        **{k: ev.get(k) for k in EVALS},
         "test_images": ev["total"],
         "images": ev["images"],            # per evaluation: all test images, or --aa-subset for AutoAttack
         "counts": ev["counts"],
@@ -622,6 +635,7 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         "data": data_record(train_split, test_split, args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
+        "packages": package_versions(),
         "git_commit": git_commit(),
     }
     if dist.main:
