@@ -18,5 +18,5 @@ def autoattack_standard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsi
     attack = pyautoattack.AutoAttack(model, norm="Linf", eps=float(epsilon), version="standard", seed=seed,
                                      device=x.device)
     attack.apgd_targeted.n_target_classes = attack.fab.n_target_classes = min(9, num_classes - 1)
-    x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
+    x_adv, _ = attack.run_standard_evaluation(x.contiguous(), y, batch_size=len(x))   # it .view()s its input
     return x_adv.detach()
