@@ -55,6 +55,18 @@ def test_eval_every_history_and_untouched_training(tiny_folder, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _rows(table: str) -> dict[str, dict[str, str]]:
+    """The per-run table of a report: run name -> {column header: cell}."""
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in lines[0].split("|")[1:-1]]
+    rows = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == len(head):
+            rows.setdefault(cells[0], dict(zip(head, cells)))
+    return rows
+
+
 def test_report_matches_its_json(tiny_folder, tmp_path):
     base = train(tiny_folder, tmp_path / "at", "--no-reweight", "--eval-every", "1", "--eval-subset", "8",
                  "--results", str(tmp_path / "at.json"))
@@ -62,14 +74,13 @@ def test_report_matches_its_json(tiny_folder, tmp_path):
                  "--results", str(tmp_path / "part.json"))
     out = tmp_path / "report"
     assert report.main([str(tmp_path / "at.json"), str(tmp_path / "part.json"), "-o", str(out)]) == 0
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in (out / "table.md").read_text().splitlines()[2:] if line.startswith("| ")}
-    assert rows["part"][1] == "PART" and rows["at"][1] == "AT" and rows["part"][8] == "at"
-    assert float(rows["part"][4]) == pytest.approx(part["natural"], abs=0.005)
-    assert float(rows["at"][5]) == pytest.approx(base["pgd20"], abs=0.005)
-    assert float(rows["part"][9]) == pytest.approx(part["natural"] - base["natural"], abs=0.006)
-    assert float(rows["part"][10]) == pytest.approx(part["pgd20"] - base["pgd20"], abs=0.006)
-    assert rows["at"][8] == "–"
+    rows = _rows((out / "table.md").read_text())
+    assert rows["part"]["method"] == "PART" and rows["at"]["method"] == "AT" and rows["part"]["baseline"] == "at"
+    assert float(rows["part"]["natural"]) == pytest.approx(part["natural"], abs=0.005)
+    assert float(rows["at"]["PGD-20"]) == pytest.approx(base["pgd20"], abs=0.005)
+    assert float(rows["part"]["Δ natural"]) == pytest.approx(part["natural"] - base["natural"], abs=0.006)
+    assert float(rows["part"]["Δ PGD-20"]) == pytest.approx(part["pgd20"] - base["pgd20"], abs=0.006)
+    assert rows["at"]["baseline"] == "–" and rows["at"]["AA (standard)"] == "–"
     for name in ("tradeoff.png", "curves_at.png", "curves_part.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 300
@@ -120,9 +131,8 @@ def test_report_groups_and_pairs_by_every_setting(tmp_path):
     assert base["part_s2"] is None
     assert [r["name"] for r in report.baseline_candidates(by_name["part_s2"], runs)] == ["at_s2", "at_s2_again"]
     table = report.markdown_table(runs)
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in table.splitlines() if line.startswith("| ")}
-    assert rows["part_s2"][8] == "ambiguous: at_s2, at_s2_again" and rows["part_s1"][9] == "+5.00"
+    rows = _rows(table)
+    assert rows["part_s2"]["baseline"] == "ambiguous: at_s2, at_s2_again" and rows["part_s1"]["Δ natural"] == "+5.00"
     # Seed summary: batch masks and the official pairing apart, never averaged together.
     assert "| PART, cam_refresh=batch | 2 | 81.00 ± 1.41 |" in table
     assert "| PART, cam_refresh=official | 2 | 61.00 ± 1.41 |" in table

@@ -158,7 +158,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to train")
     a("--mask-rule", default="official", choices=MASK_RULES,
       help="official: the upstream jet-colour-map rule; cam: z-scored bilinear CAM; "
-           "region: fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)")
+           "region: fixed per-quadrant budgets from --region-eps, no CAM (Figure 1); random: each element "
+           "keeps --epsilon with probability --random-share, no CAM (the control of PART's placement)")
+    a("--random-share", type=number(high=1.0, low_open=True, high_open=True), default=None, metavar="P",
+      help="with --mask-rule random: probability that an element keeps --epsilon (the rest get --low-epsilon)")
     a("--region-eps", type=region_list, default={}, metavar="LIST",
       help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants get --epsilon)")
     a("--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
@@ -236,6 +239,9 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
     if args.region_eps and args.mask_rule != "region":
         parser.error("--region-eps needs --mask-rule region")
+    if (args.random_share is None) == (args.mask_rule == "random"):
+        parser.error("--mask-rule random needs --random-share P" if args.random_share is None
+                     else "--random-share needs --mask-rule random")
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:

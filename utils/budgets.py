@@ -5,6 +5,8 @@ per batch; `begin_epoch` lets the official pairing recompute its masks on upstre
   BatchCamBudget   PART: the CAM of the batch itself under the current model -> epsilon map
   PairedCamBudget  upstream's `save_cam`: masks from a separate shuffled pass over the training set,
                    applied by batch index (so each mask belongs to other images); stored as booleans
+  RandomBudget     the control of PART's placement: each element keeps epsilon with probability p,
+                   drawn per batch from the training stream (no CAM, no image, no model)
 """
 from __future__ import annotations
 
@@ -40,6 +42,18 @@ class FixedBudget(BudgetPolicy):
 
     def __call__(self, batch_idx: int, x: torch.Tensor) -> Budget:
         return self.value
+
+
+class RandomBudget(BudgetPolicy):
+    """Each element of the batch's budget (B, C, H, W) is epsilon with probability `share`, else
+    low_epsilon: PART's mean budget without its placement. Drawn from the global (training) RNG, so a
+    run is reproducible and resumes bit for bit (the checkpoint holds that RNG's state)."""
+
+    def __init__(self, share: float, epsilon: float, low_epsilon: float) -> None:
+        self.share, self.epsilon, self.low_epsilon = share, epsilon, low_epsilon
+
+    def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
+        return budget_from(torch.rand(x.shape, device=x.device) < self.share, self.epsilon, self.low_epsilon)
 
 
 class BatchCamBudget(BudgetPolicy):

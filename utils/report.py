@@ -15,7 +15,8 @@ from utils.args import OneLineParser
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 BASE_OF = {"PART": "AT", "PART-T": "TRADES", "PART-M": "MART",
-           "AT-region": "AT", "TRADES-region": "TRADES", "MART-region": "MART"}
+           "AT-region": "AT", "TRADES-region": "TRADES", "MART-region": "MART",
+           "AT-random": "AT", "TRADES-random": "TRADES", "MART-random": "MART"}
 # Arguments that change neither what a run trains nor what it measures: where it reads and writes,
 # what it prints, and side passes that run on their own random streams. Every other argument is a
 # setting: runs are averaged together, or paired with a baseline, only when all their settings agree.
@@ -26,7 +27,7 @@ NOT_SETTINGS = frozenset({
 })
 # Settings only the pixel reweighting reads: a baseline (--no-reweight) ignores them.
 PART_ONLY = frozenset({"no_reweight", "low_epsilon", "cam", "mask_rule", "cam_refresh", "save_weights",
-                       "region_eps", "clip_part_start"})
+                       "region_eps", "random_share", "clip_part_start"})
 
 
 def load_runs(paths: list[str]) -> list[dict]:

@@ -14,7 +14,7 @@ from utils.errors import UserError
 # The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
 # the same values (--resume-anyway overrides, and the results record it). --epochs is not one of
 # them: the learning rate of an epoch does not depend on it, so a larger value trains on.
-MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_rule", "region_eps",
+MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_rule", "region_eps", "random_share",
               "cam_refresh", "save_weights", "no_reweight", "clip_part_start", "attack", "beta", "batch_size",
               "warm_up", "lr", "adjust_first", "adjust_second", "momentum", "weight_decay", "num_steps",
               "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision", "world_size", "sync_bn")

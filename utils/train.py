@@ -26,7 +26,7 @@ from attacks.common import Budget
 from cam import compute_cam, region_map
 from models import MODEL_DIR_NAMES, Autocast, build_model
 from models.syncbn import global_batch_norm
-from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
+from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget, RandomBudget
 from utils.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
                               remove_partials_before, remove_stale_temporaries, rng_state, save_atomic, set_rng_state,
                               weights_fingerprint)
@@ -40,7 +40,7 @@ from utils.files import write_json
 from utils.graphs import GraphedLoss, graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
-from utils.names import AUTOATTACKS, EVALS
+from utils.names import AUTOATTACKS, CAM_FREE_RULES, EVALS
 from utils.resume import (check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
                           remove)
 from utils.rng import seeded
@@ -248,13 +248,16 @@ class Trainer:
             # The random start spans the region map itself.
             grid = FixedBudget(region_map(self.image_size, a.region_eps, a.epsilon, self.device))
             start_epsilon = None
+        elif a.mask_rule == "random":
+            grid = RandomBudget(a.random_share, a.epsilon, a.low_epsilon)
+            start_epsilon = a.epsilon       # as PART's part_pgd: the start in +-epsilon
         else:
             grid = BatchCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon)
             start_epsilon = a.epsilon       # the official part_pgd / part_mma start in +-epsilon
         if a.no_reweight:
             return warm, Phase("baseline", build(False), FixedBudget(a.epsilon), False), grid
         budget = grid
-        if a.mask_rule != "region" and a.cam_refresh == "official":
+        if a.mask_rule not in CAM_FREE_RULES and a.cam_refresh == "official":
             budget = PairedCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon,
                                      self.mask_pass, a.warm_up + 1, a.save_weights, self.progress)
         part = Phase("part", build(True, start_epsilon), budget, a.mask_rule != "region")
@@ -366,7 +369,7 @@ class Trainer:
         a = self.args
         x, y = (t.to(self.device) for t in self.grid_images)
         with self.streams.fork("grid", epoch):
-            if isinstance(self.grid_budget, FixedBudget):
+            if not isinstance(self.grid_budget, BatchCamBudget):      # a CAM-free rule
                 cam = None
                 eps = self.grid_budget(0, x).expand(len(x), -1, -1, -1)
             else:
@@ -620,7 +623,7 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     seconds.update({f"eval_{k}": v for k, v in ev["seconds"].items()})
     results = {
         "method": (method.base if args.no_reweight else
-                   f"{method.base}-region" if args.mask_rule == "region" else method.name),
+                   f"{method.base}-{args.mask_rule}" if args.mask_rule in CAM_FREE_RULES else method.name),
         "script": f"train_eval_{method.key}.py",
         # The folders used, also where the flags left them to their defaults.
         "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path)},
