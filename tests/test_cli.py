@@ -45,6 +45,7 @@ def test_bad_flags(args, needle):
     ("part", ["--momentum", "1"], "argument --momentum: '1' is out of range: give a finite number in [0, 1)"),
     ("part", ["--wd=-1e-4"], "argument --weight-decay/--wd: '-1e-4' is out of range"),
     ("part", ["--weight-decay", "inf"], "invalid number 'inf'"),
+    ("part", ["--epsilon", "1e308/1e-308"], "invalid number '1e308/1e-308'"),
     ("part_t", ["--beta", "-6"], "argument --beta: '-6' is out of range"),
     ("part_m", ["--beta", "nan"], "argument --beta: invalid number 'nan'"),
     ("part", ["--step-size", "0"], "argument --step-size: '0' is out of range: give a finite number in (0, 1]"),

@@ -80,6 +80,15 @@ def test_os_system_pickle_is_refused_by_its_globals(tmp_path, legacy, monkeypatc
     assert not (tmp_path / "pwned-by-system").exists()
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_pickled_module_is_refused_naming_its_class(tmp_path, legacy):
+    """A whole model saved with torch.save(model): torch's own classes are not all loadable either."""
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), path, _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(UserError, match=r"refused .* needs .*torch\.nn\.modules\.container\.Sequential"):
+        load_checkpoint(path, CPU)
+
+
 def test_checkpoint_of_another_model_is_named_before_the_data_load(trained, tmp_path, capsys):
     # The data folder does not exist: a message about the checkpoint proves it came first.
     for flag in ("--eval-only", "--resume"):
@@ -131,15 +140,25 @@ def test_resume_auto_with_only_unreadable_checkpoints_says_what_to_do(tiny_folde
 
 
 def test_stale_temporaries_of_a_killed_write_are_removed(tiny_folder, tmp_path, capsys):
-    tmp_path.mkdir(exist_ok=True)
-    stale = [tmp_path / ".epoch1.pt.0123456789abcdef.tmp", tmp_path / ".results.json.fedcba9876543210.tmp"]
+    from utils.files import _HOST
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()                 # a process that has exited
+    stale = [tmp_path / f".epoch1.pt.{dead}@{_HOST}.0123abcd.tmp", tmp_path / f".results.json.{dead}@{_HOST}.fedc9876.tmp"]
     for p in stale:
         p.write_bytes(b"half a file")
-    keep = tmp_path / ".someone-elses.tmp"
-    keep.write_text("not ours")
+    keep = [tmp_path / ".someone-elses.tmp",
+            tmp_path / f".epoch1.pt.{os.getpid()}@{_HOST}.00000000.tmp",       # its writer is alive
+            tmp_path / f".epoch1.pt.{dead}@another_machine.11111111.tmp"]      # written within the hour
+    for p in keep:
+        p.write_text("not stale")
     assert main("part", argv_for(tiny_folder, tmp_path, "--resume", "auto")) == 0
     assert "removed 2 temporary file(s) left by an interrupted write" in capsys.readouterr().out
-    assert not any(p.exists() for p in stale) and keep.exists()
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+    # --eval-only leaves the model folder alone (another run may be writing there).
+    stale[0].write_bytes(b"half a file")
+    assert main("part", argv_for(tiny_folder, tmp_path, "--eval-only", str(tmp_path / "epoch1.pt"),
+                                 "--results", str(tmp_path / "eval" / "r.json"))) == 0
+    assert stale[0].exists()
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

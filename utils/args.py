@@ -20,7 +20,7 @@ def parse_fraction(text: str) -> float:
             value = float(Fraction(num.strip()) / Fraction(den.strip()))
         else:
             value = float(text)
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise argparse.ArgumentTypeError(f"invalid number {text!r} (use a number like 0.03 or 8/255)")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")

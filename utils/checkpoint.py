@@ -6,6 +6,7 @@ epoch E after B of its batches.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import hashlib
 import io
 import os
@@ -59,41 +60,64 @@ def save_atomic(obj: object, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def pickled_globals(path: Path) -> list[str]:
-    """The global names (module.name) the pickle of a torch file refers to, read with pickletools
-    (which lists opcodes and runs nothing): what a refused file would have needed to unpickle."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                data = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
-        else:
-            data = Path(path).read_bytes()
-    except (OSError, StopIteration, zipfile.BadZipFile):
-        return []
-    names, strings = [], []
+_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """module.name of every GLOBAL / INST / STACK_GLOBAL in the pickles of `data`, in Python 3 spelling.
+    STACK_GLOBAL takes its two names from the stack: string pushes and memo gets are followed (what
+    pickle writes before it); any other push stands as an unknown value."""
+    names: list[str] = []
     stream = io.BytesIO(data)
     try:
         while stream.tell() < len(data):     # torch's legacy format is several pickles in a row
+            memo: dict = {}
+            recent: list = []
             for op, arg, _ in pickletools.genops(stream):
                 if op.name in ("GLOBAL", "INST"):
-                    names.append(str(arg).replace(" ", "."))
-                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    names.append(f"{strings[-2]}.{strings[-1]}")
-                elif isinstance(arg, str):
-                    strings.append(arg)
+                    names.append(_py3_name(*str(arg).split(" ", 1)))
+                    recent.append(None)
+                elif op.name == "STACK_GLOBAL":
+                    names.append(_py3_name(str(recent[-2]), str(recent[-1])) if len(recent) > 1 else "?")
+                    recent.append(None)
+                elif op.name in _STRINGS:
+                    recent.append(arg)
+                elif op.name == "MEMOIZE":
+                    memo[len(memo)] = recent[-1] if recent else None
+                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[arg] = recent[-1] if recent else None
+                elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                    recent.append(memo.get(arg))
+                elif op.stack_after:
+                    recent.append(None)
     except Exception:    # raw tensor bytes after the pickles, or a damaged file: the names found so far
         pass
     return names
 
 
-def _unsafe(names: list[str]) -> list[str]:
-    """The names weights_only loading does not allow (torch's own types and its allow-list pass)."""
+def _py3_name(module: str, name: str) -> str:
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+
+
+def unsafe_globals(path: Path) -> list[str]:
+    """The globals (module.name) a torch file would need to unpickle beyond what weights_only loading
+    allows: read from the file without running it. torch's own reader for its zip format; for the
+    legacy format (pickles in a row) the GLOBAL opcodes, listed with pickletools."""
+    try:
+        if zipfile.is_zipfile(path):
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        data = Path(path).read_bytes()
+    except Exception:
+        return []
+    names = _pickle_globals(data)
     try:
         from torch._weights_only_unpickler import _get_allowed_globals
         allowed = set(_get_allowed_globals())
-    except Exception:     # a torch without that list: everything outside torch is unsafe
-        allowed = {"collections.OrderedDict", "_codecs.encode"}
-    return [n for n in dict.fromkeys(names) if n.split(".")[0] != "torch" and n not in allowed]
+    except Exception:     # a torch without that list
+        allowed = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2"}
+    storage = re.compile(r"torch\.(cuda\.)?\w*Storage")
+    return [n for n in dict.fromkeys(names) if n not in allowed and not storage.fullmatch(n)]
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
@@ -115,7 +139,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        unsafe = _unsafe(pickled_globals(path))
+        unsafe = unsafe_globals(path)
         if unsafe:
             raise UserError(f"refused to load checkpoint {path}: it needs {', '.join(unsafe)} to unpickle, which "
                             "could run code; only files of tensors and plain values are loaded (weights_only)") from None
@@ -197,11 +221,11 @@ def remove_partials_before(folder: Path, progress: tuple[int, int]) -> None:
             path.unlink(missing_ok=True)
 
 
-def remove_stale_temporaries(model_dir: Path, results: Path) -> None:
-    """Delete what a kill during an atomic write left: temporary checkpoints in the model folder and
-    temporary results / evaluation progress beside the results. The folder belongs to this run (a
-    fresh run refuses another run's files), so nobody else is writing them."""
-    found = stale_temporaries(model_dir, lambda name: _NAME.fullmatch(name) is not None)
+def remove_stale_temporaries(model_dir: Path | None, results: Path) -> None:
+    """Delete what a kill during an atomic write left: temporary checkpoints in the model folder (None:
+    not this run's, as for --eval-only) and temporary results / evaluation progress beside the results,
+    each only when the process that wrote it is gone."""
+    found = stale_temporaries(model_dir, lambda name: _NAME.fullmatch(name) is not None) if model_dir else []
     found += stale_temporaries(results.parent, lambda name: name in (results.name, progress_name(results)))
     for p in found:
         p.unlink(missing_ok=True)

@@ -6,11 +6,18 @@ import json
 import os
 import re
 import secrets
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-# `.<name>.<16 hex digits>.tmp`: the temporary file of a write of <name> (stale_temporaries finds it).
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{16}\.tmp")
+# `.<name>.<pid>@<host>.<8 hex digits>.tmp`: the temporary file of a write of <name> by process <pid> on
+# machine <host> (stale_temporaries finds it, and asks whether that process is still alive).
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>\w*)\.[0-9a-f]{8}\.tmp")
+_HOST = re.sub(r"\W", "_", socket.gethostname())
+# A temporary of another machine (a shared file system) counts as stale after this long: no checkpoint
+# write takes an hour.
+OTHER_HOST_STALE_SECONDS = 3600
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -20,7 +27,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        tmp = path.parent / f".{path.name}.{os.getpid()}@{_HOST}.{secrets.token_hex(4)}.tmp"
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             break
@@ -34,13 +41,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         raise
 
 
+def _writer_gone(match: re.Match, path: Path) -> bool:
+    """Whether the process that was writing this temporary file is gone (so the file is left over)."""
+    if match["host"] != _HOST:
+        try:
+            return time.time() - path.stat().st_mtime > OTHER_HOST_STALE_SECONDS
+        except OSError:
+            return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:      # alive, another user's
+        return False
+    return False
+
+
 def stale_temporaries(folder: Path, names: Callable[[str], bool]) -> list[Path]:
-    """Temporary files of atomic writes in `folder` whose target name satisfies `names`: left behind
-    by a process killed mid-write (SIGKILL, power loss)."""
+    """Temporary files of atomic writes in `folder` whose target name satisfies `names` and whose writer
+    is gone: left behind by a process killed mid-write (SIGKILL, power loss). A write in progress (its
+    process alive on this machine, or a file of another machine touched within the hour) is kept."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and (m := _TEMPORARY.fullmatch(p.name)) and names(m["name"]))
+                  if p.is_file() and (m := _TEMPORARY.fullmatch(p.name)) and names(m["name"])
+                  and _writer_gone(m, p))
 
 
 def write_json(obj: object, path: str | os.PathLike) -> None:

@@ -576,7 +576,7 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     if dist.main:
         if fresh:
             remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
-        remove_stale_temporaries(model_dir, results_path)
+        remove_stale_temporaries(None if args.eval_only else model_dir, results_path)
     ranks = f" | {dist.world} processes, {args.batch_size // dist.world} images each per batch" if dist.parallel else ""
     label = f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''}"
     if args.eval_only:
