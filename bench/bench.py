@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from utils.args import OneLineParser, get_args, positive_int
+from models import eval_mode
 from utils.evaluate import evaluate
 from utils.train import Trainer, prepare
 
@@ -34,6 +35,47 @@ TARGETS = {("PART epoch", "bf16"): 12, ("PART epoch", "fp32"): 21, ("AT epoch", 
            ("PGD-20 eval", "fp32"): 2}
 CASES = (("AT epoch", "part", ["--no-reweight"]), ("PART epoch", "part", []),
          ("PART-T epoch", "part_t", []), ("PART-M epoch", "part_m", []))
+# The compute floor of an epoch: the model's own passes a batch needs, as (forward + backward, forward
+# only), given the attack's steps S. AT: S attack steps + the training step. PART adds the CAM (one
+# forward, one backward to the features). PART-T: the TRADES attack's clean target (a forward), S
+# steps, the objective's three forwards and one backward through them, the CAM. PART-M: S steps, the
+# objective's two forwards and backward, the CAM.
+PASSES = {"AT epoch": lambda s: (s + 1, 0), "PART epoch": lambda s: (s + 2, 0),
+          "PART-T epoch": lambda s: (s + 4, 1), "PART-M epoch": lambda s: (s + 3, 0)}
+
+
+def pass_seconds(trainer: Trainer, repeats: int = 5) -> tuple[float, float]:
+    """Seconds of one forward + input-gradient backward, and of one forward, of the training model
+    alone (its precision, its device) at the per-process batch, model in eval mode as in the attacks."""
+    model, device = trainer.train_model, trainer.device
+    x = torch.rand(trainer.rank_batch, 3, trainer.image_size, trainer.image_size, device=device)
+    y = torch.randint(0, trainer.num_classes, (len(x),), device=device)
+
+    def both() -> None:
+        xr = x.clone().requires_grad_(True)
+        torch.autograd.grad(torch.nn.functional.cross_entropy(model(xr), y), xr)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+    times = []
+    with eval_mode(trainer.model):
+        for fn in (both, forward):
+            fn()                                   # untimed: lazy initialisation
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            _sync(device)
+            times.append((time.perf_counter() - t0) / repeats)
+    return times[0], times[1]
+
+
+def floor_seconds(what: str, trainer: Trainer, batches: int) -> float:
+    """The epoch's compute floor: its passes of the model alone (PASSES), timed by pass_seconds."""
+    fb, f = PASSES[what](trainer.args.num_steps)
+    t_fb, t_f = pass_seconds(trainer)
+    return batches * (fb * t_fb + f * t_f)
 
 
 def _sync(device: torch.device) -> None:
@@ -41,8 +83,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_epoch(key: str, flags: list[str]) -> tuple[float, Trainer, DataLoader, argparse.Namespace, int]:
-    """Seconds of the second PART-phase epoch of method `key` (the first is untimed)."""
+def time_epoch(key: str, flags: list[str]) -> tuple[float, Trainer, DataLoader, argparse.Namespace, int, int]:
+    """Seconds of the second PART-phase epoch of method `key` (the first is untimed), and its batches."""
     args = get_args(key, flags + ["--warm-up", "0", "--epochs", "2", "--no-progress", "--log-interval", "100000"])
     trainer, test_loader, train_split, _ = prepare(args)
     trainer.train_epoch(1)                  # untimed: lazy initialisation, cudnn autotuning
@@ -50,7 +92,7 @@ def time_epoch(key: str, flags: list[str]) -> tuple[float, Trainer, DataLoader, 
     t0 = time.perf_counter()
     trainer.train_epoch(2)
     _sync(trainer.device)
-    return time.perf_counter() - t0, trainer, test_loader, args, len(train_split)
+    return time.perf_counter() - t0, trainer, test_loader, args, len(train_split), len(trainer.loader(0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,33 +117,37 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"invalid --precisions {b.precisions!r}: a comma list of fp32,bf16")
     common += ["--train-subset", str(b.train_subset)] if b.train_subset else []
     common += ["--test-subset", str(b.test_subset)] if b.test_subset else []
-    rows: list[tuple[str, str, float, int]] = []
+    rows: list[tuple[str, str, float, int, float | None]] = []
     for precision in precisions:
         for name, key, flags in CASES:
-            seconds, trainer, test_loader, args, images = time_epoch(key, common + flags + ["--precision", precision])
-            rows.append((name, precision, seconds, images))
+            seconds, trainer, test_loader, args, images, batches = time_epoch(
+                key, common + flags + ["--precision", precision])
+            rows.append((name, precision, seconds, images, floor_seconds(name, trainer, batches)))
     device = trainer.device
     ev = evaluate(trainer.model, test_loader, ["pgd20"], args, trainer.num_classes, verbose=False)
-    rows.append(("PGD-20 eval", "fp32", ev["seconds"]["pgd20"], ev["total"]))
+    rows.append(("PGD-20 eval", "fp32", ev["seconds"]["pgd20"], ev["total"], None))
     if not b.no_aa:
         aa_args = get_args("part", common + ["--test-subset", str(b.aa_subset), "--no-progress"])
         _, aa_loader, _, _ = prepare(aa_args)
         ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
-        rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"]))
+        rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"], None))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (not a speed result)"
     print(f"device: {name} | torch {torch.__version__} | {time.strftime('%Y-%m-%d')} | model {b.model} | "
           f"batch {b.batch_size} | loader {args.loader} | CUDA graphs "
           f"{'on' if device.type == 'cuda' and not b.no_cuda_graphs else 'off'}")
-    print("| what | precision | images | seconds | anchor (s) | anchor / ours | target (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| what | precision | images | seconds | floor (s) | × floor | anchor (s) | anchor / ours | target (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     comparable = b.model == "resnet" and b.batch_size == 128
-    for what, precision, seconds, images in rows:
+    for what, precision, seconds, images, floor in rows:
         anchor = ANCHORS.get(what)
         full = images == (10_000 if what == "PGD-20 eval" else 50_000)
         ratio = f"{anchor[1] / seconds:.1f}x" if anchor and comparable and full else "–"
         target = TARGETS.get((what, precision), "–")
-        print(f"| {what} | {precision} | {images} | {seconds:.2f} | {anchor[1] if anchor else '–'} | {ratio} | "
-              f"{target} |")
+        floors = f"{floor:.2f} | {seconds / floor:.2f}" if floor else "– | –"
+        print(f"| {what} | {precision} | {images} | {seconds:.2f} | {floors} | {anchor[1] if anchor else '–'} | "
+              f"{ratio} | {target} |")
+    print("floor: the same number of forward + backward passes of the model alone at the same batch and "
+          "precision on the same device (bench.PASSES); × floor is the epoch over it")
     print("anchors (one H100, ResNet-18, batch 128, full CIFAR-10; ratios only for runs of that size): "
           + "; ".join(f"{k}: {v[0]}" for k, v in ANCHORS.items()))
     return 0

@@ -1,4 +1,6 @@
 """The benchmark script runs end to end (on the CPU its times are not speed results)."""
+import pytest
+
 from bench import bench
 
 
@@ -10,8 +12,12 @@ def test_bench_prints_every_row(tiny_folder, capsys):
     for what in ("AT epoch", "PART epoch", "PART-T epoch", "PART-M epoch"):
         rows = [line.split("|") for line in out.splitlines() if line.startswith(f"| {what} |")]
         assert [r[2].strip() for r in rows] == ["fp32", "bf16"] and all(float(r[4]) > 0 for r in rows)
+        # The floor: positive, and an epoch (loading, projections, bookkeeping besides the passes) above it.
+        assert all(float(r[5]) > 0 and float(r[6]) == pytest.approx(float(r[4]) / float(r[5]), rel=0.02)
+                   and float(r[6]) > 0.5 for r in rows)
     for what in ("PGD-20 eval", "AutoAttack eval"):
         row = next(line for line in out.splitlines() if line.startswith(f"| {what} |")).split("|")
         assert float(row[4]) > 0
     assert "| AT epoch | fp32 | 40 |" in out and "| 48.5 | – |" in out     # no ratio for a subset on a small CNN
+    assert "| PGD-20 eval | fp32 |" in out and "| – | – | 15.2 |" in out  # no floor for an evaluation
     assert "| AutoAttack eval | fp32 | 4 |" in out
