@@ -104,9 +104,8 @@ def test_pgd20_agrees_with_torchattacks(real_at_model):
 
 def test_aa_standard_equals_the_package_called_directly(real_at_model):
     """--eval aa-standard (seeded, per batch) gives the count of the authors' AutoAttack called by hand.
-    Three correctly classified images of a small adversarially trained model: two that PGD-20 breaks and
-    one it does not, so that APGD-CE has work and the later attacks run too (a robust image costs
-    about 7 s of AutoAttack on this CPU)."""
+    Two correctly classified images of a small adversarially trained model that PGD-20 breaks, so that
+    APGD-CE has work (an image it does not break costs every later attack, 20 s of suite time here)."""
     import pyautoattack
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -117,7 +116,7 @@ def test_aa_standard_equals_the_package_called_directly(real_at_model):
     with torch.no_grad():
         correct = model(x).argmax(1) == y
     broken = model(pgd(model, x, y, REAL_EPS, REAL_STEP, 20)).argmax(1) != y
-    pick = torch.cat([torch.nonzero(correct & broken)[:2, 0], torch.nonzero(correct & ~broken)[:1, 0]])
+    pick = torch.nonzero(correct & broken)[:2, 0]
     x, y = x[pick].contiguous(), y[pick]
     args = get_args("part", ["--eval-epsilon", "2/255"])
     ev = evaluate(model, DataLoader(TensorDataset(x, y), batch_size=len(y)), ["natural", "aa-standard"], args, 10,
@@ -125,4 +124,4 @@ def test_aa_standard_equals_the_package_called_directly(real_at_model):
     attack = pyautoattack.AutoAttack(model, norm="Linf", eps=REAL_EPS, version="standard", seed=0, device="cpu")
     x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(y))
     direct = int((model(x_adv).argmax(1) == y).sum())
-    assert ev["counts"]["natural"] == 3 and ev["counts"]["aa-standard"] == direct <= 1
+    assert ev["counts"]["natural"] == 2 and ev["counts"]["aa-standard"] == direct == 0
