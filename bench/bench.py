@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from utils.args import OneLineParser, get_args, positive_int
 from models import eval_mode
+from utils.data import Split, load_splits
 from utils.evaluate import evaluate
 from utils.train import Trainer, prepare
 
@@ -83,16 +84,48 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_epoch(key: str, flags: list[str]) -> tuple[float, Trainer, DataLoader, argparse.Namespace, int, int]:
-    """Seconds of the second PART-phase epoch of method `key` (the first is untimed), and its batches."""
+def time_epoch(key: str, flags: list[str], splits: tuple[Split, Split] | None = None
+               ) -> tuple[float, Trainer, DataLoader, argparse.Namespace, int, int]:
+    """Seconds of the second PART-phase epoch of method `key` (the first is untimed), and its batches.
+    `splits`: the data already loaded (else loaded from the flags)."""
     args = get_args(key, flags + ["--warm-up", "0", "--epochs", "2", "--no-progress", "--log-interval", "100000"])
-    trainer, test_loader, train_split, _ = prepare(args)
+    trainer, test_loader, train_split, _ = prepare(args, splits=splits)
     trainer.train_epoch(1)                  # untimed: lazy initialisation, cudnn autotuning
     _sync(trainer.device)
     t0 = time.perf_counter()
     trainer.train_epoch(2)
     _sync(trainer.device)
     return time.perf_counter() - t0, trainer, test_loader, args, len(train_split), len(trainer.loader(0))
+
+
+# One row of the table: what, precision, images, seconds, floor seconds (None: no floor).
+Row = tuple[str, str, float, int, "float | None"]
+
+
+def header(device: torch.device, model: str, batch: int, loader: str, graphs: bool) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (not a speed result)"
+    return (f"device: {name} | torch {torch.__version__} | {time.strftime('%Y-%m-%d')} | model {model} | "
+            f"batch {batch} | loader {loader} | CUDA graphs {'on' if device.type == 'cuda' and graphs else 'off'}")
+
+
+def table(rows: list[Row], comparable: bool) -> list[str]:
+    """The markdown table of `rows`, with the anchors and targets; ratios to the anchors only where
+    `comparable` (ResNet-18 at batch 128) and the run is full size."""
+    lines = ["| what | precision | images | seconds | floor (s) | × floor | anchor (s) | anchor / ours | target (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for what, precision, seconds, images, floor in rows:
+        anchor = ANCHORS.get(what)
+        full = images == (10_000 if what == "PGD-20 eval" else 50_000)
+        ratio = f"{anchor[1] / seconds:.1f}x" if anchor and comparable and full else "–"
+        target = TARGETS.get((what, precision), "–")
+        floors = f"{floor:.2f} | {seconds / floor:.2f}" if floor else "– | –"
+        lines.append(f"| {what} | {precision} | {images} | {seconds:.2f} | {floors} | "
+                     f"{anchor[1] if anchor else '–'} | {ratio} | {target} |")
+    lines.append("floor: the same number of forward + backward passes of the model alone at the same batch and "
+                 "precision on the same device (bench.PASSES); × floor is the epoch over it")
+    lines.append("anchors (one H100, ResNet-18, batch 128, full CIFAR-10; ratios only for runs of that size): "
+                 + "; ".join(f"{k}: {v[0]}" for k, v in ANCHORS.items()))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,39 +150,23 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"invalid --precisions {b.precisions!r}: a comma list of fp32,bf16")
     common += ["--train-subset", str(b.train_subset)] if b.train_subset else []
     common += ["--test-subset", str(b.test_subset)] if b.test_subset else []
-    rows: list[tuple[str, str, float, int, float | None]] = []
+    splits = load_splits("CIFAR10", b.data_dir, False, b.train_subset, b.test_subset)
+    rows: list[Row] = []
     for precision in precisions:
         for name, key, flags in CASES:
             seconds, trainer, test_loader, args, images, batches = time_epoch(
-                key, common + flags + ["--precision", precision])
+                key, common + flags + ["--precision", precision], splits)
             rows.append((name, precision, seconds, images, floor_seconds(name, trainer, batches)))
     device = trainer.device
     ev = evaluate(trainer.model, test_loader, ["pgd20"], args, trainer.num_classes, verbose=False)
     rows.append(("PGD-20 eval", "fp32", ev["seconds"]["pgd20"], ev["total"], None))
     if not b.no_aa:
         aa_args = get_args("part", common + ["--test-subset", str(b.aa_subset), "--no-progress"])
-        _, aa_loader, _, _ = prepare(aa_args)
+        _, aa_loader, _, _ = prepare(aa_args, splits=(splits[0], splits[1].subset(b.aa_subset)))
         ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
         rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"], None))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (not a speed result)"
-    print(f"device: {name} | torch {torch.__version__} | {time.strftime('%Y-%m-%d')} | model {b.model} | "
-          f"batch {b.batch_size} | loader {args.loader} | CUDA graphs "
-          f"{'on' if device.type == 'cuda' and not b.no_cuda_graphs else 'off'}")
-    print("| what | precision | images | seconds | floor (s) | × floor | anchor (s) | anchor / ours | target (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    comparable = b.model == "resnet" and b.batch_size == 128
-    for what, precision, seconds, images, floor in rows:
-        anchor = ANCHORS.get(what)
-        full = images == (10_000 if what == "PGD-20 eval" else 50_000)
-        ratio = f"{anchor[1] / seconds:.1f}x" if anchor and comparable and full else "–"
-        target = TARGETS.get((what, precision), "–")
-        floors = f"{floor:.2f} | {seconds / floor:.2f}" if floor else "– | –"
-        print(f"| {what} | {precision} | {images} | {seconds:.2f} | {floors} | {anchor[1] if anchor else '–'} | "
-              f"{ratio} | {target} |")
-    print("floor: the same number of forward + backward passes of the model alone at the same batch and "
-          "precision on the same device (bench.PASSES); × floor is the epoch over it")
-    print("anchors (one H100, ResNet-18, batch 128, full CIFAR-10; ratios only for runs of that size): "
-          + "; ".join(f"{k}: {v[0]}" for k, v in ANCHORS.items()))
+    print(header(device, b.model, b.batch_size, args.loader, not b.no_cuda_graphs))
+    print("\n".join(table(rows, b.model == "resnet" and b.batch_size == 128)))
     return 0
 
 

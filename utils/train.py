@@ -438,12 +438,14 @@ def log_row(row: dict, epochs: int, base: str) -> str:
     return text
 
 
-def prepare(args: argparse.Namespace, dist: Dist = Dist()) -> tuple[Trainer, DataLoader, Split, Split]:
-    """Seed, data, model and trainer for `args` (shared by run() and bench/)."""
+def prepare(args: argparse.Namespace, dist: Dist = Dist(),
+            splits: tuple[Split, Split] | None = None) -> tuple[Trainer, DataLoader, Split, Split]:
+    """Seed, data, model and trainer for `args` (shared by run() and bench/). `splits`: the (train,
+    test) splits already loaded for these args (the bench loads them once for all its cases)."""
     device = pick_device(args.device, dist)
     set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
-    train_split, test_split = load_splits(args.data, args.data_dir, not args.no_download,
-                                          args.train_subset, args.test_subset, need_train=not args.eval_only)
+    train_split, test_split = splits or load_splits(args.data, args.data_dir, not args.no_download, args.train_subset,
+                                                    args.test_subset, need_train=not args.eval_only)
     num_classes = len(test_split.classes)      # NUM_CLASSES[args.data]: load_splits checks it
     model = build_model(args.model, num_classes, image_size=test_split.image_size)
     if args.sync_bn:
