@@ -112,9 +112,11 @@ def test_torchrun_one_process_on_cuda_uses_nccl(tiny_folder, tmp_path):
     import sys
     from tests.conftest import REPO, tiny_argv
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    # The repository first, then what was there (the GPU machine's carried packages).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                           "train_eval_part.py", *tiny_argv(tiny_folder, tmp_path, "--device", "cuda", "--eval", "natural")],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, env={**env, "PYTHONPATH": str(REPO)})
+                         cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["args"]["world_size"] == 1 and res["epochs_done"] == 2

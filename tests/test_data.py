@@ -84,6 +84,16 @@ def test_resident_loader_matches_the_cpu_path_without_augmentation(tiny_splits):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+def test_resident_loader_scales_every_byte_as_to_tensor():
+    """All 256 byte values become ToTensor's float (x / 255 rounded once), not x * (1/255), which is
+    1 ulp off for 126 of them: the product CUDA computes for a division by a scalar."""
+    from torchvision.transforms.functional import to_tensor
+    from utils.data import ResidentLoader, Split
+    images = np.arange(256 * 3, dtype=np.int64).reshape(1, 16, 16, 3).astype(np.uint8)
+    (x, _), = ResidentLoader(Split(images, np.zeros(1, dtype=np.int64), CLASSES), 1, None, False, "cpu")
+    assert torch.equal(x[0], to_tensor(images[0]))
+
+
 def test_resident_augmentation_keeps_labels_aligned():
     from utils.data import ResidentLoader, Split
     labels = np.arange(40) % 10
