@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from utils.args import OneLineParser, get_args, positive_int
 from models import eval_mode
+from utils.names import MODEL_NAMES
 from utils.data import Split, load_splits
 from utils.evaluate import evaluate
 from utils.train import Trainer, prepare
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m bench.bench", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="./data")
-    p.add_argument("--model", default="resnet", choices=("resnet", "wideresnet", "smallcnn"))
+    p.add_argument("--model", default="resnet", choices=MODEL_NAMES)
+    p.add_argument("--channels-last", action="store_true", help="the model in channels_last memory format")
+    p.add_argument("--cases", default="AT,PART,PART-T,PART-M", help="comma list of the epochs to time")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     p.add_argument("--loader", default="auto", choices=("auto", "torch", "resident"))
@@ -144,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-aa", action="store_true", help="skip the AutoAttack timing")
     b = p.parse_args(argv)
     common = ["--data-dir", b.data_dir, "--model", b.model, "--batch-size", str(b.batch_size), "--device", b.device,
-              "--loader", b.loader, "--no-download"] + (["--no-cuda-graphs"] if b.no_cuda_graphs else [])
+              "--loader", b.loader, "--no-download"] + (["--no-cuda-graphs"] if b.no_cuda_graphs else []) \
+        + (["--channels-last"] if b.channels_last else [])
+    cases = [c for c in CASES if c[0].removesuffix(" epoch") in b.cases.split(",")]
+    if not cases:
+        p.error(f"invalid --cases {b.cases!r}: a comma list of AT,PART,PART-T,PART-M")
     precisions = [q.strip() for q in b.precisions.split(",") if q.strip()]
     if not precisions or any(q not in ("fp32", "bf16") for q in precisions):
         p.error(f"invalid --precisions {b.precisions!r}: a comma list of fp32,bf16")
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_splits("CIFAR10", b.data_dir, False, b.train_subset, b.test_subset)
     rows: list[Row] = []
     for precision in precisions:
-        for name, key, flags in CASES:
+        for name, key, flags in cases:
             seconds, trainer, test_loader, args, images, batches = time_epoch(
                 key, common + flags + ["--precision", precision], splits)
             rows.append((name, precision, seconds, images, floor_seconds(name, trainer, batches)))
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         _, aa_loader, _, _ = prepare(aa_args, splits=(splits[0], splits[1].subset(b.aa_subset)))
         ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
         rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"], None))
-    print(header(device, b.model, b.batch_size, args.loader, not b.no_cuda_graphs))
+    print(header(device, b.model + (" (channels_last)" if b.channels_last else ""), b.batch_size, args.loader,
+                 not b.no_cuda_graphs))
     print("\n".join(table(rows, b.model == "resnet" and b.batch_size == 128)))
     return 0
 

@@ -4,6 +4,7 @@ after a SIGTERM included) and its evaluation from its progress file. Each run wr
 accuracies, seconds, device, git commit) and <name>.log; weights stay in <checkpoint-dir>/<name>/.
 
     python -m experiments.run --priority 1 --data-dir ../shared/data/cifar10-jpeg.zip
+    python -m experiments.run --suite cpu-study --data-dir ../shared/data/cifar10-jpeg.zip  # every run of it
     python -m experiments.run part_seed1 at_seed1 --dry-run
     python -m experiments.run at_seed1 --extra "--model smallcnn --epochs 2"   # a quick try
     python -m experiments.run at_seed1 part_seed1 --jobs 2 --data-dir ...     # two at once on one GPU
@@ -15,23 +16,25 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from experiments.runs import RUNS
+from experiments.runs import SUITES
 from utils.args import OneLineParser, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
-# Every run keeps a learning curve (1,000 fixed test images every 5 epochs) and two mask grids.
+# Every run keeps a learning curve (1,000 fixed test images every 5 epochs, unless its flags say
+# otherwise) and two mask grids.
 COMMON = ["--eval-every", "5", "--eval-subset", "1000", "--save-masks", "8"]
 
 
 def command(name: str, args: argparse.Namespace) -> list[str]:
-    _, script, run_args = RUNS[name]
+    _, script, run_args = SUITES[args.suite][name]
     model_dir = Path(args.checkpoint_dir).resolve() / name
-    cmd = [sys.executable, str(REPO / script), *shlex.split(run_args), *COMMON,
+    cmd = [sys.executable, str(REPO / script), *COMMON, *shlex.split(run_args),   # the run's own flags win
            "--data-dir", str(Path(args.data_dir).resolve()), "--model-dir", str(model_dir),
            "--results", str(Path(args.results_dir).resolve() / f"{name}.json"), "--no-progress",
            *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), "--resume", "auto",
@@ -42,23 +45,38 @@ def command(name: str, args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m experiments.run", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help=f"runs to do (known: {', '.join(RUNS)})")
+    p.add_argument("names", nargs="*", help="runs of the suite to do (--list names them)")
+    p.add_argument("--suite", default="reproduction", choices=tuple(SUITES),
+                   help="reproduction (ResNet-18, the official schedule) or cpu-study (issue 17's CPU-scale study)")
     p.add_argument("--priority", type=int, action="append", default=[], help="add every run of this priority")
+    p.add_argument("--list", action="store_true", help="print the suite's runs (name, priority, arguments) and stop")
     p.add_argument("--data-dir", default="./data")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--checkpoint-dir", default="checkpoint/runs")
+    p.add_argument("--results-dir", default=None, help="default: results (reproduction), results/<suite> (others)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="default: checkpoint/runs (reproduction), checkpoint/<suite> (others)")
     p.add_argument("--extra", default="", help="arguments appended to every run (quoted)")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="runs at once (one device shared)")
     p.add_argument("--aa-subset", type=positive_int, default=None, metavar="N",
                    help="AutoAttack on a fixed N test images in every run (the other evaluations on all)")
     args = p.parse_args(argv)
-    unknown = [n for n in args.names if n not in RUNS]
+    runs = SUITES[args.suite]
+    default_dirs = ("results", "checkpoint/runs") if args.suite == "reproduction" else \
+        (f"results/{args.suite}", f"checkpoint/{args.suite}")
+    args.results_dir = args.results_dir or default_dirs[0]
+    args.checkpoint_dir = args.checkpoint_dir or default_dirs[1]
+    if args.list:
+        for name, (prio, script, run_args) in runs.items():
+            print(f"{name} (priority {prio}): {script} {run_args}")
+        return 0
+    unknown = [n for n in args.names if n not in runs]
     if unknown:
-        p.error(f"unknown run {', '.join(unknown)}; known: {', '.join(RUNS)}")
-    names = list(dict.fromkeys(args.names + [n for n, (prio, _, _) in RUNS.items() if prio in args.priority]))
+        p.error(f"unknown run {', '.join(unknown)} in suite {args.suite}; known: {', '.join(runs)}")
+    everything = args.suite != "reproduction" and not args.names and not args.priority
+    names = list(dict.fromkeys(args.names + [n for n, (prio, _, _) in runs.items()
+                                             if prio in args.priority or everything]))
     if not names:
-        p.error("name at least one run or --priority")
+        p.error("name at least one run or --priority (a suite other than reproduction: none means all)")
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     todo = []
     for name in names:
@@ -74,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         name, cmd = job
         with open(Path(args.results_dir) / f"{name}.log", "a") as log:
             code = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+        if code == 0:   # the run's mask grids beside its results (pictures are committed, weights never)
+            for grid in sorted((Path(args.checkpoint_dir) / name).glob("masks_epoch*.png")):
+                shutil.copyfile(grid, Path(args.results_dir) / f"{name}_{grid.name}")
         print(f"{name}: exit code {code}", flush=True)
         return code
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from models.resnet import resnet18
-from models.smallcnn import SmallCNN
+from models.smallcnn import SmallBNCNN, SmallCNN
 from models.wideresnet import WideResNet
 from utils.names import MODEL_DIR_NAMES, MODEL_NAMES  # noqa: F401 (re-exported)
 
@@ -24,6 +24,8 @@ def build_model(name: str, num_classes: int, image_size: int = 32) -> nn.Module:
         return WideResNet(34, num_classes, 10)
     if name == "smallcnn":
         return SmallCNN(num_classes, image_size=image_size)
+    if name == "smallcnn-bn":
+        return SmallBNCNN(num_classes)
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
 
 

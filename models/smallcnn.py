@@ -47,3 +47,31 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class SmallBNCNN(nn.Module):
+    """A CPU-sized CNN with BatchNorm for the CPU-scale study: three conv-BN-ReLU blocks (32, 64, 128
+    channels; max-pool after the first two), global average pooling, one linear layer. About 10 M
+    multiply-adds per 32x32 image (TRADES' small CNN: 15 M), and BatchNorm lets it learn at 8/255
+    within a few epochs, where the small CNN (its last layer starts at zero) stays near chance."""
+    cam_layer = "block3"
+
+    def __init__(self, num_classes: int = 10, width: int = 16) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+        self.block1 = nn.Sequential(block(3, width), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(block(width, 2 * width), nn.MaxPool2d(2))
+        self.block3 = block(2 * width, 4 * width)
+        self.linear = nn.Linear(4 * width, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of block3 (8x8 for 32x32 images), the CAM layer."""
+        return self.block3(self.block2(self.block1(x)))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features.mean((2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

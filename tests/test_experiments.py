@@ -59,3 +59,33 @@ def test_jobs_give_the_same_results_as_one_after_another(tiny_folder, tmp_path):
                {k: v for k, v in b["args"].items() if k not in ("model_dir", "results")}
     assert results["1"]["at_seed1"]["method"] == "AT" and results["1"]["part_seed1"]["method"] == "PART"
     assert results["2"]["part_seed1"]["args"]["aa_subset"] == 5
+
+
+def test_cpu_study_arms_pair_in_the_report(capsys):
+    """The study's four arms of a seed differ only in the reweighting's own settings, so the report
+    pairs them (every arm minus AT, PART minus each control); the uniform arm's budget is PART's mean."""
+    import shlex
+    from experiments.runs import SUITES, STUDY_SEEDS, STUDY_SHARE, uniform_budget
+    from utils import report
+    from utils.args import get_args, parse_fraction
+    study = SUITES["cpu-study"]
+    assert len(study) == 4 * len(STUDY_SEEDS) >= 16 and {p for p, _, _ in study.values()} == set(STUDY_SEEDS)
+    methods = {"part": "PART", "at": "AT", "random": "AT-random", "uniform": "AT-region"}
+    runs = []
+    for arm, method in methods.items():
+        _, script, flags = study[f"{arm}_seed1"]
+        args = vars(get_args("part", shlex.split(flags)))
+        runs.append({"name": arm, "method": method, "args": args})
+    assert sorted(label for _, _, label in report.arm_pairs(runs)) == [
+        "AT-random − AT", "AT-region − AT", "PART − AT", "PART − AT-random", "PART − AT-region"]
+    uniform = runs[3]["args"]["region_eps"]
+    assert set(uniform.values()) == {pytest.approx(STUDY_SHARE * 8 / 255 + (1 - STUDY_SHARE) * 7 / 255, abs=1e-6)}
+    assert parse_fraction(uniform_budget(0.5)) == pytest.approx(7.5 / 255)
+    assert runs[2]["args"]["random_share"] == STUDY_SHARE
+    # With no names, the whole suite, into its own folders; the runs' flags win over the runner's.
+    assert runner.main(["--suite", "cpu-study", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("train_eval_part.py") == len(study) and "results/cpu-study/at_seed4.json" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("part_seed1: "))
+    cmd = shlex.split(line.split(": ", 1)[1])
+    assert get_args("part", cmd[2:]).eval_every == 2       # the runner's default is 5

@@ -98,13 +98,15 @@ def test_report_seed_summary_and_bad_input(tmp_path):
     assert report.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2
 
 
-def _fake_run(tmp_path, name, method, flags, natural):
+def _fake_run(tmp_path, name, method, flags, natural, aa=None):
     from utils.args import get_args
-    key = {"PART": "part", "AT": "part", "PART-T": "part_t", "TRADES": "part_t"}[method]
+    key = {"PART": "part", "AT": "part", "PART-T": "part_t", "TRADES": "part_t", "AT-random": "part",
+           "AT-region": "part"}[method]
     args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES") else [])))
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"method": method, "args": args, "natural": natural, "pgd20": 40.0, "mma": None,
-                                "aa": None, "history": [], "epochs_done": 80}))
+                                "aa": aa, "history": [{"epoch": 1, "loss": 2.0, "natural": natural, "pgd20": 40.0}],
+                                "epochs_done": 80}))
     return str(path)
 
 
@@ -138,6 +140,34 @@ def test_report_groups_and_pairs_by_every_setting(tmp_path):
     assert "| PART, cam_refresh=official | 2 | 61.00 ± 1.41 |" in table
     # Output paths and worker counts are no settings; the lr is one: at_lr02_s1 stays apart.
     assert "| AT | 3 | 76.00 ± 1.00 |" in table
+
+
+def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
+    """The CPU study's four arms: every arm minus AT, PART minus each CAM-free control, paired by seed,
+    with 95 % t-intervals (t(0.975, 2) = 4.3027), and the arm pictures."""
+    arms = {"part": ("PART", [], (80.0, 81.0, 82.0)),
+            "at": ("AT", [], (75.0, 75.5, 76.0)),
+            "random": ("AT-random", ["--mask-rule", "random", "--random-share", "0.25"], (79.0, 79.0, 79.0)),
+            "uniform": ("AT-region", ["--mask-rule", "region", "--region-eps", "ul=7/255"], (74.0, 77.0, 76.0))}
+    paths = [_fake_run(tmp_path, f"{arm}_s{i + 1}", method, flags + ["--seed", str(i + 1)], nat[i], nat[i] - 40)
+             for arm, (method, flags, nat) in arms.items() for i in range(3)]
+    runs = report.load_runs(paths)
+    assert sorted(label for _, _, label in report.arm_pairs(runs)) == [
+        "AT-random − AT", "AT-region − AT", "PART − AT", "PART − AT-random", "PART − AT-region"]
+    table = report.markdown_table(runs)
+    # PART − AT: differences 5, 5.5, 6: mean 5.5, sd 0.5, half-width 4.3027 * 0.5 / sqrt(3) = 1.242.
+    assert "| PART − AT | 3 | +5.50 [+4.26, +6.74] * | +0.00 [+0.00, +0.00] |" in table
+    # AT-region − AT: -1, 1.5, 0: mean 0.17, sd 1.258, half-width 3.125: includes 0, no star.
+    assert "| AT-region − AT | 3 | +0.17 [-2.96, +3.29] |" in table
+    # PART − AT-random: 1, 2, 3: mean 2, sd 1, half-width 2.484.
+    assert "| PART − AT-random | 3 | +2.00 [-0.48, +4.48] |" in table
+    # A missing seed of one arm: paired over the common seeds only.
+    written = report.write_report(paths[:-1], tmp_path / "out")
+    assert "| PART − AT-region | 2 |" in (tmp_path / "out" / "table.md").read_text()
+    for name in ("arms_tradeoff.png", "arms_curves.png"):
+        assert tmp_path / "out" / name in written
+        with Image.open(tmp_path / "out" / name) as im:
+            assert im.format == "PNG" and im.size[0] > 300
 
 
 @pytest.mark.parametrize("method,flags,attack,start", [

@@ -143,7 +143,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
       help="with --cam-refresh official: recompute the masks every N PART epochs, as upstream")
     a("--data", default="CIFAR10", choices=DATASETS, help="dataset")
     a("--model", default="resnet", choices=MODEL_NAMES,
-      help="resnet (ResNet-18), wideresnet (WRN-34-10) or smallcnn (TRADES small CNN, CPU-sized)")
+      help="resnet (ResNet-18), wideresnet (WRN-34-10), smallcnn (TRADES small CNN, CPU-sized) or smallcnn-bn "
+           "(a CPU-sized CNN with BatchNorm, the CPU-scale study's)")
     a("--warm-up", type=non_negative_int, default=20, help=f"epochs of plain {method.base} before PART")
     a("--cam", default="gradcam", choices=CAM_METHODS, metavar="NAME",
       help=f"CAM method, one of {', '.join(CAM_METHODS)}; gradcam, xgradcam, layercam run natively, "

@@ -10,9 +10,9 @@ NUM_CLASSES = {"CIFAR10": 10, "SVHN": 10, "TinyImagenet": 200}
 # (their sorted order is the canonical one), SVHN's digits; TinyImageNet's are WordNet ids (n + 8 digits).
 CLASS_NAMES = {"CIFAR10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
                "SVHN": tuple(str(d) for d in range(10))}
-MODEL_NAMES = ("resnet", "wideresnet", "smallcnn")
+MODEL_NAMES = ("resnet", "wideresnet", "smallcnn", "smallcnn-bn")
 # Checkpoint folders, as in the official code.
-MODEL_DIR_NAMES = {"resnet": "ResNet_18", "wideresnet": "WideResnet-34", "smallcnn": "SmallCNN"}
+MODEL_DIR_NAMES = {"resnet": "ResNet_18", "wideresnet": "WideResnet-34", "smallcnn": "SmallCNN", "smallcnn-bn": "SmallCNN-BN"}
 NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
 # --cam name -> class name in pytorch_grad_cam
 LIBRARY_CAMS = {

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from utils.args import OneLineParser
+from utils.names import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 BASE_OF = {"PART": "AT", "PART-T": "TRADES", "PART-M": "MART",
@@ -95,6 +96,13 @@ def markdown_table(runs: list[dict]) -> str:
         lines += ["", "Mean ± standard deviation over seeds (runs whose settings agree, seed aside):", ""]
         lines += ["| method | runs | " + " | ".join(m for _, m in METRICS) + " |", "|" + "---|" * (2 + len(METRICS))]
         lines += summary
+    paired = paired_differences(runs)
+    if paired:
+        lines += ["", "Paired differences, seed by seed (arms whose settings agree except the reweighting's own): "
+                  "mean [95 % t-interval] over the common seeds; * marks an interval that excludes 0:", ""]
+        lines += ["| difference | seeds | " + " | ".join(f"Δ {m}" for _, m in METRICS) + " |",
+                  "|" + "---|" * (2 + len(METRICS))]
+        lines += paired
     return "\n".join(lines) + "\n"
 
 
@@ -110,6 +118,60 @@ def seed_summary(runs: list[dict]) -> list[str]:
             vals = [m[k] for m in members if m.get(k) is not None]
             cells.append("–" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}")
         rows.append(f"| {group_label(key, groups)} | {len(members)} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def arm_kind(run: dict) -> str:
+    """baseline (--no-reweight), cam (a CAM decides the budgets) or fixed (a CAM-free rule)."""
+    a = run["args"]
+    return "baseline" if a.get("no_reweight") else "fixed" if a.get("mask_rule") in CAM_FREE_RULES else "cam"
+
+
+def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
+    """(arm A, arm B, label) to compare seed by seed: within runs whose settings agree except the seed
+    and the reweighting's own (PART_ONLY), every arm minus the baseline, and every CAM arm minus every
+    CAM-free arm (PART minus random placement, minus uniform budgets). An arm: runs of one group_key."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(group_key(r), []).append(r)
+    families: dict[tuple, list[tuple]] = {}
+    for key, members in groups.items():
+        families.setdefault(settings(members[0], PART_ONLY | {"seed"}), []).append(key)
+    pairs = []
+    for keys in families.values():
+        kind = {k: arm_kind(groups[k][0]) for k in keys}
+        label = {k: group_label(k, {q: groups[q] for q in keys}) for k in keys}
+        for a in keys:
+            for b in keys:
+                if (kind[b] == "baseline" and kind[a] != "baseline") or (kind[a] == "cam" and kind[b] == "fixed"):
+                    pairs.append((groups[a], groups[b], f"{label[a]} − {label[b]}"))
+    return pairs
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval of paired differences (at least 2)."""
+    from scipy import stats
+    m = statistics.mean(diffs)
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return m, m - half, m + half
+
+
+def paired_differences(runs: list[dict]) -> list[str]:
+    rows = []
+    for a, b, label in arm_pairs(runs):
+        by_seed = {r["args"].get("seed"): r for r in b}
+        matched = [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
+        if len(matched) < 2:
+            continue
+        cells = []
+        for k, _ in METRICS:
+            diffs = [x[k] - y[k] for x, y in matched if x.get(k) is not None and y.get(k) is not None]
+            if len(diffs) < 2:
+                cells.append("–")
+                continue
+            m, lo, hi = t_interval(diffs)
+            cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("" if lo <= 0 <= hi else " *"))
+        rows.append(f"| {label} | {len(matched)} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -181,6 +243,68 @@ def plot_tradeoff(runs: list[dict], path: Path, robust: str = "aa") -> None:
     plt.close(fig)
 
 
+def _arms(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by group_key, with each group's label (for the arm pictures)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(group_key(r), []).append(r)
+    return {group_label(k, groups): m for k, m in groups.items()}
+
+
+def plot_arms(runs: list[dict], path: Path, robust: str = "aa") -> None:
+    """Natural against robust accuracy: every run a point, each arm's mean a large marker."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    label = dict(METRICS)[robust]
+    for i, (arm, members) in enumerate(_arms(runs).items()):
+        pts = [(r[robust], r["natural"]) for r in members if r.get(robust) is not None and r.get("natural") is not None]
+        if not pts:
+            continue
+        color = f"C{i}"
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, color=color, alpha=0.6)
+        mx, my = statistics.mean(p[0] for p in pts), statistics.mean(p[1] for p in pts)
+        ax.scatter([mx], [my], s=140, marker="X", color=color, edgecolor="black", label=f"{arm} (n={len(pts)})")
+    ax.set_xlabel(f"{label} accuracy (%)")
+    ax.set_ylabel("natural accuracy (%)")
+    ax.set_title("every seed a point, arm means marked ✕", fontsize=9)
+    if ax.collections:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_arm_curves(runs: list[dict], path: Path) -> None:
+    """Per arm, the mean over its runs of the training loss and of the periodic natural and PGD-20
+    accuracy (--eval-every), against the epoch."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for i, (arm, members) in enumerate(_arms(runs).items()):
+        for ax, key in zip(axes, ("loss", "natural", "pgd20")):
+            by_epoch: dict[int, list[float]] = {}
+            for r in members:
+                for h in r.get("history", []):
+                    if h.get(key) is not None:
+                        by_epoch.setdefault(h["epoch"], []).append(h[key])
+            if by_epoch:
+                epochs = sorted(by_epoch)
+                ax.plot(epochs, [statistics.mean(by_epoch[e]) for e in epochs], marker=".", color=f"C{i}",
+                        label=f"{arm} (n={len(members)})")
+    for ax, title in zip(axes, ("training loss", "natural accuracy (%), periodic subset", "PGD-20 accuracy (%), periodic subset")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+    if axes[0].lines:
+        axes[0].legend(fontsize=7)
+    warm = runs[0]["args"].get("warm_up", 0) if runs else 0
+    for ax in axes:
+        if warm:
+            ax.axvline(warm + 0.5, color="grey", linestyle="--", linewidth=1)
+    fig.suptitle("mean over seeds per arm; dashed line: end of warm-up", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_report(paths: list[str], out: Path) -> list[Path]:
     runs = load_runs(paths)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +316,10 @@ def write_report(paths: list[str], out: Path) -> list[Path]:
         written.append(path)
     written.append(out / "tradeoff.png")
     plot_tradeoff(runs, written[-1])
+    if any(len(m) >= 2 for m in _arms(runs).values()):      # seeds: the arm pictures
+        written += [out / "arms_tradeoff.png", out / "arms_curves.png"]
+        plot_arms(runs, written[-2])
+        plot_arm_curves(runs, written[-1])
     return written
 
 
