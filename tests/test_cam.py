@@ -20,7 +20,7 @@ def _as_library_does(cam: torch.Tensor, size: int) -> np.ndarray:
     return minmax_normalise(up).numpy()
 
 
-@pytest.mark.parametrize("model_name", ["resnet", "smallcnn"])
+@pytest.mark.parametrize("model_name", ["resnet", "smallcnn", "smallcnn-bn"])
 @pytest.mark.parametrize("method", ["gradcam", "xgradcam", "layercam"])
 def test_matches_pytorch_grad_cam(model_name, method):
     model = trained_a_little(model_name)
@@ -36,7 +36,8 @@ def test_matches_pytorch_grad_cam(model_name, method):
     np.testing.assert_allclose(_as_library_does(ours, 32), ref, atol=1e-4)
 
 
-@pytest.mark.parametrize("model_name,size,hw", [("resnet", 32, 4), ("resnet", 64, 8), ("smallcnn", 32, 10)])
+@pytest.mark.parametrize("model_name,size,hw", [("resnet", 32, 4), ("resnet", 64, 8), ("smallcnn", 32, 10),
+                                                  ("smallcnn-bn", 32, 8)])
 def test_shapes_over_inputs(model_name, size, hw):
     model = build_model(model_name, 10, image_size=size)
     cam = compute_cam(model, torch.rand(3, 3, size, size), "gradcam")

@@ -61,7 +61,7 @@ def test_jobs_give_the_same_results_as_one_after_another(tiny_folder, tmp_path):
     assert results["2"]["part_seed1"]["args"]["aa_subset"] == 5
 
 
-def test_cpu_study_arms_pair_in_the_report(capsys):
+def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     """The study's four arms of a seed differ only in the reweighting's own settings, so the report
     pairs them (every arm minus AT, PART minus each control); the uniform arm's budget is PART's mean."""
     import shlex
@@ -79,10 +79,12 @@ def test_cpu_study_arms_pair_in_the_report(capsys):
     assert sorted(label for _, _, label in report.arm_pairs(runs)) == [
         "AT-random − AT", "AT-region − AT", "PART − AT", "PART − AT-random", "PART − AT-region"]
     uniform = runs[3]["args"]["region_eps"]
-    assert set(uniform.values()) == {pytest.approx(STUDY_SHARE * 8 / 255 + (1 - STUDY_SHARE) * 7 / 255, abs=1e-6)}
+    assert len(uniform) == 4 and len(set(uniform.values())) == 1
+    assert uniform["ul"] == pytest.approx(STUDY_SHARE * 8 / 255 + (1 - STUDY_SHARE) * 7 / 255, abs=1e-6)
     assert parse_fraction(uniform_budget(0.5)) == pytest.approx(7.5 / 255)
     assert runs[2]["args"]["random_share"] == STUDY_SHARE
     # With no names, the whole suite, into its own folders; the runs' flags win over the runner's.
+    monkeypatch.chdir(tmp_path)             # the default folders are relative: none of the repository's
     assert runner.main(["--suite", "cpu-study", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("train_eval_part.py") == len(study) and "results/cpu-study/at_seed4.json" in out

@@ -4,7 +4,7 @@ import torch
 from models import build_model, cam_layer, eval_mode
 
 
-@pytest.mark.parametrize("name", ["resnet", "smallcnn"])
+@pytest.mark.parametrize("name", ["resnet", "smallcnn", "smallcnn-bn"])
 @pytest.mark.parametrize("size,classes", [(32, 10), (64, 200)])
 def test_features_then_head_is_the_forward(name, size, classes):
     """The split the CAM relies on: head(features(x)) is model(x), and features(x) is the CAM

@@ -105,7 +105,7 @@ def _fake_run(tmp_path, name, method, flags, natural, aa=None):
     args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES") else [])))
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"method": method, "args": args, "natural": natural, "pgd20": 40.0, "mma": None,
-                                "aa": aa, "history": [{"epoch": 1, "loss": 2.0, "natural": natural, "pgd20": 40.0}],
+                                "aa": aa, "history": [{"epoch": 1, "loss": 2.0, "lr": 0.1, "natural": natural, "pgd20": 40.0}],
                                 "epochs_done": 80}))
     return str(path)
 
