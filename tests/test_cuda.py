@@ -9,7 +9,7 @@ from tests.conftest import FIXTURE, train, trained_a_little
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.data import ArraySplit, ResidentLoader, load_splits, make_loader
-from utils.graphs import GraphedLoss
+from utils.graphs import GraphedAttack
 from utils.train import training_loss
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -39,12 +39,12 @@ def _model():
 def test_graph_equals_eager(method, loss):
     model = _model()
     plain = training_loss(get_args(method, []), loss, True, 8 / 255)
-    graphed = GraphedLoss(plain, 64, capture=True)
+    graphed = GraphedAttack(plain.attack, 64, capture=True)
     for seed in range(3):
         torch.manual_seed(seed)
         x, y = torch.rand(64, 3, 32, 32, device=CUDA), torch.randint(0, 10, (64,), device=CUDA)
         eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
-        out = graphed.adversarial(model, x, y, eps)     # the first call checks itself against eager
+        out = graphed(model, x, y, eps)     # the first call checks itself against eager
         assert (out - x).abs().max() <= 8 / 255 + 1e-6 and model.training
     assert graphed.agreement is not None and graphed.agreement >= 0.99
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from models import Autocast
 from tests.conftest import train, trained_a_little
 from utils.args import get_args
-from utils.graphs import GraphedLoss
+from utils.graphs import GraphedAttack
 from utils.train import training_loss
 
 
@@ -45,7 +45,7 @@ def test_static_buffer_attack_equals_the_attack(method, loss, part_phase):
     is the plain attack bit for bit, batch after batch; other batch sizes pass through."""
     model = trained_a_little("resnet").train()
     plain = training_loss(get_args(method, ["--num-steps", "2"]), loss, part_phase, 8 / 255)
-    static = GraphedLoss(plain, 4, capture=False)
+    static = GraphedAttack(plain.attack, 4, capture=False)
     for seed in (1, 2):
         x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
         eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
@@ -53,13 +53,13 @@ def test_static_buffer_attack_equals_the_attack(method, loss, part_phase):
             torch.manual_seed(seed)
             a = plain.adversarial(model, x, y, budget)
             torch.manual_seed(seed)
-            b = static.adversarial(model, x, y, budget)
+            b = static(model, x, y, budget)
             assert torch.equal(a, b) and model.training
     assert len(static.slots) == 2                       # one per budget kind
     torch.manual_seed(3)
     a = plain.adversarial(model, x[:3], y[:3], 8 / 255)
     torch.manual_seed(3)
-    assert torch.equal(a, static.adversarial(model, x[:3], y[:3], 8 / 255)) and len(static.slots) == 2
+    assert torch.equal(a, static(model, x[:3], y[:3], 8 / 255)) and len(static.slots) == 2
 
 
 def test_aa_subset(tiny_folder, tmp_path):

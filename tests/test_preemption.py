@@ -76,6 +76,7 @@ def continue_as_printed(script: str, stderr: str) -> int:
     ("part_m", "1:2:SIGTERM", (), "epoch1_batch3.pt"),                                 # MART warm-up
     ("part_m", "2:2:SIGTERM", (), "epoch2_batch3.pt"),                                 # PART-M
     ("part", "2:2:SIGTERM", ("--mask-rule", "random", "--random-share", "0.4"), "epoch2_batch3.pt"),  # placement control
+    ("part_t", "2:2:SIGTERM", ("--awp-gamma", "5e-3", "--awp-warmup", "2"), "epoch2_batch3.pt"),     # PART-T-AWP
 ])
 def test_interrupted_run_resumes_bit_for_bit(tiny_folder, tmp_path, tmp_path_factory, monkeypatch, capsys,
                                              script, hook, extra, checkpoint):

@@ -165,6 +165,11 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
       help="with --mask-rule random: probability that an element keeps --epsilon (the rest get --low-epsilon)")
     a("--region-eps", type=region_list, default={}, metavar="LIST",
       help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants get --epsilon)")
+    a("--awp-gamma", type=budget, default=0.0, metavar="G",
+      help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each weight's norm, in every "
+           "phase (0: off; the AWP paper's 5e-3)")
+    a("--awp-warmup", type=non_negative_int, default=0, metavar="E",
+      help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")
     a("--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
       help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")
     a("--cam-refresh", default="batch", choices=("batch", "official"),

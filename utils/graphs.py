@@ -1,9 +1,9 @@
 """The training attack of a full batch as one CUDA graph (airbench style: the 10-step attack is
 launch-bound in eager mode; replaying a captured graph removes the per-kernel launch cost).
 
-`GraphedLoss` wraps a `TrainingLoss`. Its attack runs through static buffers: the batch, labels and
-budget map are copied into tensors of fixed address, the attack reads them, and its result is
-copied out. On the CPU (and with --no-cuda-graphs) that same path runs eagerly, which tests check
+`GraphedAttack` wraps an attack (`utils.losses.Attack`) by composition; `graphed` puts it into a
+`TrainingLoss`. The attack runs through static buffers: the batch, labels and budget map are copied
+into tensors of fixed address, the attack reads them, and its result is copied out. On the CPU (and with --no-cuda-graphs) that same path runs eagerly, which tests check
 equals the plain attack bit for bit. On CUDA the path is captured once per batch shape and budget
 kind after a few eager warm-up runs on a side stream, and replayed afterwards; a batch of another
 shape (the odd last batch of an epoch, a mask grid) runs eagerly.
@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from attacks.common import Budget
 from utils.errors import UserError
-from utils.losses import TrainingLoss
+from utils.losses import Attack, TrainingLoss
 
 GRAPH_TOLERANCE = 0.01        # share of elements allowed to differ between graph and eager
 WARMUP_RUNS = 3
@@ -43,11 +43,11 @@ class _Captured:
             self.eps.copy_(eps)
 
 
-class GraphedLoss:
-    """A TrainingLoss whose attack on full batches is a replayed CUDA graph (see the module doc)."""
+class GraphedAttack:
+    """An attack whose calls on full batches replay a captured CUDA graph (see the module doc)."""
 
-    def __init__(self, loss: TrainingLoss, batch_size: int, capture: bool) -> None:
-        self.loss, self.attack, self.objective = loss, loss.attack, loss.objective
+    def __init__(self, attack: Attack, batch_size: int, capture: bool) -> None:
+        self.attack = attack
         self.batch_size, self.capture = batch_size, capture
         self.slots: dict[tuple, _Captured] = {}
         self.agreement: float | None = None       # share of elements equal to eager at the check
@@ -57,16 +57,16 @@ class GraphedLoss:
         # A float budget is baked into the graph; a map's values are copied in at every replay.
         return tuple(x.shape), (tuple(eps.shape) if torch.is_tensor(eps) else float(eps))
 
-    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
         if len(x) != self.batch_size:
-            return self.loss.adversarial(model, x, y, eps)
+            return self.attack(model, x, y, eps)
         key = self._key(x, eps)
         slot = self.slots.get(key)
         if slot is None:
             slot = self.slots[key] = _Captured(x, y, eps)
         slot.load(x, y, eps)
         if not self.capture:
-            return self.loss.adversarial(model, slot.x, slot.y, slot.eps).clone()
+            return self.attack(model, slot.x, slot.y, slot.eps).clone()
         if slot.graph is None:
             self._record(model, slot)
         state = torch.cuda.get_rng_state(x.device)
@@ -83,16 +83,16 @@ class GraphedLoss:
             side.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_RUNS):               # cudnn autotuning, allocator warm-up
-                    self.loss.adversarial(model, slot.x, slot.y, slot.eps)
+                    self.attack(model, slot.x, slot.y, slot.eps)
             torch.cuda.current_stream(dev).wait_stream(side)
         slot.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(slot.graph):
-            slot.out = self.loss.adversarial(model, slot.x, slot.y, slot.eps)
+            slot.out = self.attack(model, slot.x, slot.y, slot.eps)
 
     def _check(self, model: nn.Module, slot: _Captured, out: torch.Tensor, state: torch.Tensor) -> None:
         after = torch.cuda.get_rng_state(out.device)
         torch.cuda.set_rng_state(state, out.device)
-        eager = self.loss.adversarial(model, slot.x, slot.y, slot.eps)
+        eager = self.attack(model, slot.x, slot.y, slot.eps)
         torch.cuda.set_rng_state(after, out.device)
         differ = float(((out - eager).abs() > 1e-5).float().mean())
         if differ > GRAPH_TOLERANCE:
@@ -102,16 +102,10 @@ class GraphedLoss:
         slot.checked = True
         self.agreement = 1.0 - differ
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
-                 step_model: nn.Module | None = None) -> torch.Tensor:
-        """The training loss; the objective runs through `step_model` (the DistributedDataParallel
-        wrapper under torchrun, which all-reduces its gradients) when given."""
-        return self.objective(step_model or model, x, self.adversarial(model, x, y, eps), y)
 
-
-def graphed(loss: TrainingLoss, batch_size: int, device: torch.device, enabled: bool) -> GraphedLoss | TrainingLoss:
+def graphed(loss: TrainingLoss, batch_size: int, device: torch.device, enabled: bool) -> TrainingLoss:
     """The loss with its attack captured on CUDA; unchanged on the CPU or when disabled."""
     if device.type != "cuda" or not enabled:
         return loss
-    return GraphedLoss(loss, batch_size, capture=True)
+    return TrainingLoss(GraphedAttack(loss.attack, batch_size, capture=True), loss.objective)
 

@@ -20,7 +20,9 @@ Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torc
 
 @dataclass(frozen=True)
 class Attack:
-    """An attack of the common signature with its hyper-parameters fixed: attack(model, x, y, eps)."""
+    """An attack of the common signature with its hyper-parameters fixed: attack(model, x, y, eps).
+    It owns the model's mode, as torchattacks' attacks do: eval mode while it runs (BatchNorm
+    statistics untouched), the caller's mode restored afterwards."""
     fn: Callable[..., torch.Tensor]
     step_size: float
     steps: int
@@ -30,19 +32,19 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
         extra = {} if self.projection is None else {"projection": self.projection}
-        return self.fn(model, x, y, eps, self.step_size, self.steps, start=self.start,
-                       start_epsilon=self.start_epsilon, **extra)
+        with eval_mode(model):
+            return self.fn(model, x, y, eps, self.step_size, self.steps, start=self.start,
+                           start_epsilon=self.start_epsilon, **extra)
 
 
 @dataclass(frozen=True)
 class TrainingLoss:
-    attack: Attack
+    attack: Attack          # or an attack wrapped by composition (utils.graphs.GraphedAttack)
     objective: Objective
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
-        """The adversarial batch, made with the model in eval mode (BatchNorm statistics untouched)."""
-        with eval_mode(model):
-            return self.attack(model, x, y, eps)
+        """The adversarial batch (the attack runs in eval mode: BatchNorm statistics untouched)."""
+        return self.attack(model, x, y, eps)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
                  step_model: nn.Module | None = None) -> torch.Tensor:

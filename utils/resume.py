@@ -17,9 +17,10 @@ from utils.errors import UserError
 MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_rule", "region_eps", "random_share",
               "cam_refresh", "save_weights", "no_reweight", "clip_part_start", "attack", "beta", "batch_size",
               "warm_up", "lr", "adjust_first", "adjust_second", "momentum", "weight_decay", "num_steps",
-              "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision", "world_size", "sync_bn")
+              "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision", "world_size", "sync_bn",
+              "awp_gamma", "awp_warmup")
 # What checkpoints written before a setting existed ran with.
-EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False}
+EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "awp_gamma": 0.0, "awp_warmup": 0}
 SCRIPTS = {"part": "train_eval_part.py", "part_t": "train_eval_part_t.py", "part_m": "train_eval_part_m.py"}
 
 

@@ -37,13 +37,14 @@ from utils.errors import NonFiniteLoss, UserError
 from utils.interrupt import Interrupted, StopRequest
 from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
-from utils.graphs import GraphedLoss, graphed
+from utils.graphs import graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
 from utils.names import AUTOATTACKS, CAM_FREE_RULES, EVALS
 from utils.resume import (check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
                           remove)
 from utils.rng import seeded
+from utils.step import TrainStep
 from utils.visualize import grid_panels, save_mask_grid
 
 class Streams:
@@ -148,7 +149,7 @@ def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
 @dataclass(frozen=True)
 class Phase:
     name: str                 # warm-up, baseline or part
-    loss: TrainingLoss | GraphedLoss
+    step: TrainStep           # or a wrapper of it (utils.awp.AWPStep)
     budget: BudgetPolicy
     tracks_budget: bool       # log the share of elements that keep the full budget
 
@@ -241,8 +242,12 @@ class Trainer:
         a, loss = self.args, self.method.loss
 
         def build(part_phase: bool, start_epsilon: Budget | None = None):
-            return graphed(training_loss(a, loss, part_phase, start_epsilon), self.rank_batch, self.device,
-                           not a.no_cuda_graphs)
+            step = TrainStep(graphed(training_loss(a, loss, part_phase, start_epsilon), self.rank_batch, self.device,
+                                     not a.no_cuda_graphs), self.optimizer)
+            if not a.awp_gamma:
+                return step
+            from utils.awp import AWPStep
+            return AWPStep(step, self.model, a.awp_gamma, a.awp_warmup, a.lr, a.precision == "bf16", self.dist)
         warm = Phase("warm-up", build(False), FixedBudget(a.epsilon), False)
         if a.mask_rule == "region":
             # The random start spans the region map itself.
@@ -292,6 +297,7 @@ class Trainer:
         done = position.batches if position else 0
         if not done:
             phase.budget.begin_epoch(epoch)   # when continuing, the checkpoint brought the budget state
+        phase.step.begin_epoch(epoch)
         loader = self.loader(self.streams.seed("shuffle", epoch))
         # Sums stay on the device: one host sync per epoch rather than one per batch.
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -320,10 +326,7 @@ class Trainer:
         for batch_idx, (x, y) in enumerate(bar, start=done):
             x, y = x.to(self.device), y.to(self.device)
             eps = phase.budget(batch_idx, x)
-            loss = phase.loss(self.train_model, x, y, eps, self.step_model)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            loss = phase.step(self.train_model, x, y, eps, self.step_model)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch_idx, first_bad)
             total += loss.detach().double() * len(y)
             seen += len(y)
@@ -375,7 +378,7 @@ class Trainer:
             else:
                 cam = compute_cam(self.model, x, a.cam)
                 eps = self.grid_budget.from_cam(cam)
-            x_adv = self.main_phase.loss.adversarial(self.train_model, x, y, eps)
+            x_adv = self.main_phase.step.adversarial(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
 
