@@ -13,7 +13,7 @@ from tests.conftest import train, trained_a_little
 from utils.args import get_args
 from utils.awp import AWPStep
 from utils.step import TrainStep
-from utils.train import training_loss
+from utils.recipe import training_loss
 
 GAMMA, LR = 5e-3, 0.05
 

@@ -10,7 +10,7 @@ from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.data import ArraySplit, ResidentLoader, load_splits, make_loader
 from utils.graphs import GraphedAttack
-from utils.train import training_loss
+from utils.recipe import training_loss
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")

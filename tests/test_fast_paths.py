@@ -8,7 +8,7 @@ from models import Autocast
 from tests.conftest import train, trained_a_little
 from utils.args import get_args
 from utils.graphs import GraphedAttack
-from utils.train import training_loss
+from utils.recipe import training_loss
 
 
 def test_bf16_training_step_close_to_fp32():

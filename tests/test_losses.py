@@ -14,7 +14,8 @@ from tests.conftest import train
 from utils.args import get_args
 from utils.evaluate import evaluate
 from utils.losses import mart_objective_logits, trades_objective_logits
-from utils.train import prepare, training_loss
+from utils.recipe import training_loss
+from utils.train import prepare
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from tests.conftest import train
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
-from utils.train import lr_at
+from utils.recipe import lr_at
 
 CPU = torch.device("cpu")
 

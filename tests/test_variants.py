@@ -15,7 +15,7 @@ from tests.conftest import REPO, TINY_CLASSES, train
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.data import load_splits
-from utils.train import attack_start
+from utils.recipe import attack_start
 
 METHOD_LOSS = {"part": "at", "part_t": "trades", "part_m": "mart"}
 

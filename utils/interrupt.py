@@ -118,6 +118,11 @@ class StopRequest:
         reached one rank stops them all after the same batch. None: go on."""
         return dist.max_int(self.signum or 0, device) or None
 
+    def after_batch(self, dist, device, epoch: int, batch: int) -> int | None:
+        """At the end of a training batch: the test hook's point, then the signal agreed over ranks."""
+        self.test_point(epoch, batch)
+        return self.agreed(dist, device)
+
     def test_point(self, *where: object) -> None:
         """Send the test hook's signal when `where` (e.g. (epoch, batch)) is the hooked point."""
         if self._hook and tuple(str(w) for w in where) == self._hook[:-1]:

@@ -9,7 +9,7 @@ class Method:
     key: str          # entry-script suffix: part, part_t, part_m
     name: str         # PART, PART-T, PART-M
     base: str         # AT, TRADES, MART: the warm-up method and the --no-reweight baseline
-    loss: str         # at, trades or mart (utils.train.training_loss)
+    loss: str         # at, trades or mart (utils.recipe.training_loss)
     dir_name: str     # checkpoint folder, as the official code
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -21,12 +20,10 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from attacks import TRAIN_ATTACKS, pgd, trades
-from attacks.common import Budget
-from cam import compute_cam, region_map
+from cam import compute_cam
 from models import MODEL_DIR_NAMES, Autocast, build_model
 from models.syncbn import global_batch_norm
-from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget, RandomBudget
+from utils.budgets import BatchCamBudget, BudgetPolicy
 from utils.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
                               remove_partials_before, remove_stale_temporaries, rng_state, save_atomic, set_rng_state,
                               weights_fingerprint)
@@ -37,14 +34,12 @@ from utils.errors import NonFiniteLoss, UserError
 from utils.interrupt import Interrupted, StopRequest
 from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
-from utils.graphs import graphed
-from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import METHODS
 from utils.names import AUTOATTACKS, CAM_FREE_RULES, EVALS
 from utils.resume import (check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
                           remove)
+from utils.recipe import Phase, lr_at, phases, train_batch
 from utils.rng import seeded
-from utils.step import TrainStep
 from utils.visualize import grid_panels, save_mask_grid
 
 class Streams:
@@ -80,19 +75,6 @@ def pick_device(choice: str, dist: Dist = Dist()) -> torch.device:
     return torch.device("cuda", dist.local_rank) if dist.launched else torch.device("cuda")
 
 
-def lr_at(args: argparse.Namespace, epoch: int) -> float:
-    """The official schedule: constant during warm-up; afterwards the post-warm-up epoch counter
-    (1, 2, ...) is compared with --adjust-first / --adjust-second, as upstream's adjust_learning_rate."""
-    if epoch <= args.warm_up:
-        return args.lr
-    e = epoch - args.warm_up
-    if e >= args.adjust_second:
-        return args.lr * 0.01
-    if e >= args.adjust_first:
-        return args.lr * 0.1
-    return args.lr
-
-
 def default_model_dir(args: argparse.Namespace) -> str:
     return os.path.join("checkpoint", args.data, MODEL_DIR_NAMES[args.model], METHODS[args.method].dir_name)
 
@@ -116,42 +98,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
-    """The random start of the training attack, as the official code has it in each phase:
-    TRADES and MART always start at x + 0.001 N(0, 1); the AT warm-up and baseline use torchattacks'
-    PGD (uniform start clipped to [0, 1]); PART's `part_pgd` leaves its uniform start unclipped
-    (--clip-part-start clips it as the warm-up does); MMA clips it in both. --rand_init false starts
-    the PGD / MMA attacks at x."""
-    if loss in ("trades", "mart"):
-        return "normal"
-    if not args.rand_init:
-        return "none"
-    if args.attack == "pgd" and part_phase and not args.clip_part_start:
-        return "uniform"
-    return "uniform_clipped"
-
-
-def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
-                  start_epsilon: Budget | None = None) -> TrainingLoss:
-    """The loss of one phase with every hyper-parameter taken from the command line once."""
-    fn = {"at": TRAIN_ATTACKS.get(getattr(args, "attack", "pgd")), "trades": trades, "mart": pgd}[loss]
-    # MART's attack is PGD with the official mart_loss's min/max projection of a float budget.
-    projection = "minmax" if loss == "mart" else None
-    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon,
-                    projection)
-    objective = {"at": at_objective, "trades": functools.partial(trades_objective, beta=getattr(args, "beta", 0.0)),
-                 "mart": functools.partial(mart_objective, beta=getattr(args, "beta", 0.0))}[loss]
-    return TrainingLoss(attack, objective)
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str                 # warm-up, baseline or part
-    step: TrainStep           # or a wrapper of it (utils.awp.AWPStep)
-    budget: BudgetPolicy
-    tracks_budget: bool       # log the share of elements that keep the full budget
 
 
 @dataclass
@@ -181,6 +127,43 @@ class EpochStopped(Exception):
     def __init__(self, signum: int, position: Position, batches: int) -> None:
         super().__init__(signum)
         self.signum, self.position, self.batches = signum, position, batches
+
+
+class Tally:
+    """An epoch's running sums, kept on the device (one host sync per epoch rather than one per
+    batch): loss x images, full-budget share x images (`epsilon`: the full budget, None: not
+    tracked), images seen, and the first batch whose loss is not finite (-1: none)."""
+
+    def __init__(self, device: torch.device, epsilon: float | None, position: Position | None = None) -> None:
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        self.device, self.epsilon = device, epsilon
+        self.loss = position.loss_sum.to(device) if position else zero.clone()
+        self.high = position.high_sum.to(device) if position else zero.clone()
+        self.seen = position.seen if position else 0
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def add(self, batch_idx: int, loss: torch.Tensor, eps, n: int) -> None:
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), batch_idx, self.first_bad)
+        self.loss += loss.detach().double() * n
+        self.seen += n
+        if self.epsilon is not None:
+            self.high += (eps == self.epsilon).double().mean() * n
+
+    def check_finite(self, dist: Dist, epoch: int) -> None:
+        dist.max_(self.first_bad)
+        if int(self.first_bad) >= 0:
+            raise NonFiniteLoss(epoch, int(self.first_bad))
+
+    def position(self, epoch: int, batches: int, seconds: float) -> Position:
+        return Position(epoch, batches, self.seen, self.loss, self.high, seconds, rng_state())
+
+    def totals(self, dist: Dist, epoch: int) -> tuple[float, float | None]:
+        """(mean loss, full-budget share or None) over all ranks; stops on a non-finite loss."""
+        counts = torch.tensor([self.seen], dtype=torch.float64, device=self.device)
+        dist.sum_(self.loss, self.high, counts)
+        self.check_finite(dist, epoch)
+        seen = int(counts.item())
+        return self.loss.item() / seen, None if self.epsilon is None else self.high.item() / seen
 
 
 def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
@@ -238,35 +221,8 @@ class Trainer:
             self.grid_images = (few.images.float() / 255, few.labels)
 
     def _phases(self) -> tuple[Phase, Phase, BudgetPolicy]:
-        """The warm-up phase, the phase after it, and the budget the mask grids show."""
-        a, loss = self.args, self.method.loss
-
-        def build(part_phase: bool, start_epsilon: Budget | None = None):
-            step = TrainStep(graphed(training_loss(a, loss, part_phase, start_epsilon), self.rank_batch, self.device,
-                                     not a.no_cuda_graphs), self.optimizer)
-            if not a.awp_gamma:
-                return step
-            from utils.awp import AWPStep
-            return AWPStep(step, self.model, a.awp_gamma, a.awp_warmup, a.lr, a.precision == "bf16", self.dist)
-        warm = Phase("warm-up", build(False), FixedBudget(a.epsilon), False)
-        if a.mask_rule == "region":
-            # The random start spans the region map itself.
-            grid = FixedBudget(region_map(self.image_size, a.region_eps, a.epsilon, self.device))
-            start_epsilon = None
-        elif a.mask_rule == "random":
-            grid = RandomBudget(a.random_share, a.epsilon, a.low_epsilon)
-            start_epsilon = a.epsilon       # as PART's part_pgd: the start in +-epsilon
-        else:
-            grid = BatchCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon)
-            start_epsilon = a.epsilon       # the official part_pgd / part_mma start in +-epsilon
-        if a.no_reweight:
-            return warm, Phase("baseline", build(False), FixedBudget(a.epsilon), False), grid
-        budget = grid
-        if a.mask_rule not in CAM_FREE_RULES and a.cam_refresh == "official":
-            budget = PairedCamBudget(self.model, a.cam, a.mask_rule, self.image_size, a.epsilon, a.low_epsilon,
-                                     self.mask_pass, a.warm_up + 1, a.save_weights, self.progress)
-        part = Phase("part", build(True, start_epsilon), budget, a.mask_rule != "region")
-        return warm, part, grid
+        return phases(self.args, self.method.loss, self.model, self.optimizer, self.image_size, self.rank_batch,
+                      self.device, self.dist, self.mask_pass, self.progress)
 
     def phase(self, epoch: int) -> Phase:
         return self.warm_up_phase if epoch <= self.args.warm_up else self.main_phase
@@ -286,33 +242,46 @@ class Trainer:
 
     # --- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, position: Position | None = None, stop: StopRequest | None = None) -> dict:
-        """One epoch; from `position` on if a signal stopped it before. With `stop`, a signal ends it
-        after the current batch (EpochStopped, with the position to continue from)."""
-        a = self.args
-        phase = self.phase(epoch)
-        lr = lr_at(a, epoch)
+        """One epoch of the phase's training step (utils.recipe.train_batch); from `position` on if a
+        signal stopped it before. With `stop`, a signal ends it after the current batch (EpochStopped,
+        with the position to continue from)."""
+        phase, lr, t0 = self.phase(epoch), self.begin_epoch(epoch, position), time.perf_counter()
+        t0 -= position.seconds if position else 0.0          # the seconds before a stop count
+        tally = Tally(self.device, self.args.epsilon if phase.tracks_budget else None, position)
+        batches, n_batches = self.batches(epoch, position)
+        for batch_idx, (x, y) in batches:
+            x, y = x.to(self.device), y.to(self.device)
+            loss, eps = train_batch(phase, self.train_model, x, y, batch_idx, self.step_model)
+            tally.add(batch_idx, loss, eps, len(y))
+            self.log_batch(epoch, batch_idx, n_batches, loss)
+            signum = stop.after_batch(self.dist, self.device, epoch, batch_idx) if stop is not None else None
+            if signum and batch_idx + 1 < n_batches:
+                tally.check_finite(self.dist, epoch)
+                raise EpochStopped(signum, tally.position(epoch, batch_idx + 1, time.perf_counter() - t0), n_batches)
+        loss, full_share = tally.totals(self.dist, epoch)
+        row = {"epoch": epoch, "phase": phase.name, "loss": loss, "lr": lr, "seconds": time.perf_counter() - t0}
+        if self.dist.parallel:
+            self.dist.sync_buffers(self.model)
+            row["weights_sha256"] = same_weights_everywhere(self.dist, self.model, epoch)
+        if full_share is not None:
+            row["full_budget_fraction"] = full_share
+        return row
+
+    def begin_epoch(self, epoch: int, position: Position | None) -> float:
+        """The epoch's learning rate set, its budget and step told; returns the learning rate."""
+        phase, lr = self.phase(epoch), lr_at(self.args, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        t0 = time.perf_counter() - (position.seconds if position else 0.0)   # seconds before a stop count
-        done = position.batches if position else 0
-        if not done:
+        if not position:
             phase.budget.begin_epoch(epoch)   # when continuing, the checkpoint brought the budget state
         phase.step.begin_epoch(epoch)
-        loader = self.loader(self.streams.seed("shuffle", epoch))
-        # Sums stay on the device: one host sync per epoch rather than one per batch.
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
-        total = position.loss_sum.to(self.device) if position else zero.clone()
-        high = position.high_sum.to(self.device) if position else zero.clone()
-        # The first batch whose loss is not finite, kept on the device (-1: none), read once at the end.
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        seen = position.seen if position else 0
-        n_batches, n_images = len(loader), len(loader.dataset)
-        dist = self.dist
+        return lr
 
-        def stop_if_not_finite() -> None:
-            dist.max_(first_bad)
-            if int(first_bad) >= 0:
-                raise NonFiniteLoss(epoch, int(first_bad))
+    def batches(self, epoch: int, position: Position | None):
+        """(index, (x, y)) of this epoch's batches from `position` on (in train mode, with a progress
+        bar), and the number of batches."""
+        loader = self.loader(self.streams.seed("shuffle", epoch))
+        done = position.batches if position else 0
         self.model.train()
         batches = iter(loader)
         if position:
@@ -321,40 +290,16 @@ class Trainer:
             for _ in range(done):
                 next(batches)
             set_rng_state(position.rng)
-        bar = tqdm(batches, total=n_batches, initial=done, desc=f"epoch {epoch}/{a.epochs}",
+        self.n_images = len(loader.dataset)
+        bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{self.args.epochs}",
                    disable=not self.progress, leave=False)
-        for batch_idx, (x, y) in enumerate(bar, start=done):
-            x, y = x.to(self.device), y.to(self.device)
-            eps = phase.budget(batch_idx, x)
-            loss = phase.step(self.train_model, x, y, eps, self.step_model)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch_idx, first_bad)
-            total += loss.detach().double() * len(y)
-            seen += len(y)
-            if phase.tracks_budget:
-                high += (eps == a.epsilon).double().mean() * len(y)
-            if batch_idx % a.log_interval == 0 and dist.main:
-                done_images = min((batch_idx + 1) * a.batch_size, n_images)   # over all ranks
-                tqdm.write(f"Train Epoch: {epoch} [{done_images}/{n_images} "
-                           f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
-            if stop is not None:
-                stop.test_point(epoch, batch_idx)
-                signum = stop.agreed(dist, self.device)
-                if signum and batch_idx + 1 < n_batches:
-                    stop_if_not_finite()
-                    here = Position(epoch, batch_idx + 1, seen, total, high, time.perf_counter() - t0, rng_state())
-                    raise EpochStopped(signum, here, n_batches)
-        counts = torch.tensor([seen], dtype=torch.float64, device=self.device)
-        dist.sum_(total, high, counts)
-        stop_if_not_finite()
-        seen = int(counts.item())
-        row = {"epoch": epoch, "phase": phase.name, "loss": total.item() / seen, "lr": lr,
-               "seconds": time.perf_counter() - t0}
-        if dist.parallel:
-            dist.sync_buffers(self.model)
-            row["weights_sha256"] = same_weights_everywhere(dist, self.model, epoch)
-        if phase.tracks_budget:
-            row["full_budget_fraction"] = high.item() / seen
-        return row
+        return enumerate(bar, start=done), len(loader)
+
+    def log_batch(self, epoch: int, batch_idx: int, n_batches: int, loss: torch.Tensor) -> None:
+        if batch_idx % self.args.log_interval == 0 and self.dist.main:
+            done_images = min((batch_idx + 1) * self.args.batch_size, self.n_images)   # over all ranks
+            tqdm.write(f"Train Epoch: {epoch} [{done_images}/{self.n_images} "
+                       f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
 
     # --- side outputs: periodic evaluation and mask grids ----------------------------------------
     def periodic_eval(self, epoch: int, row: dict) -> None:

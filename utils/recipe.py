@@ -1,0 +1,131 @@
+"""PART in the paper's order: the one module to read beside the paper (Zhang et al., ICML 2024).
+
+  1. the base methods: AT, TRADES, MART, each an attack (the inner maximisation) and an objective
+     (the outer minimisation), with the random start the official code gives each in each phase;
+  2. the learning-rate schedule;
+  3. the phases: the warm-up (the base method at ε), then PART (ε on the pixels the CAM of the batch
+     finds important, ε_low elsewhere), or the baseline (--no-reweight: the base method at ε
+     throughout), or one of the controls (fixed region budgets, random placement);
+  4. the training step of a batch: its budget, the attack, the objective, the SGD step.
+
+Everything else (data, RNG streams, checkpoints, resume, logging, the evaluation) is infrastructure
+in utils/train.py and the modules it names; the CAM and the ε map are in cam/, the budget policies in
+utils/budgets.py, the attacks in attacks/.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from attacks import TRAIN_ATTACKS, pgd, trades
+from attacks.common import Budget
+from cam import region_map
+from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget, RandomBudget
+from utils.distributed import Dist
+from utils.graphs import graphed
+from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
+from utils.step import TrainStep
+
+
+# --- 1. The base methods -------------------------------------------------------------------------
+
+def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
+    """The random start of the training attack, as the official code has it in each phase:
+    TRADES and MART always start at x + 0.001 N(0, 1); the AT warm-up and baseline use torchattacks'
+    PGD (uniform start clipped to [0, 1]); PART's `part_pgd` leaves its uniform start unclipped
+    (--clip-part-start clips it as the warm-up does); MMA clips it in both. --rand_init false starts
+    the PGD / MMA attacks at x."""
+    if loss in ("trades", "mart"):
+        return "normal"
+    if not args.rand_init:
+        return "none"
+    if args.attack == "pgd" and part_phase and not args.clip_part_start:
+        return "uniform"
+    return "uniform_clipped"
+
+
+def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
+                  start_epsilon: Budget | None = None) -> TrainingLoss:
+    """The loss of one phase (`loss`: at, trades or mart) with every hyper-parameter taken from the
+    command line once. A float budget gives the base method, PART's ε map gives PART."""
+    fn = {"at": TRAIN_ATTACKS.get(getattr(args, "attack", "pgd")), "trades": trades, "mart": pgd}[loss]
+    # MART's attack is PGD with the official mart_loss's min/max projection of a float budget.
+    projection = "minmax" if loss == "mart" else None
+    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon,
+                    projection)
+    objective = {"at": at_objective, "trades": functools.partial(trades_objective, beta=getattr(args, "beta", 0.0)),
+                 "mart": functools.partial(mart_objective, beta=getattr(args, "beta", 0.0))}[loss]
+    return TrainingLoss(attack, objective)
+
+
+# --- 2. The learning-rate schedule ---------------------------------------------------------------
+
+def lr_at(args: argparse.Namespace, epoch: int) -> float:
+    """The official schedule: constant during warm-up; afterwards the post-warm-up epoch counter
+    (1, 2, ...) is compared with --adjust-first / --adjust-second, as upstream's adjust_learning_rate."""
+    if epoch <= args.warm_up:
+        return args.lr
+    e = epoch - args.warm_up
+    if e >= args.adjust_second:
+        return args.lr * 0.01
+    if e >= args.adjust_first:
+        return args.lr * 0.1
+    return args.lr
+
+
+# --- 3. The phases -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Phase:
+    name: str                 # warm-up, baseline or part
+    step: TrainStep           # or a wrapper of it (utils.awp.AWPStep)
+    budget: BudgetPolicy
+    tracks_budget: bool       # log the share of elements that keep the full budget
+
+
+def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+           image_size: int, rank_batch: int, device: torch.device, dist: Dist,
+           mask_pass: Callable[[int], Iterable[torch.Tensor]], progress: bool) -> tuple[Phase, Phase, BudgetPolicy]:
+    """The warm-up phase, the phase after it, and the budget the mask grids show."""
+    a = args
+
+    def step(part_phase: bool, start_epsilon: Budget | None = None):
+        s = TrainStep(graphed(training_loss(a, loss, part_phase, start_epsilon), rank_batch, device,
+                              not a.no_cuda_graphs), optimizer)
+        if not a.awp_gamma:
+            return s
+        from utils.awp import AWPStep
+        return AWPStep(s, model, a.awp_gamma, a.awp_warmup, a.lr, a.precision == "bf16", dist)
+    warm = Phase("warm-up", step(False), FixedBudget(a.epsilon), False)
+    if a.mask_rule == "region":
+        # The random start spans the region map itself.
+        grid = FixedBudget(region_map(image_size, a.region_eps, a.epsilon, device))
+        start_epsilon = None
+    elif a.mask_rule == "random":
+        grid = RandomBudget(a.random_share, a.epsilon, a.low_epsilon)
+        start_epsilon = a.epsilon       # as PART's part_pgd: the start in +-epsilon
+    else:
+        grid = BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon)
+        start_epsilon = a.epsilon       # the official part_pgd / part_mma start in +-epsilon
+    if a.no_reweight:
+        return warm, Phase("baseline", step(False), FixedBudget(a.epsilon), False), grid
+    budget = grid
+    if isinstance(grid, BatchCamBudget) and a.cam_refresh == "official":
+        budget = PairedCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon,
+                                 mask_pass, a.warm_up + 1, a.save_weights, progress)
+    return warm, Phase("part", step(True, start_epsilon), budget, a.mask_rule != "region"), grid
+
+
+# --- 4. The training step of a batch -------------------------------------------------------------
+
+def train_batch(phase: Phase, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_idx: int,
+                step_model: nn.Module | None = None) -> tuple[torch.Tensor, Budget]:
+    """The batch's budget (a float, or PART's ε map from the CAM of the batch under the current
+    model), the attack on it, the objective and the optimizer step. Returns (loss, budget)."""
+    eps = phase.budget(batch_idx, x)
+    return phase.step(model, x, y, eps, step_model), eps
