@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         _, aa_loader, _, _ = prepare(aa_args, splits=(splits[0], splits[1].subset(b.aa_subset)))
         ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
         rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"], None))
-    print(header(device, b.model + (" (channels_last)" if b.channels_last else ""), b.batch_size, args.loader,
+    print(header(device, b.model + (" (channels_last)" if b.channels_last else ""), b.batch_size, trainer.loader_kind,
                  not b.no_cuda_graphs))
     print("\n".join(table(rows, b.model == "resnet" and b.batch_size == 128)))
     return 0

@@ -136,7 +136,7 @@ def bench_rows(check: Check, scale: Scale, common: list[str], splits):
         notes.append("- bf16: not timed in the dry run (emulated on CPUs without bf16 instructions)")
     if trainer is None:
         return "skipped: the budget left cannot hold an epoch", notes, None
-    lines = [header(trainer.device, scale.model, args.batch_size, args.loader, not args.no_cuda_graphs), "",
+    lines = [header(trainer.device, scale.model, args.batch_size, trainer.loader_kind, not args.no_cuda_graphs), "",
              *table(rows, scale.model == "resnet" and args.batch_size == 128), *([""] + notes if notes else [])]
     return f"{len(rows)} epochs timed", lines, (rows, trainer, test_loader, args)
 

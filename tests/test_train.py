@@ -166,3 +166,16 @@ def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path,
     train(tiny_folder, tmp_path / "b", "--augmentation", "none", "--eval", "natural")
     assert len(cams) == len(batch_budgets) == 3
     assert all(torch.equal(c, b) for (c, _), (b, _) in zip(cams, batch_budgets))
+
+
+def test_prepare_leaves_the_arguments_as_given(tiny_folder, tmp_path):
+    """--loader auto is resolved by the trainer, not written back into the args (which go into every
+    checkpoint); the results record the loader used."""
+    from utils.train import prepare
+    args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download"])
+    before = dict(vars(args))
+    trainer, *_ = prepare(args)
+    assert vars(args) == before and args.loader == "auto" and trainer.loader_kind == "torch"
+    res = train(tiny_folder, tmp_path, "--epochs", "1", "--warm-up", "1", "--eval", "natural")
+    assert res["args"]["loader"] == "torch"
+    assert torch.load(tmp_path / "epoch1.pt", weights_only=False)["args"]["loader"] == "auto"

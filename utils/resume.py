@@ -1,15 +1,20 @@
 """What --resume, --resume auto and a fresh run check before they touch anything: that a checkpoint
-belongs to this command line, and that a fresh run does not write over another run's files."""
+belongs to this command line, and that a fresh run does not write over another run's files; and the
+state that continues an epoch a signal stopped (Position, kept by an epoch's Tally)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from utils.checkpoint import checkpoints_in, progress_name
-from utils.errors import UserError
+import torch
+
+from utils.checkpoint import checkpoints_in, progress_name, rng_state
+from utils.distributed import Dist
+from utils.errors import NonFiniteLoss, UserError
 
 # The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
 # the same values (--resume-anyway overrides, and the results record it). --epochs is not one of
@@ -121,3 +126,69 @@ def check_writable(*folders: Path, create: bool = True) -> None:
                 os.rmdir(tempfile.mkdtemp(prefix=".write-probe.", dir=existing))
         except OSError as exc:
             raise UserError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+@dataclass
+class Position:
+    """Where a signal stopped an epoch: batches done, the running sums so far, the RNG states then."""
+    epoch: int
+    batches: int
+    seen: int
+    loss_sum: torch.Tensor      # float64 scalars, as train_epoch keeps them
+    high_sum: torch.Tensor
+    seconds: float
+    rng: dict
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.batches, "seen": self.seen, "loss_sum": self.loss_sum.cpu(),
+                "high_sum": self.high_sum.cpu(), "seconds": self.seconds}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "Position | None":
+        p = ckpt.get("position")
+        return None if p is None else cls(rng=ckpt["rng"], **p)
+
+
+class EpochStopped(Exception):
+    """A signal stopped train_epoch after a batch; `position` is what continues it."""
+
+    def __init__(self, signum: int, position: Position, batches: int) -> None:
+        super().__init__(signum)
+        self.signum, self.position, self.batches = signum, position, batches
+
+
+class Tally:
+    """An epoch's running sums, kept on the device (one host sync per epoch rather than one per
+    batch): loss x images, full-budget share x images (`epsilon`: the full budget, None: not
+    tracked), images seen, and the first batch whose loss is not finite (-1: none)."""
+
+    def __init__(self, device: torch.device, epsilon: float | None, position: Position | None = None) -> None:
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        self.device, self.epsilon = device, epsilon
+        self.loss = position.loss_sum.to(device) if position else zero.clone()
+        self.high = position.high_sum.to(device) if position else zero.clone()
+        self.seen = position.seen if position else 0
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def add(self, batch_idx: int, loss: torch.Tensor, eps, n: int) -> None:
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), batch_idx, self.first_bad)
+        self.loss += loss.detach().double() * n
+        self.seen += n
+        if self.epsilon is not None:
+            self.high += (eps == self.epsilon).double().mean() * n
+
+    def check_finite(self, dist: Dist, epoch: int) -> None:
+        dist.max_(self.first_bad)
+        if int(self.first_bad) >= 0:
+            raise NonFiniteLoss(epoch, int(self.first_bad))
+
+    def position(self, epoch: int, batches: int, seconds: float) -> Position:
+        return Position(epoch, batches, self.seen, self.loss, self.high, seconds, rng_state())
+
+    def totals(self, dist: Dist, epoch: int) -> tuple[float, float | None]:
+        """(mean loss, full-budget share or None) over all ranks; stops on a non-finite loss."""
+        counts = torch.tensor([self.seen], dtype=torch.float64, device=self.device)
+        dist.sum_(self.loss, self.high, counts)
+        self.check_finite(dist, epoch)
+        seen = int(counts.item())
+        return self.loss.item() / seen, None if self.epsilon is None else self.high.item() / seen

@@ -11,7 +11,6 @@ import random
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
 from utils.methods import METHODS
 from utils.names import AUTOATTACKS, CAM_FREE_RULES, EVALS
-from utils.resume import (check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
+from utils.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
                           remove)
 from utils.recipe import Phase, lr_at, phases, train_batch
 from utils.rng import seeded
@@ -100,72 +99,6 @@ def git_commit() -> str | None:
         return None
 
 
-@dataclass
-class Position:
-    """Where a signal stopped an epoch: batches done, the running sums so far, the RNG states then."""
-    epoch: int
-    batches: int
-    seen: int
-    loss_sum: torch.Tensor      # float64 scalars, as train_epoch keeps them
-    high_sum: torch.Tensor
-    seconds: float
-    rng: dict
-
-    def to_dict(self) -> dict:
-        return {"epoch": self.epoch, "batches": self.batches, "seen": self.seen, "loss_sum": self.loss_sum.cpu(),
-                "high_sum": self.high_sum.cpu(), "seconds": self.seconds}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict) -> "Position | None":
-        p = ckpt.get("position")
-        return None if p is None else cls(rng=ckpt["rng"], **p)
-
-
-class EpochStopped(Exception):
-    """A signal stopped train_epoch after a batch; `position` is what continues it."""
-
-    def __init__(self, signum: int, position: Position, batches: int) -> None:
-        super().__init__(signum)
-        self.signum, self.position, self.batches = signum, position, batches
-
-
-class Tally:
-    """An epoch's running sums, kept on the device (one host sync per epoch rather than one per
-    batch): loss x images, full-budget share x images (`epsilon`: the full budget, None: not
-    tracked), images seen, and the first batch whose loss is not finite (-1: none)."""
-
-    def __init__(self, device: torch.device, epsilon: float | None, position: Position | None = None) -> None:
-        zero = torch.zeros((), dtype=torch.float64, device=device)
-        self.device, self.epsilon = device, epsilon
-        self.loss = position.loss_sum.to(device) if position else zero.clone()
-        self.high = position.high_sum.to(device) if position else zero.clone()
-        self.seen = position.seen if position else 0
-        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
-
-    def add(self, batch_idx: int, loss: torch.Tensor, eps, n: int) -> None:
-        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), batch_idx, self.first_bad)
-        self.loss += loss.detach().double() * n
-        self.seen += n
-        if self.epsilon is not None:
-            self.high += (eps == self.epsilon).double().mean() * n
-
-    def check_finite(self, dist: Dist, epoch: int) -> None:
-        dist.max_(self.first_bad)
-        if int(self.first_bad) >= 0:
-            raise NonFiniteLoss(epoch, int(self.first_bad))
-
-    def position(self, epoch: int, batches: int, seconds: float) -> Position:
-        return Position(epoch, batches, self.seen, self.loss, self.high, seconds, rng_state())
-
-    def totals(self, dist: Dist, epoch: int) -> tuple[float, float | None]:
-        """(mean loss, full-budget share or None) over all ranks; stops on a non-finite loss."""
-        counts = torch.tensor([self.seen], dtype=torch.float64, device=self.device)
-        dist.sum_(self.loss, self.high, counts)
-        self.check_finite(dist, epoch)
-        seen = int(counts.item())
-        return self.loss.item() / seen, None if self.epsilon is None else self.high.item() / seen
-
-
 def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
     """The sha256 of the weights, the same on every rank. DDP keeps the replicas equal by construction;
     a diverged rank would make every later number meaningless, so they are compared once per epoch."""
@@ -200,7 +133,9 @@ class Trainer:
         self.streams = Streams(args.seed, device)
         self.image_size = test_split.image_size
         augment = args.augmentation == "crop-flip"
-        if args.loader == "resident":
+        # --loader auto: resident on CUDA, the torch loader on the CPU (bench/RESULTS.md measures both).
+        self.loader_kind = args.loader if args.loader != "auto" else "resident" if device.type == "cuda" else "torch"
+        if self.loader_kind == "resident":
             # Moved to the device once; each pass only sets its shuffle seed.
             self.resident = ResidentLoader(train_split, args.batch_size, None, augment, device,
                                            rank=dist.rank, world=dist.world)
@@ -228,7 +163,7 @@ class Trainer:
         return self.warm_up_phase if epoch <= self.args.warm_up else self.main_phase
 
     def loader(self, shuffle_seed: int):
-        if self.args.loader == "resident":
+        if self.loader_kind == "resident":
             self.resident.shuffle_seed = shuffle_seed
             return self.resident
         return train_loader(self.train_set, self.args.batch_size, shuffle_seed, self.args.workers,
@@ -403,8 +338,6 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True     # fixed shapes: let cudnn pick the fastest kernels
-    if args.loader == "auto":
-        args.loader = "resident" if device.type == "cuda" else "torch"
     progress = not args.no_progress and sys.stderr.isatty() and dist.main
     trainer = Trainer(args, model, train_split, device, progress, test_split, dist)
     test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
@@ -575,8 +508,9 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         "method": (method.base if args.no_reweight else
                    f"{method.base}-{args.mask_rule}" if args.mask_rule in CAM_FREE_RULES else method.name),
         "script": f"train_eval_{method.key}.py",
-        # The folders used, also where the flags left them to their defaults.
-        "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path)},
+        # The folders and the loader used, also where the flags left them to their defaults.
+        "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path),
+                 "loader": trainer.loader_kind},
         "epochs_done": epochs_done,
         **{k: ev.get(k) for k in EVALS},
         "test_images": ev["total"],
