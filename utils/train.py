@@ -433,78 +433,117 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
-    method = METHODS[args.method]
+    """Check everything that needs no data, load, train (or continue, or only load the weights to
+    evaluate), evaluate, and write the results."""
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
-    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist))
-    chosen = dist.gather(ckpt_path)
-    if len(set(chosen)) > 1:
-        raise UserError(f"the processes would start from different checkpoints ({', '.join(map(str, chosen))}); "
-                        "--model-dir must be one shared folder for all of them")
-    fresh = ckpt is None
-    differences = check_resume(ckpt, ckpt_path, args) if ckpt is not None and not args.eval_only else {}
-    if (args.resume == "auto" and ckpt is not None and "position" not in ckpt and ckpt["epoch"] == args.epochs
-            and results_path.exists() and not progress_file(results_path).exists()):
-        print(f"--resume auto: this run is finished ({ckpt_path}); its results are in {results_path}", flush=True)
-        return json.loads(results_path.read_text())
-    # Mistakes that need no data are found before the data load (tens of seconds for CIFAR-10).
-    if ckpt is not None:
-        check_fits(ckpt, ckpt_path, args.model, NUM_CLASSES[args.data], IMAGE_SIZE[args.data])
     outputs = ([] if args.eval_only else [model_dir]) + [results_path.parent]
-    check_writable(*outputs, create=False)
+    ckpt_path, ckpt, differences = _start_from(args, model_dir, results_path, outputs, dist)
+    if ckpt is _FINISHED:
+        return json.loads(results_path.read_text())
     trainer, test_loader, train_split, test_split = prepare(args, dist)
-    model, device, num_classes, progress = trainer.model, trainer.device, trainer.num_classes, trainer.progress
-    check_writable(*outputs)
-    dist.barrier()        # every rank has read what it needs before rank 0 removes or writes anything
-    if dist.main:
-        if fresh:
-            remove(earlier_outputs(model_dir, results_path, False))   # only there with --overwrite
-        remove_stale_temporaries(None if args.eval_only else model_dir, results_path)
-    ranks = f" | {dist.world} processes, {args.batch_size // dist.world} images each per batch" if dist.parallel else ""
-    label = f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''}"
+    _claim(outputs, ckpt is None, args, model_dir, results_path, dist)
+    _announce(args, trainer, train_split, test_split, ckpt_path)
     if args.eval_only:
-        print(f"evaluating {ckpt_path} | {label} | {args.data} ({len(test_split)} test) | {args.model} | {device}",
-              flush=True)
-    else:
-        print(f"{label} | {args.data} ({len(train_split)} train / {len(test_split)} test) | {args.model} | "
-              f"{device} | augmentation {args.augmentation}{ranks}", flush=True)
-    if args.dataset_overrides:
-        applied = ", ".join(f"{k} {v:.6g}" for k, v in args.dataset_overrides.items())
-        print(f"{args.data} settings of the official scripts applied: {applied} "
-              "(give a flag to override it)", flush=True)
-
-    start, position = 1, None
-    epochs_done = 0
-    if args.eval_only:
-        load_model_state(model, ckpt, ckpt_path)
+        load_model_state(trainer.model, ckpt, ckpt_path)
         epochs_done = int(ckpt.get("epoch", 0))
     else:
-        if ckpt is not None:
-            epochs_done, position = trainer.restore(ckpt, ckpt_path, differences)
-            start = epochs_done + 1
-            where = f" and {position.batches} batches of epoch {start}" if position else ""
-            allowed = "; allowed differences (--resume-anyway): " + ", ".join(
-                f"{flag(k)} {old} -> {new}" for k, (old, new) in differences.items()) if differences else ""
-            print(f"resumed from {ckpt_path} after epoch {epochs_done}{where}{allowed}", flush=True)
+        start, position = (1, None) if ckpt is None else _continue(trainer, ckpt, ckpt_path, differences)
         if stop.signum is not None:
             raise Interrupted(stop.signum, "before training started (nothing to save)", [])
         epochs_done = train_epochs(trainer, start, position, stop, model_dir)
-
-    seconds = {}
-    for phase in ("warm-up", "part", "baseline"):
-        rows = [r["seconds"] for r in trainer.history if r["phase"] == phase]
-        if rows:
-            seconds[f"train_{phase}"] = sum(rows)
-    record = EvalProgress(progress_file(results_path), eval_key(model, test_split, args, num_classes))
+    record = EvalProgress(progress_file(results_path), eval_key(trainer.model, test_split, args, trainer.num_classes))
     try:
-        ev = evaluate(model, test_loader, args.eval, args, num_classes, progress, record=record, stop=stop, dist=dist)
+        ev = evaluate(trainer.model, test_loader, args.eval, args, trainer.num_classes, trainer.progress,
+                      record=record, stop=stop, dist=dist)
     except Interrupted as exc:
         exc.where += f": progress kept in {record.path}"
         if not args.eval_only:
             exc.resume_args = ["--resume", str(model_dir / f"epoch{args.epochs}.pt")]
         raise
+    results = results_record(args, trainer, ev, epochs_done, model_dir, results_path, train_split, test_split)
+    if dist.main:
+        write_json(results, results_path)
+        record.remove()
+        print(f"results written to {results_path}", flush=True)
+    dist.barrier()
+    return results
+
+
+_FINISHED = object()      # _start_from's answer for a finished run under --resume auto
+
+
+def _start_from(args: argparse.Namespace, model_dir: Path, results_path: Path, outputs: list[Path],
+                dist: Dist) -> tuple[str | None, dict | None, dict]:
+    """The checkpoint to start from (None for a fresh run), checked against this command line, the
+    model it must fit and the folders it will write, before any data are loaded (tens of seconds
+    for CIFAR-10); (path, _FINISHED, {}) when --resume auto finds the run finished."""
+    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist))
+    chosen = dist.gather(ckpt_path)
+    if len(set(chosen)) > 1:
+        raise UserError(f"the processes would start from different checkpoints ({', '.join(map(str, chosen))}); "
+                        "--model-dir must be one shared folder for all of them")
+    differences = check_resume(ckpt, ckpt_path, args) if ckpt is not None and not args.eval_only else {}
+    if (args.resume == "auto" and ckpt is not None and "position" not in ckpt and ckpt["epoch"] == args.epochs
+            and results_path.exists() and not progress_file(results_path).exists()):
+        print(f"--resume auto: this run is finished ({ckpt_path}); its results are in {results_path}", flush=True)
+        return ckpt_path, _FINISHED, {}
+    if ckpt is not None:
+        check_fits(ckpt, ckpt_path, args.model, NUM_CLASSES[args.data], IMAGE_SIZE[args.data])
+    check_writable(*outputs, create=False)
+    return ckpt_path, ckpt, differences
+
+
+def _claim(outputs: list[Path], fresh: bool, args: argparse.Namespace, model_dir: Path, results_path: Path,
+           dist: Dist) -> None:
+    """Make the output folders; once every rank has read what it needs, rank 0 removes what a fresh
+    run replaces (only there with --overwrite) and dead writers' temporaries."""
+    check_writable(*outputs)
+    dist.barrier()
+    if dist.main:
+        if fresh:
+            remove(earlier_outputs(model_dir, results_path, False))
+        remove_stale_temporaries(None if args.eval_only else model_dir, results_path)
+
+
+def _announce(args: argparse.Namespace, trainer: Trainer, train_split: Split, test_split: Split,
+              ckpt_path: str | None) -> None:
+    method, dist = trainer.method, trainer.dist
+    ranks = f" | {dist.world} processes, {args.batch_size // dist.world} images each per batch" if dist.parallel else ""
+    label = f"{method.name}{' (baseline: ' + method.base + ')' if args.no_reweight else ''}"
+    if args.eval_only:
+        print(f"evaluating {ckpt_path} | {label} | {args.data} ({len(test_split)} test) | {args.model} | "
+              f"{trainer.device}", flush=True)
+    else:
+        print(f"{label} | {args.data} ({len(train_split)} train / {len(test_split)} test) | {args.model} | "
+              f"{trainer.device} | augmentation {args.augmentation}{ranks}", flush=True)
+    if args.dataset_overrides:
+        applied = ", ".join(f"{k} {v:.6g}" for k, v in args.dataset_overrides.items())
+        print(f"{args.data} settings of the official scripts applied: {applied} "
+              "(give a flag to override it)", flush=True)
+
+
+def _continue(trainer: Trainer, ckpt: dict, ckpt_path: str, differences: dict) -> tuple[int, Position | None]:
+    """Restore a checkpoint of ours; (the epoch to start, the position inside it or None)."""
+    epochs_done, position = trainer.restore(ckpt, ckpt_path, differences)
+    where = f" and {position.batches} batches of epoch {epochs_done + 1}" if position else ""
+    allowed = "; allowed differences (--resume-anyway): " + ", ".join(
+        f"{flag(k)} {old} -> {new}" for k, (old, new) in differences.items()) if differences else ""
+    print(f"resumed from {ckpt_path} after epoch {epochs_done}{where}{allowed}", flush=True)
+    return epochs_done + 1, position
+
+
+def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_done: int, model_dir: Path,
+                   results_path: Path, train_split: Split, test_split: Split) -> dict:
+    """The results JSON: the method, the arguments, the accuracies, seconds, history, data, versions."""
+    method, device = trainer.method, trainer.device
+    seconds = {}
+    for phase in ("warm-up", "part", "baseline"):
+        rows = [r["seconds"] for r in trainer.history if r["phase"] == phase]
+        if rows:
+            seconds[f"train_{phase}"] = sum(rows)
     seconds.update({f"eval_{k}": v for k, v in ev["seconds"].items()})
-    results = {
+    return {
         "method": (method.base if args.no_reweight else
                    f"{method.base}-{args.mask_rule}" if args.mask_rule in CAM_FREE_RULES else method.name),
         "script": f"train_eval_{method.key}.py",
@@ -525,9 +564,3 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         "packages": package_versions(),
         "git_commit": git_commit(),
     }
-    if dist.main:
-        write_json(results, results_path)
-        record.remove()
-        print(f"results written to {results_path}", flush=True)
-    dist.barrier()
-    return results
