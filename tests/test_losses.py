@@ -126,7 +126,7 @@ def test_mask_grid_and_evaluation_keep_batchnorm_statistics(tiny_folder, tmp_pat
     model = trainer.model.train()
     model(torch.rand(8, 3, 32, 32))
     before = _bn_state(model)
-    trainer.mask_grid(1, tmp_path / "grid.png")
+    trainer.side.mask_grid(1, tmp_path / "grid.png")
     assert (tmp_path / "grid.png").exists() and model.training and _unchanged(before, model)
     ev = evaluate(model, test_loader, ["natural", "pgd20", "mma"], args, 10, verbose=False)
     assert ev["total"] == 4 and model.training and _unchanged(before, model)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+import utils.side_outputs
 import utils.train
 from tests.conftest import train
 from utils import report
@@ -15,12 +16,12 @@ from utils.checkpoint import load_checkpoint
 @pytest.fixture
 def captured_panels(monkeypatch):
     seen = []
-    real = utils.train.save_mask_grid
+    real = utils.side_outputs.save_mask_grid
 
     def spy(panels, path, title=""):
         seen.append((panels, path))
         real(panels, path, title)
-    monkeypatch.setattr(utils.train, "save_mask_grid", spy)
+    monkeypatch.setattr(utils.side_outputs, "save_mask_grid", spy)
     return seen
 
 
@@ -185,9 +186,9 @@ def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_pan
     trainer, _, _, _ = utils.train.prepare(args)
     model = trainer.model
     torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)     # gradients that differ between attacks
-    trainer.mask_grid(2, tmp_path / "grid.png")
+    trainer.side.mask_grid(2, tmp_path / "grid.png")
     (panels, _), = captured_panels
-    x, y = trainer.grid_images
+    x, y = trainer.side.grid_images
     with trainer.streams.fork("grid", 2):
         cam = compute_cam(model, x, "gradcam")
         eps = epsilon_map(cam, 32, args.epsilon, args.low_epsilon, "official")

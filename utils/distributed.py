@@ -16,10 +16,6 @@ from dataclasses import dataclass
 
 # torchrun sets these for every worker.
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-# Rank r > 0 seeds its training stream with seed + r * RANK_SEED_STRIDE (rank 0: the seed itself),
-# so that ranks draw independent augmentation and attack noise.
-RANK_SEED_STRIDE = 7_919
-
 
 def launched() -> bool:
     return all(v in os.environ for v in TORCHRUN_VARS)

@@ -25,12 +25,10 @@ from utils.distributed import Dist
 from utils.files import write_json
 from utils.interrupt import Interrupted, StopRequest
 from utils.names import AUTOATTACKS
-from utils.rng import seeded
+from utils.rng import EVAL_BATCH_SEEDS, seeded
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard"}
 EVAL_STEPS = 20
-# Seed of batch i of an evaluation: BATCH_SEEDS[name] + i, the same for every run.
-BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000}
 
 
 def _adversary(name: str, args: argparse.Namespace, num_classes: int):
@@ -167,7 +165,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
         if dist.rank < len(group):
             i = first + dist.rank
             x, y = (t.to(device) for t in group[dist.rank])
-            with seeded(BATCH_SEEDS[name] + i, device):
+            with seeded(EVAL_BATCH_SEEDS[name] + i, device):
                 robust = _count(model, attack(model, x, y), y)
             mine = [robust, _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])

@@ -7,62 +7,35 @@ import contextlib
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cam import compute_cam
 from models import MODEL_DIR_NAMES, Autocast, build_model
 from models.syncbn import global_batch_norm
-from utils.budgets import BatchCamBudget, BudgetPolicy
+from utils.budgets import BudgetPolicy
 from utils.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
-                              remove_partials_before, remove_stale_temporaries, rng_state, save_atomic, set_rng_state,
-                              weights_fingerprint)
+                              remove_partials_before, remove_stale_temporaries, set_rng_state, weights_fingerprint)
 from utils.data import (IMAGE_SIZE, NUM_CLASSES, ArraySplit, ResidentLoader, Split, load_splits, make_loader,
                         subset_indices, train_augmentation, train_loader)
-from utils.distributed import RANK_SEED_STRIDE, Dist, process_group
-from utils.errors import NonFiniteLoss, UserError
+from utils.distributed import Dist, process_group
+from utils.errors import UserError
 from utils.interrupt import Interrupted, StopRequest
 from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
 from utils.methods import METHODS
 from utils.names import AUTOATTACKS, CAM_FREE_RULES, EVALS
-from utils.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag, progress_file, refuse_unless_overwrite,
-                          remove)
 from utils.recipe import Phase, lr_at, phases, train_batch
-from utils.rng import seeded
-from utils.visualize import grid_panels, save_mask_grid
-
-class Streams:
-    """Seeds of the random streams of one run. The training pass (shuffle, augmentation, attack noise)
-    runs on the global RNG seeded once; each side pass (official mask pass, periodic evaluation, mask
-    grids) runs on its own seeded fork, so adding or removing one never changes what training sees."""
-    STRIDE = 100_003
-    OFFSETS = {"shuffle": 0, "masks": 50_021, "eval": 70_001, "grid": 90_001}
-
-    def __init__(self, seed: int, device: torch.device) -> None:
-        self.seed_value, self.device = seed, device
-
-    def seed(self, kind: str, epoch: int) -> int:
-        return self.seed_value * self.STRIDE + self.OFFSETS[kind] + epoch
-
-    def fork(self, kind: str, epoch: int):
-        """Run a side pass on its own seeded RNG and restore the training RNG afterwards."""
-        return seeded(self.seed(kind, epoch), self.device)
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
+from utils.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag,
+                          progress_file, refuse_unless_overwrite, remove, restore_checkpoint, save_checkpoint)
+from utils.rng import RANK_SEED_STRIDE, Streams, set_seed
+from utils.side_outputs import SideOutputs
 
 
 def pick_device(choice: str, dist: Dist = Dist()) -> torch.device:
@@ -146,14 +119,7 @@ class Trainer:
         self.history: list[dict] = []
         self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed
         self.warm_up_phase, self.main_phase, self.grid_budget = self._phases()
-        self.eval_loader = None
-        self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
-        if args.eval_every:
-            self.eval_loader = make_loader(ArraySplit(test_split.subset(args.eval_subset)), args.batch_size,
-                                           None, args.workers)
-        if args.save_masks:
-            few = ArraySplit(test_split.subset(args.save_masks))
-            self.grid_images = (few.images.float() / 255, few.labels)
+        self.side = SideOutputs(self, test_split)
 
     def _phases(self) -> tuple[Phase, Phase, BudgetPolicy]:
         return phases(self.args, self.method.loss, self.model, self.optimizer, self.image_size, self.rank_batch,
@@ -235,79 +201,6 @@ class Trainer:
             done_images = min((batch_idx + 1) * self.args.batch_size, self.n_images)   # over all ranks
             tqdm.write(f"Train Epoch: {epoch} [{done_images}/{self.n_images} "
                        f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
-
-    # --- side outputs: periodic evaluation and mask grids ----------------------------------------
-    def periodic_eval(self, epoch: int, row: dict) -> None:
-        a = self.args
-        if self.eval_loader is None or (epoch % a.eval_every and epoch != a.epochs):
-            return
-        with self.streams.fork("eval", epoch):
-            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False,
-                          dist=self.dist)
-        row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
-
-    def mask_grid(self, epoch: int, path: Path) -> None:
-        """The budget PART gives N fixed test images under the current model, and the perturbation of
-        the attack the method trains with after the warm-up (PGD, MMA, or the TRADES KL attack)."""
-        a = self.args
-        x, y = (t.to(self.device) for t in self.grid_images)
-        with self.streams.fork("grid", epoch):
-            if not isinstance(self.grid_budget, BatchCamBudget):      # a CAM-free rule
-                cam = None
-                eps = self.grid_budget(0, x).expand(len(x), -1, -1, -1)
-            else:
-                cam = compute_cam(self.model, x, a.cam)
-                eps = self.grid_budget.from_cam(cam)
-            x_adv = self.main_phase.step.adversarial(self.train_model, x, y, eps)
-        panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
-        save_mask_grid(panels, path, title=f"{self.method.name}, epoch {epoch}, rule {a.mask_rule}")
-
-    # --- checkpoints ----------------------------------------------------------------------------
-    def save(self, path: Path, epoch: int, position: Position | None = None) -> None:
-        """`epoch`: the epochs complete; `position`: how far the next one got (a signal stopped it).
-        Under torchrun every rank calls it: rank 0 writes, with each rank's RNG states, position and
-        masks in `ranks`, so that each continues its own stream."""
-        rng = position.rng if position else rng_state()
-        budget = self.main_phase.budget.state()
-        ranks = None
-        if self.dist.parallel:
-            ranks = self.dist.gather({"rng": rng, "position": position.to_dict() if position else None,
-                                      "budget": budget})
-        if self.dist.main:
-            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "epoch": epoch, "method": self.method.key, "args": vars(self.args),
-                     "history": self.history, "resumes": self.resumes, "rng": rng}
-            if position is not None:
-                state["position"] = position.to_dict()
-            if budget is not None:
-                state["budget"] = budget
-            if ranks is not None:
-                state["ranks"] = ranks
-            save_atomic(state, path)
-        self.dist.barrier()
-
-    def restore(self, ckpt: dict, path: str, differences: dict) -> tuple[int, Position | None]:
-        """Load a checkpoint of ours: (epochs complete, the position inside the next one or None)."""
-        missing = [k for k in ("optimizer", "epoch", "rng") if k not in ckpt]
-        if missing:
-            raise UserError(f"cannot resume from {path}: it holds weights only (no {', '.join(missing)})")
-        load_model_state(self.model, ckpt, path)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.history = list(ckpt.get("history", []))
-        # This process's RNG states, position and masks: the checkpoint's own with one process, its
-        # `ranks` entry under torchrun. A checkpoint of another process count (--resume-anyway, at an
-        # epoch boundary) was sharded otherwise: its streams start afresh and its masks are recomputed.
-        own = None
-        if ckpt.get("args", {}).get("world_size", 1) == self.dist.world:
-            own = ckpt["ranks"][self.dist.rank] if self.dist.parallel else ckpt
-        self.main_phase.budget.load_state(own.get("budget") if own else None)
-        position = Position.from_checkpoint(own) if own else None
-        if own and position is None:
-            set_rng_state(own["rng"])        # a mid-epoch position sets it after skipping its batches
-        self.resumes = list(ckpt.get("resumes", [])) + [
-            {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
-             "batches": position.batches if position else 0, "differences": differences}]
-        return int(ckpt["epoch"]), position
 
 
 def log_row(row: dict, epochs: int, base: str) -> str:
@@ -398,22 +291,22 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
             row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
         except EpochStopped as stopped:
             path = model_dir / f"epoch{epoch}_batch{stopped.position.batches}.pt"
-            trainer.save(path, epoch - 1, stopped.position)
+            save_checkpoint(trainer, path, epoch - 1, stopped.position)
             raise Interrupted(stopped.signum, f"in epoch {epoch} after batch {stopped.position.batches} of "
                                               f"{stopped.batches}: checkpoint {path} written",
                               ["--resume", str(path)]) from None
-        trainer.periodic_eval(epoch, row)
+        trainer.side.periodic_eval(epoch, row)
         trainer.history.append(row)
         epochs_done = epoch
         print(log_row(row, args.epochs, method.base), flush=True)
         if args.save_masks and epoch in (args.warm_up, args.epochs) and dist.main:
             grid = model_dir / f"masks_epoch{epoch}.png"
-            trainer.mask_grid(epoch, grid)
+            trainer.side.mask_grid(epoch, grid)
             print(f"mask grid written to {grid}", flush=True)
         path = model_dir / f"epoch{epoch}.pt"
         signum = stop.agreed(dist, trainer.device) if epoch < args.epochs else None
         if epoch % args.save_freq == 0 or epoch == args.epochs or signum:
-            trainer.save(path, epoch)
+            save_checkpoint(trainer, path, epoch)
             if dist.main:
                 remove_partials_before(model_dir, (epoch, 0))
         if signum:
@@ -525,7 +418,7 @@ def _announce(args: argparse.Namespace, trainer: Trainer, train_split: Split, te
 
 def _continue(trainer: Trainer, ckpt: dict, ckpt_path: str, differences: dict) -> tuple[int, Position | None]:
     """Restore a checkpoint of ours; (the epoch to start, the position inside it or None)."""
-    epochs_done, position = trainer.restore(ckpt, ckpt_path, differences)
+    epochs_done, position = restore_checkpoint(trainer, ckpt, ckpt_path, differences)
     where = f" and {position.batches} batches of epoch {epochs_done + 1}" if position else ""
     allowed = "; allowed differences (--resume-anyway): " + ", ".join(
         f"{flag(k)} {old} -> {new}" for k, (old, new) in differences.items()) if differences else ""
