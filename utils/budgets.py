@@ -17,7 +17,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from attacks.common import Budget
-from cam import compute_cam
+from cam import compute_cam, region_map
 from cam.masks import budget_from, important_map
 from utils.checkpoint import pack_masks, unpack_masks
 
@@ -100,3 +100,22 @@ class PairedCamBudget(BatchCamBudget):
 
     def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
         return budget_from(self.masks[batch_idx], self.epsilon, self.low_epsilon)
+
+
+# --- The CAM-free rules (--mask-rule region / random): the only table of them --------------------
+# Each builds (the policy, the random start's span: None for the map itself, whether the log tracks
+# the full-budget share) from the arguments. utils.names.CAM_FREE_RULES lists the same names for the
+# torch-free command line (a test keeps the two equal).
+
+def _region(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
+    # Figure 1: fixed per-quadrant budgets; the random start spans the region map itself.
+    return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), None, False
+
+
+def _random(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
+    # The placement control: PART's share of full-budget elements, placed at random; the start in
+    # +-epsilon, as PART's part_pgd.
+    return RandomBudget(args.random_share, args.epsilon, args.low_epsilon), args.epsilon, True
+
+
+CAM_FREE_BUDGETS = {"region": _region, "random": _random}

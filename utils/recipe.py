@@ -24,8 +24,7 @@ import torch.nn as nn
 
 from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
-from cam import region_map
-from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget, RandomBudget
+from utils.budgets import CAM_FREE_BUDGETS, BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
 from utils.distributed import Dist
 from utils.graphs import graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
@@ -102,23 +101,19 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
         from utils.awp import AWPStep
         return AWPStep(s, model, a.awp_gamma, a.awp_warmup, a.lr, a.precision == "bf16", dist)
     warm = Phase("warm-up", step(False), FixedBudget(a.epsilon), False)
-    if a.mask_rule == "region":
-        # The random start spans the region map itself.
-        grid = FixedBudget(region_map(image_size, a.region_eps, a.epsilon, device))
-        start_epsilon = None
-    elif a.mask_rule == "random":
-        grid = RandomBudget(a.random_share, a.epsilon, a.low_epsilon)
-        start_epsilon = a.epsilon       # as PART's part_pgd: the start in +-epsilon
+    if a.mask_rule in CAM_FREE_BUDGETS:         # the controls: no CAM (utils.budgets)
+        grid, start_epsilon, tracks = CAM_FREE_BUDGETS[a.mask_rule](a, image_size, device)
     else:
-        grid = BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon)
-        start_epsilon = a.epsilon       # the official part_pgd / part_mma start in +-epsilon
+        # PART: the CAM of each batch; the official part_pgd / part_mma start in +-epsilon.
+        grid, start_epsilon, tracks = (BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon,
+                                                      a.low_epsilon), a.epsilon, True)
     if a.no_reweight:
         return warm, Phase("baseline", step(False), FixedBudget(a.epsilon), False), grid
     budget = grid
     if isinstance(grid, BatchCamBudget) and a.cam_refresh == "official":
         budget = PairedCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon,
                                  mask_pass, a.warm_up + 1, a.save_weights, progress)
-    return warm, Phase("part", step(True, start_epsilon), budget, a.mask_rule != "region"), grid
+    return warm, Phase("part", step(True, start_epsilon), budget, tracks), grid
 
 
 # --- 4. The training step of a batch -------------------------------------------------------------
