@@ -109,7 +109,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser(method_key: str) -> argparse.ArgumentParser:
     method = METHODS[method_key]
     p = OneLineParser(
-        prog=f"train_eval_{method_key}.py",
+        prog=method.script,
         description=f"{method.name}: {method.base} warm-up, then pixel-reweighted {method.base} "
                     "(ICML 2024), and evaluation (natural, PGD-20, MMA, AutoAttack).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -8,6 +8,7 @@ import sys
 from utils.args import get_args
 from utils.errors import NonFiniteLoss, UserError
 from utils.interrupt import Interrupted
+from utils.methods import METHODS
 
 
 def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> str:
@@ -20,7 +21,7 @@ def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> 
             skip = True
         elif not a.startswith("--resume="):
             kept.append(a)
-    return shlex.join(["python", f"train_eval_{method_key}.py", *kept, *resume_args])
+    return shlex.join(["python", METHODS[method_key].script, *kept, *resume_args])
 
 
 def main(method_key: str, argv: list[str] | None = None) -> int:
@@ -30,15 +31,15 @@ def main(method_key: str, argv: list[str] | None = None) -> int:
     try:
         run(args)
     except UserError as exc:
-        print(f"train_eval_{method_key}.py: error: {exc}", file=sys.stderr)
+        print(f"{METHODS[method_key].script}: error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLoss as exc:
         # The weights of this epoch are not saved; the checkpoints of earlier epochs stay as they were.
-        print(f"train_eval_{method_key}.py: error: {exc}; stopped, the checkpoints of earlier epochs are kept "
+        print(f"{METHODS[method_key].script}: error: {exc}; stopped, the checkpoints of earlier epochs are kept "
               "(try a lower --lr)", file=sys.stderr)
         return 3
     except Interrupted as exc:
-        print(f"train_eval_{method_key}.py: {exc}; continue with: "
+        print(f"{METHODS[method_key].script}: {exc}; continue with: "
               f"{resume_command(method_key, argv, exc.resume_args)}", file=sys.stderr, flush=True)
         return exc.exit_code
     return 0

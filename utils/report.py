@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 
 from utils.args import OneLineParser
+from utils.methods import BASE_OF
 from utils.names import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
-BASE_OF = {"PART": "AT", "PART-T": "TRADES", "PART-M": "MART",
-           "AT-region": "AT", "TRADES-region": "TRADES", "MART-region": "MART",
-           "AT-random": "AT", "TRADES-random": "TRADES", "MART-random": "MART"}
 # Arguments that change neither what a run trains nor what it measures: where it reads and writes,
 # what it prints, and side passes that run on their own random streams. Every other argument is a
 # setting: runs are averaged together, or paired with a baseline, only when all their settings agree.

@@ -15,6 +15,7 @@ import torch
 from utils.checkpoint import checkpoints_in, load_model_state, progress_name, rng_state, save_atomic, set_rng_state
 from utils.distributed import Dist
 from utils.errors import NonFiniteLoss, UserError
+from utils.methods import METHODS
 
 # The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
 # the same values (--resume-anyway overrides, and the results record it). --epochs is not one of
@@ -26,7 +27,7 @@ MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_
               "awp_gamma", "awp_warmup")
 # What checkpoints written before a setting existed ran with.
 EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "awp_gamma": 0.0, "awp_warmup": 0}
-SCRIPTS = {"part": "train_eval_part.py", "part_t": "train_eval_part_t.py", "part_m": "train_eval_part_m.py"}
+SCRIPTS = {k: m.script for k, m in METHODS.items()}
 
 
 def flag(key: str) -> str:

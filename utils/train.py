@@ -30,7 +30,7 @@ from utils.interrupt import Interrupted, StopRequest
 from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
 from utils.methods import METHODS
-from utils.names import AUTOATTACKS, CAM_FREE_RULES, EVALS
+from utils.names import AUTOATTACKS, EVALS
 from utils.recipe import Phase, lr_at, phases, train_batch
 from utils.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag,
                           progress_file, refuse_unless_overwrite, remove, restore_checkpoint, save_checkpoint)
@@ -437,9 +437,8 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
             seconds[f"train_{phase}"] = sum(rows)
     seconds.update({f"eval_{k}": v for k, v in ev["seconds"].items()})
     return {
-        "method": (method.base if args.no_reweight else
-                   f"{method.base}-{args.mask_rule}" if args.mask_rule in CAM_FREE_RULES else method.name),
-        "script": f"train_eval_{method.key}.py",
+        "method": method.label(args.no_reweight, args.mask_rule),
+        "script": method.script,
         # The folders and the loader used, also where the flags left them to their defaults.
         "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path),
                  "loader": trainer.loader_kind},
