@@ -1,5 +1,6 @@
 """Mask grids, periodic evaluation and the report command."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,18 @@ def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_pan
         with eval_mode(model):
             x_adv = getattr(attacks, attack)(model, x, y, eps, args.step_size, 3, start=start, start_epsilon=args.epsilon)
     np.testing.assert_array_equal(panels["perturbation"], grid_panels(x, cam, eps, x_adv - x)["perturbation"])
+
+
+def test_report_fills_settings_older_results_lack(tmp_path):
+    """A results file written before --awp-gamma existed pairs with a newer one that left it at 0."""
+    old = _fake_run(tmp_path, "part_old", "PART", ["--seed", "1"], 80.0)
+    new = _fake_run(tmp_path, "at_new", "AT", ["--seed", "1"], 75.0)
+    run = json.loads(Path(old).read_text())
+    for key in ("awp_gamma", "awp_warmup"):
+        del run["args"][key]
+    Path(old).write_text(json.dumps(run))
+    runs = report.load_runs([old, new])
+    assert report.baseline_of(runs[0], runs)["name"] == "at_new"
+    Path(new).write_text(Path(new).read_text().replace('"awp_gamma": 0.0', '"awp_gamma": 0.005'))
+    runs = report.load_runs([old, new])
+    assert report.baseline_of(runs[0], runs) is None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from utils.args import OneLineParser
 from utils.methods import BASE_OF
-from utils.names import CAM_FREE_RULES
+from utils.names import CAM_FREE_RULES, EARLIER_DEFAULTS
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 # Arguments that change neither what a run trains nor what it measures: where it reads and writes,
@@ -45,7 +45,8 @@ def load_runs(paths: list[str]) -> list[dict]:
 
 def settings(run: dict, drop: frozenset = frozenset()) -> tuple:
     """The run's settings (NOT_SETTINGS and `drop` left out) as a hashable, comparable key."""
-    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run["args"].items()
+    args = {**EARLIER_DEFAULTS, **run["args"]}      # results made before a setting existed
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in args.items()
                         if k not in NOT_SETTINGS and k not in drop))
 
 

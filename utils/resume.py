@@ -16,6 +16,7 @@ from utils.checkpoint import checkpoints_in, load_model_state, progress_name, rn
 from utils.distributed import Dist
 from utils.errors import NonFiniteLoss, UserError
 from utils.methods import METHODS
+from utils.names import EARLIER_DEFAULTS
 
 # The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
 # the same values (--resume-anyway overrides, and the results record it). --epochs is not one of
@@ -25,8 +26,6 @@ MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_
               "warm_up", "lr", "adjust_first", "adjust_second", "momentum", "weight_decay", "num_steps",
               "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision", "world_size", "sync_bn",
               "awp_gamma", "awp_warmup")
-# What checkpoints written before a setting existed ran with.
-EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "awp_gamma": 0.0, "awp_warmup": 0}
 SCRIPTS = {k: m.script for k, m in METHODS.items()}
 
 
