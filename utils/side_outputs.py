@@ -51,4 +51,5 @@ class SideOutputs:
                 eps = t.grid_budget.from_cam(cam)
             x_adv = t.main_phase.step.adversarial(t.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
-        save_mask_grid(panels, path, title=f"{t.method.label(a.no_reweight, a.mask_rule)}, epoch {epoch}, rule {a.mask_rule}")
+        label = t.method.label(a.no_reweight, a.mask_rule)
+        save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, rule {a.mask_rule}")
