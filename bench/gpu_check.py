@@ -115,7 +115,8 @@ def cuda_tier(check: Check, cuda: bool):
         text = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return f"stopped at its {timeout:.0f} s limit", ["```", *text.strip().splitlines()[-15:], "```"], None
     text = (out.stdout + out.stderr).strip().splitlines()
-    summary = next((ln.strip("= ") for ln in reversed(text) if re.search(r"\d+ (passed|failed|error)", ln)), "no summary")
+    summary = next((ln.strip("= ") for ln in reversed(text) if re.search(r"\d+ (passed|failed|error)", ln)),
+                   "no summary")
     body = ["```", *text[-(25 if out.returncode else 12):], "```"]     # failures, or the slowest tests
     return ("passed: " if out.returncode == 0 else "FAILED: ") + summary, body, None
 
@@ -176,7 +177,8 @@ def pair(check: Check, scale: Scale, b: argparse.Namespace, timed, pgd_row):
     flags += ["--test-subset", str(scale.test_subset)] if scale.test_subset else []
     flags += ["--device", "cpu"] if b.device_type == "cpu" else []
     lines = [f"ResNet-18 at CIFAR-10 scale, a short schedule planned from the bench's {precision} epochs: "
-             f"{epochs} epochs, {warm_up} of them AT warm-up, lr 0.01 (the official) and a tenth of it for the last, seed 1; natural and "
+             f"{epochs} epochs, {warm_up} of them AT warm-up, lr 0.01 (the official) and a tenth of it for the "
+             f"last, seed 1; natural and "
              f"PGD-20 on {'all' if not scale.test_subset else scale.test_subset} test images, AutoAttack "
              f"(torchattacks) on {scale.aa_subset}. Not the paper's schedule (80 epochs)." if scale is FULL else
              f"Dry run: {scale.model}, {epochs} epochs on {scale.train_subset} images (a rehearsal, not a result).",

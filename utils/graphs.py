@@ -3,15 +3,16 @@ launch-bound in eager mode; replaying a captured graph removes the per-kernel la
 
 `GraphedAttack` wraps an attack (`utils.losses.Attack`) by composition; `graphed` puts it into a
 `TrainingLoss`. The attack runs through static buffers: the batch, labels and budget map are copied
-into tensors of fixed address, the attack reads them, and its result is copied out. On the CPU (and with --no-cuda-graphs) that same path runs eagerly, which tests check
-equals the plain attack bit for bit. On CUDA the path is captured once per batch shape and budget
-kind after a few eager warm-up runs on a side stream, and replayed afterwards; a batch of another
-shape (the odd last batch of an epoch, a mask grid) runs eagerly.
+into tensors of fixed address, the attack reads them, and its result is copied out. On the CPU (and
+with --no-cuda-graphs) that same path runs eagerly, which tests check equals the plain attack bit
+for bit. On CUDA the path is captured once per batch shape and budget kind after a few eager warm-up
+runs on a side stream, and replayed afterwards; a batch of another shape (the odd last batch of an
+epoch, a mask grid) runs eagerly.
 
-The first replay is checked against an eager run from the same RNG state. Both draw the same start
-noise; they may still differ where a gradient's sign is decided by the order of floating-point
-additions, so the check allows up to GRAPH_TOLERANCE of the elements to differ by more than 1e-5 and
-stops the run with a clear message otherwise.
+The first replay is checked against an eager run from the same RNG
+state. Both draw the same start noise; they may still differ where a gradient's sign is decided by
+the order of floating-point additions, so the check allows up to GRAPH_TOLERANCE of the elements to
+differ by more than 1e-5 and stops the run with a clear message otherwise.
 """
 from __future__ import annotations
 

@@ -289,7 +289,8 @@ def plot_arm_curves(runs: list[dict], path: Path) -> None:
                 epochs = sorted(by_epoch)
                 ax.plot(epochs, [statistics.mean(by_epoch[e]) for e in epochs], marker=".", color=f"C{i}",
                         label=f"{arm} (n={len(members)})")
-    for ax, title in zip(axes, ("training loss", "natural accuracy (%), periodic subset", "PGD-20 accuracy (%), periodic subset")):
+    titles = ("training loss", "natural accuracy (%), periodic subset", "PGD-20 accuracy (%), periodic subset")
+    for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
     if axes[0].lines:
