@@ -37,10 +37,6 @@ class AWPStep:
         self.proxy_optimizer = torch.optim.SGD(self.proxy.parameters(), lr=lr)
         self.active = False
 
-    @property
-    def loss(self):
-        return self.step.loss
-
     def begin_epoch(self, epoch: int) -> None:
         self.step.begin_epoch(epoch)
         self.active = epoch >= self.start_epoch

@@ -55,6 +55,14 @@ def group_key(run: dict) -> tuple:
     return (run["method"], settings(run, frozenset({"seed"})))
 
 
+def grouped(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """The runs by group_key (an arm: one setting over seeds), in first-seen order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(group_key(r), []).append(r)
+    return groups
+
+
 def baseline_candidates(run: dict, runs: list[dict]) -> list[dict]:
     """The baseline runs whose settings equal this run's except --no-reweight (and the settings that
     only the reweighting reads), the seed included."""
@@ -106,9 +114,7 @@ def markdown_table(runs: list[dict]) -> str:
 
 
 def seed_summary(runs: list[dict]) -> list[str]:
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault(group_key(r), []).append(r)
+    groups = grouped(runs)
     groups = {k: m for k, m in groups.items() if len({r["args"].get("seed") for r in m}) >= 2}
     rows = []
     for key, members in groups.items():
@@ -130,9 +136,7 @@ def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
     """(arm A, arm B, label) to compare seed by seed: within runs whose settings agree except the seed
     and the reweighting's own (PART_ONLY), every arm minus the baseline, and every CAM arm minus every
     CAM-free arm (PART minus random placement, minus uniform budgets). An arm: runs of one group_key."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault(group_key(r), []).append(r)
+    groups = grouped(runs)
     families: dict[tuple, list[tuple]] = {}
     for key, members in groups.items():
         families.setdefault(settings(members[0], PART_ONLY | {"seed"}), []).append(key)
@@ -244,9 +248,7 @@ def plot_tradeoff(runs: list[dict], path: Path, robust: str = "aa") -> None:
 
 def _arms(runs: list[dict]) -> dict[str, list[dict]]:
     """Runs grouped by group_key, with each group's label (for the arm pictures)."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault(group_key(r), []).append(r)
+    groups = grouped(runs)
     return {group_label(k, groups): m for k, m in groups.items()}
 
 
