@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils.names import MASK_RULES, QUADRANTS  # noqa: F401 (re-exported)
+from utils.names import QUADRANTS  # noqa: F401 (re-exported)
+from utils.rules import MASK_RULES  # noqa: F401 (re-exported)
 
 
 

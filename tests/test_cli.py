@@ -140,3 +140,31 @@ def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path):
     assert out.returncode == 3 and out.stderr.count("\n") == 1, out.stderr
     assert "non-finite training loss in epoch 1, batch " in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "m" / "epoch1.pt").exists() and not (tmp_path / "m" / "results.json").exists()
+
+
+@pytest.mark.parametrize("method", ["part", "part_t", "part_m"])
+def test_every_flag_declares_its_role(method):
+    """The resume checks and the report's grouping are derived from the roles: a flag added without
+    one (p.add_argument directly) would be neither checked on resume nor a setting of the report."""
+    from utils.args import build_parser
+    parser = build_parser(method)
+    flags = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
+    assert flags == set(parser.roles)
+
+
+@pytest.mark.parametrize("argv,resume_differs,report_differs", [
+    (["--lr", "0.02"], {"lr"}, True),                       # TRAINING
+    (["--cam", "layercam"], {"cam"}, True),                 # REWEIGHTING
+    (["--eval-epsilon", "4/255"], set(), True),             # RESULT
+    (["--epochs", "90"], set(), True),                      # RESULT: a larger value trains on
+    (["--model-dir", "elsewhere"], set(), False),           # NONE
+    (["--seed", "2"], {"seed"}, False),                     # the report's replicate axis
+])
+def test_roles_drive_resume_checks_and_report_grouping(argv, resume_differs, report_differs):
+    from utils.args import get_args
+    from utils.report import group_key
+    from utils.resume import differences
+    base, changed = get_args("part", []), get_args("part", argv)
+    assert set(differences(vars(base), changed)) == resume_differs
+    run = lambda a: {"method": "part", "args": vars(a)}     # noqa: E731
+    assert (group_key(run(base)) != group_key(run(changed))) == report_differs

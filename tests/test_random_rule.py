@@ -39,5 +39,5 @@ def test_training_logs_the_share_and_differs_from_part(tiny_folder, tmp_path):
 def test_the_cam_free_rules_are_one_table():
     """The command line's torch-free list of CAM-free rules is the budget registry's."""
     from utils.budgets import CAM_FREE_BUDGETS
-    from utils.names import CAM_FREE_RULES, MASK_RULES
+    from utils.rules import CAM_FREE_RULES, MASK_RULES
     assert tuple(CAM_FREE_BUDGETS) == CAM_FREE_RULES and set(CAM_FREE_RULES) <= set(MASK_RULES)

@@ -3,94 +3,17 @@ correctly typed) plus this project's additions. `get_args(method, argv)` parses 
 from __future__ import annotations
 
 import argparse
+import enum
+import functools
 import math
 import sys
-from fractions import Fraction
 
 from utils.distributed import env_world_size
 from utils.methods import METHODS
-from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, EVALS, MASK_RULES, MODEL_NAMES, NUM_CLASSES, QUADRANTS
-
-
-def parse_fraction(text: str) -> float:
-    """'8/255' or '0.031' -> float; malformed or non-finite values are rejected (ranges: `number`)."""
-    try:
-        if "/" in text:
-            num, den = text.split("/")
-            value = float(Fraction(num.strip()) / Fraction(den.strip()))
-        else:
-            value = float(text)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise argparse.ArgumentTypeError(f"invalid number {text!r} (use a number like 0.03 or 8/255)")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")
-    return value
-
-
-def number(low: float = 0.0, high: float = math.inf, low_open: bool = False, high_open: bool = False):
-    """argparse type: a finite fraction or decimal within [low, high] (an open end excludes the bound),
-    so that a negative learning rate or a NaN budget stops at the command line, not an epoch later."""
-    lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open or math.isinf(high) else "]")
-
-    def parse(text: str) -> float:
-        value = parse_fraction(text)
-        if value < low or value > high or (low_open and value == low) or (high_open and value == high):
-            raise argparse.ArgumentTypeError(f"{text!r} is out of range: give a finite number in {lo}, {hi}")
-        return value
-    return parse
-
-
-rate = number(low_open=True)                        # > 0: learning rate
-non_negative = number()                             # >= 0: weight decay, beta
-budget = number(high=1.0)                           # [0, 1]: budgets on images in [0, 1]
-positive_budget = number(high=1.0, low_open=True)   # (0, 1]: step size, evaluation budget
-
-
-def int_at_least(minimum: int):
-    """argparse type: an integer >= minimum."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
-        return value
-    return parse
-
-
-positive_int = int_at_least(1)
-non_negative_int = int_at_least(0)
-
-
-def boolean(text: str) -> bool:
-    """'true'/'false' (also 1/0, yes/no): upstream's type=bool took any non-empty string as True."""
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)")
-
-
-def region_list(text: str) -> dict[str, float]:
-    """'ul=6/255,ur=12/255,bl=12/255,br=12/255' -> {quadrant: budget}."""
-    out: dict[str, float] = {}
-    for item in (t.strip() for t in text.split(",") if t.strip()):
-        key, sep, value = item.partition("=")
-        if not sep or key.strip() not in QUADRANTS:
-            raise argparse.ArgumentTypeError(
-                f"invalid --region-eps item {item!r}: use {','.join(q + '=8/255' for q in QUADRANTS)}")
-        out[key.strip()] = budget(value.strip())
-    return out
-
-
-def eval_list(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in EVALS]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(EVALS)}")
-    return items
+from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, parse_fraction,  # noqa: F401
+                            positive_budget, positive_int, rate)
+from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, MODEL_NAMES, NUM_CLASSES
+from utils.rules import RULES, rule_flag_errors
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -106,6 +29,61 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class Role(enum.Enum):
+    """What a setting is to a run: each flag declares one, and the resume checks and the report's
+    grouping are derived from them (`must_match`, `report_ignores`, `reweighting_only`)."""
+    TRAINING = "decides what is trained, epoch by epoch: a checkpoint continues only with the same value"
+    REWEIGHTING = "TRAINING, but read only by the pixel reweighting: a baseline (--no-reweight) ignores it"
+    RESULT = ("changes the results, not the recipe of an epoch (what is measured, the epoch count, how the "
+              "same arithmetic is laid out): free on resume, yet runs differing in it are not averaged together")
+    NONE = "where a run reads and writes, what it prints, side passes on their own streams: neither"
+
+
+# Settings a run records that are not flags: the script, the process count torchrun gave, and the
+# values a dataset forced (SVHN).
+DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_overrides": Role.NONE}
+
+
+def declare(p: argparse.ArgumentParser):
+    """p.add_argument with the flag's Role first; the roles collect in p.roles."""
+    p.roles = {}
+
+    def add(role: Role, *names: str, **kwargs) -> argparse.Action:
+        action = p.add_argument(*names, **kwargs)
+        p.roles[action.dest] = role
+        return action
+    return add
+
+
+@functools.cache
+def roles() -> dict[str, Role]:
+    """{setting: Role} over every script's flags and the derived settings."""
+    out = dict(DERIVED_ROLES)
+    for key in METHODS:
+        out.update(build_parser(key).roles)
+    return out
+
+
+@functools.cache
+def flag_names() -> dict[str, str]:
+    """{setting: the flag as a user types it} (its first spelling)."""
+    return {a.dest: a.option_strings[0] for key in METHODS for a in build_parser(key)._actions if a.option_strings}
+
+
+def must_match() -> tuple[str, ...]:
+    return tuple(k for k, r in roles().items() if r in (Role.TRAINING, Role.REWEIGHTING))
+
+
+def reweighting_only() -> frozenset[str]:
+    return frozenset(k for k, r in roles().items() if r is Role.REWEIGHTING)
+
+
+def report_ignores() -> frozenset[str]:
+    """Keys that are not settings of an arm: the NONE role, and the report's own axes (the script, and
+    the seed that tells replicates apart)."""
+    return frozenset(k for k, r in roles().items() if r is Role.NONE) | {"method", "seed"}
+
+
 def build_parser(method_key: str) -> argparse.ArgumentParser:
     method = METHODS[method_key]
     p = OneLineParser(
@@ -113,111 +91,111 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
         description=f"{method.name}: {method.base} warm-up, then pixel-reweighted {method.base} "
                     "(ICML 2024), and evaluation (natural, PGD-20, MMA, AutoAttack).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a = p.add_argument
+    a = declare(p)
+    T, R, S, N = Role.TRAINING, Role.REWEIGHTING, Role.RESULT, Role.NONE
     # The official flags.
-    a("--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
-    a("--epochs", type=positive_int, default=80, metavar="N", help="total epochs, warm-up included")
-    a("--weight-decay", "--wd", type=non_negative, default=2e-4, metavar="W", help="SGD weight decay")
-    a("--lr", type=rate, default=0.01, metavar="LR", help="learning rate")
-    a("--momentum", type=number(high=1.0, high_open=True), default=0.9, metavar="M", help="SGD momentum, in [0, 1)")
-    a("--no-cuda", action="store_true", help="disable CUDA (same as --device cpu)")
+    a(T, "--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
+    a(S, "--epochs", type=positive_int, default=80, metavar="N", help="total epochs, warm-up included")
+    a(T, "--weight-decay", "--wd", type=non_negative, default=2e-4, metavar="W", help="SGD weight decay")
+    a(T, "--lr", type=rate, default=0.01, metavar="LR", help="learning rate")
+    a(T, "--momentum", type=number(high=1.0, high_open=True), default=0.9, metavar="M",
+      help="SGD momentum, in [0, 1)")
+    a(N, "--no-cuda", action="store_true", help="disable CUDA (same as --device cpu)")
     # Budgets as fractions: argparse parses a string default like a given value, and --help shows 8/255.
-    a("--epsilon", type=budget, default="8/255", help="budget on important pixels")
-    a("--low-epsilon", type=budget, default="7/255", help="budget on the other pixels")
-    a("--num-steps", type=positive_int, default=10, help="attack steps during training")
-    a("--num-class", type=positive_int, default=None,
+    a(T, "--epsilon", type=budget, default="8/255", help="budget on important pixels")
+    a(R, "--low-epsilon", type=budget, default="7/255", help="budget on the other pixels")
+    a(T, "--num-steps", type=positive_int, default=10, help="attack steps during training")
+    a(N, "--num-class", type=positive_int, default=None,
       help="number of classes (default: from the data; if given it must match the data)")
-    a("--rand_init", "--rand-init", type=boolean, default=True, metavar="BOOL",
+    a(T, "--rand_init", "--rand-init", type=boolean, default=True, metavar="BOOL",
       help="uniform random start of the PGD / MMA training attacks (false: start at x); TRADES and MART "
            "always start at x + 0.001 N(0, 1), as upstream")
-    a("--step-size", type=positive_budget, default="2/255", help="attack step size (training and PGD-20/MMA)")
-    a("--adjust-first", type=positive_int, default=60,
+    a(T, "--step-size", type=positive_budget, default="2/255", help="attack step size (training and PGD-20/MMA)")
+    a(T, "--adjust-first", type=positive_int, default=60,
       help="lr x0.1 from this post-warm-up epoch (counted after the warm-up, as upstream)")
-    a("--adjust-second", type=positive_int, default=90, help="lr x0.01 from this post-warm-up epoch")
-    a("--seed", type=int, default=1, metavar="S", help="random seed")
-    a("--log-interval", type=positive_int, default=100, metavar="N", help="batches between progress lines")
-    a("--model-dir", default=None,
+    a(T, "--adjust-second", type=positive_int, default=90, help="lr x0.01 from this post-warm-up epoch")
+    a(T, "--seed", type=int, default=1, metavar="S", help="random seed")
+    a(N, "--log-interval", type=positive_int, default=100, metavar="N", help="batches between progress lines")
+    a(N, "--model-dir", default=None,
       help=f"checkpoint folder (default ./checkpoint/<data>/<model>/{method.dir_name})")
-    a("--save-freq", type=positive_int, default=10, metavar="N", help="checkpoint every N epochs (and at the end)")
-    a("--save-weights", type=positive_int, default=1, metavar="N",
+    a(N, "--save-freq", type=positive_int, default=10, metavar="N",
+      help="checkpoint every N epochs (and at the end)")
+    a(R, "--save-weights", type=positive_int, default=1, metavar="N",
       help="with --cam-refresh official: recompute the masks every N PART epochs, as upstream")
-    a("--data", default="CIFAR10", choices=DATASETS, help="dataset")
-    a("--model", default="resnet", choices=MODEL_NAMES,
+    a(T, "--data", default="CIFAR10", choices=DATASETS, help="dataset")
+    a(T, "--model", default="resnet", choices=MODEL_NAMES,
       help="resnet (ResNet-18), wideresnet (WRN-34-10), smallcnn (TRADES small CNN, CPU-sized) or smallcnn-bn "
            "(a CPU-sized CNN with BatchNorm, the CPU-scale study's)")
-    a("--warm-up", type=non_negative_int, default=20, help=f"epochs of plain {method.base} before PART")
-    a("--cam", default="gradcam", choices=CAM_METHODS, metavar="NAME",
+    a(T, "--warm-up", type=non_negative_int, default=20, help=f"epochs of plain {method.base} before PART")
+    a(R, "--cam", default="gradcam", choices=CAM_METHODS, metavar="NAME",
       help=f"CAM method, one of {', '.join(CAM_METHODS)}; gradcam, xgradcam, layercam run natively, "
            "the others (and lib-*) through the grad-cam package")
     if method.loss == "at":
-        a("--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
+        a(T, "--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
     else:
-        a("--beta", type=non_negative, default=6.0, help=f"{method.base} regularisation weight")
+        a(T, "--beta", type=non_negative, default=6.0, help=f"{method.base} regularisation weight")
     # This project's additions.
-    a("--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
-    a("--no-download", action="store_true", help="never try to download a missing dataset")
-    a("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to train")
-    a("--mask-rule", default="official", choices=MASK_RULES,
-      help="official: the upstream jet-colour-map rule; cam: z-scored bilinear CAM; "
-           "region: fixed per-quadrant budgets from --region-eps, no CAM (Figure 1); random: each element "
-           "keeps --epsilon with probability --random-share, no CAM (the control of PART's placement)")
-    a("--random-share", type=number(high=1.0, low_open=True, high_open=True), default=None, metavar="P",
-      help="with --mask-rule random: probability that an element keeps --epsilon (the rest get --low-epsilon)")
-    a("--region-eps", type=region_list, default={}, metavar="LIST",
-      help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants get --epsilon)")
-    a("--awp-gamma", type=budget, default=0.0, metavar="G",
+    a(N, "--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
+    a(N, "--no-download", action="store_true", help="never try to download a missing dataset")
+    a(N, "--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to train")
+    a(R, "--mask-rule", default="official", choices=tuple(RULES),
+      help="; ".join(f"{r.name}: {r.help}" for r in RULES.values()))
+    for rule in RULES.values():
+        for f in rule.flags:
+            a(R, f.name, **f.kwargs)
+    a(T, "--awp-gamma", type=budget, default=0.0, metavar="G",
       help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each weight's norm, in every "
            "phase (0: off; the AWP paper's 5e-3)")
-    a("--awp-warmup", type=non_negative_int, default=0, metavar="E",
+    a(T, "--awp-warmup", type=non_negative_int, default=0, metavar="E",
       help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")
-    a("--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
+    a(T, "--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
       help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")
-    a("--cam-refresh", default="batch", choices=("batch", "official"),
+    a(R, "--cam-refresh", default="batch", choices=("batch", "official"),
       help="batch: CAM of each training batch itself; official: masks from a separate shuffled pass, "
            "paired by batch index (upstream behaviour)")
-    a("--clip-part-start", action="store_true",
+    a(R, "--clip-part-start", action="store_true",
       help="clip the random start of PART's PGD to [0, 1] as the warm-up attack (torchattacks' PGD) does; "
            "upstream's part_pgd does not, which is the one difference between PART with --low-epsilon = "
            "--epsilon and the AT baseline")
-    a("--no-reweight", action="store_true",
+    a(R, "--no-reweight", action="store_true",
       help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
-    a("--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
+    a(N, "--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
       help="comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
            "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench)")
-    a("--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
-    a("--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
-    a("--resume", default=None, metavar="CHECKPOINT",
+    a(S, "--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
+    a(N, "--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
+    a(N, "--resume", default=None, metavar="CHECKPOINT",
       help="continue training from this checkpoint; 'auto': from the newest complete one in --model-dir, or a "
            "fresh start if there is none (the same command line for every start of a preemptible job)")
-    a("--resume-anyway", action="store_true",
+    a(N, "--resume-anyway", action="store_true",
       help="continue a checkpoint although its training settings differ from these flags (recorded in the results)")
-    a("--overwrite", action="store_true",
+    a(N, "--overwrite", action="store_true",
       help="let a fresh run replace the checkpoints and results of another run in --model-dir / --results")
-    a("--results", default=None, metavar="PATH", help="results JSON (default <model-dir>/results.json)")
-    a("--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
-    a("--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
-    a("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (--loader torch)")
-    a("--loader", default="auto", choices=("auto", "torch", "resident"),
+    a(N, "--results", default=None, metavar="PATH", help="results JSON (default <model-dir>/results.json)")
+    a(T, "--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
+    a(S, "--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
+    a(N, "--workers", type=non_negative_int, default=0, help="DataLoader worker processes (--loader torch)")
+    a(S, "--loader", default="auto", choices=("auto", "torch", "resident"),
       help="torch: DataLoader with per-sample augmentation on the CPU; resident: the training set held "
            "on the device as uint8, augmented in batches there; auto: resident on CUDA, torch on the CPU")
-    a("--precision", default="fp32", choices=("fp32", "bf16"),
+    a(T, "--precision", default="fp32", choices=("fp32", "bf16"),
       help="training forward passes (attacks and loss) in fp32 or under bf16 autocast; perturbations, "
            "projections, the CAM, the ε map and the evaluation stay fp32")
-    a("--channels-last", action="store_true", help="channels_last memory format for the model (GPUs)")
-    a("--no-cuda-graphs", action="store_true",
+    a(S, "--channels-last", action="store_true", help="channels_last memory format for the model (GPUs)")
+    a(S, "--no-cuda-graphs", action="store_true",
       help="on CUDA, run the training attacks eagerly instead of as captured CUDA graphs")
-    a("--aa-subset", type=positive_int, default=None, metavar="N",
+    a(S, "--aa-subset", type=positive_int, default=None, metavar="N",
       help="AutoAttack on a fixed random N of the test images (the other evaluations use all of them)")
-    a("--save-masks", type=non_negative_int, default=0, metavar="N",
+    a(N, "--save-masks", type=non_negative_int, default=0, metavar="N",
       help="after warm-up and at the end, a PNG grid of N fixed test images: image, CAM, ε map, perturbation")
-    a("--eval-every", type=non_negative_int, default=0, metavar="K",
+    a(N, "--eval-every", type=non_negative_int, default=0, metavar="K",
       help="natural and PGD-20 accuracy every K epochs on --eval-subset test images (0: off)")
-    a("--eval-subset", type=positive_int, default=1000, metavar="M",
+    a(N, "--eval-subset", type=positive_int, default=1000, metavar="M",
       help="fixed test images for --eval-every")
-    a("--sync-bn", action="store_true",
+    a(T, "--sync-bn", action="store_true",
       help="under torchrun, BatchNorm statistics over the global batch of all ranks (default: per rank, as "
            "DataParallel)")
-    a("--no-progress", action="store_true", help="no progress bars")
+    a(N, "--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(method=method_key)
     return p
 
@@ -243,11 +221,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
                 args.dataset_overrides[flag] = value
     if args.augmentation == "auto":
         args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
-    if args.region_eps and args.mask_rule != "region":
-        parser.error("--region-eps needs --mask-rule region")
-    if (args.random_share is None) == (args.mask_rule == "random"):
-        parser.error("--mask-rule random needs --random-share P" if args.random_share is None
-                     else "--random-share needs --mask-rule random")
+    for error in rule_flag_errors(args):
+        parser.error(error)
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:

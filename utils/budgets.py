@@ -104,8 +104,8 @@ class PairedCamBudget(BatchCamBudget):
 
 # --- The CAM-free rules (--mask-rule region / random): the only table of them --------------------
 # Each builds (the policy, the random start's span: None for the map itself, whether the log tracks
-# the full-budget share) from the arguments. utils.names.CAM_FREE_RULES lists the same names for the
-# torch-free command line (a test keeps the two equal).
+# the full-budget share) from the arguments. utils.rules.RULES declares the same names, with their
+# flags, for the torch-free command line (a test keeps the two equal).
 
 def _region(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
     # Figure 1: fixed per-quadrant budgets; the random start spans the region map itself.

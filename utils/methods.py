@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from utils.names import CAM_FREE_RULES
+from utils.rules import CAM_FREE_RULES
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,6 @@ LIBRARY_CAMS = {
     "lib-layercam": "LayerCAM",
 }
 CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
-MASK_RULES = ("official", "cam", "region", "random")
-# Rules that make the ε map without a CAM: fixed quadrant budgets (Figure 1), and the placement control
-# of PART (the same share of full-budget elements as PART, placed at random).
-CAM_FREE_RULES = ("region", "random")
 QUADRANTS = ("ul", "ur", "bl", "br")
 # aa: AutoAttack through torchattacks (the official PART evaluation); aa-standard: the authors'
 # implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.

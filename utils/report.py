@@ -11,22 +11,17 @@ import statistics
 import sys
 from pathlib import Path
 
-from utils.args import OneLineParser
+from utils.args import OneLineParser, report_ignores, reweighting_only
 from utils.methods import BASE_OF
-from utils.names import CAM_FREE_RULES, EARLIER_DEFAULTS
+from utils.names import EARLIER_DEFAULTS
+from utils.rules import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
-# Arguments that change neither what a run trains nor what it measures: where it reads and writes,
-# what it prints, and side passes that run on their own random streams. Every other argument is a
-# setting: runs are averaged together, or paired with a baseline, only when all their settings agree.
-NOT_SETTINGS = frozenset({
-    "seed", "model_dir", "results", "data_dir", "no_download", "eval_only", "resume", "resume_anyway",
-    "overwrite", "no_progress", "log_interval", "workers", "save_freq", "save_masks", "eval_every",
-    "eval_subset", "device", "no_cuda", "eval", "num_class", "dataset_overrides", "method",
-})
-# Settings only the pixel reweighting reads: a baseline (--no-reweight) ignores them.
-PART_ONLY = frozenset({"no_reweight", "low_epsilon", "cam", "mask_rule", "cam_refresh", "save_weights",
-                       "region_eps", "random_share", "clip_part_start"})
+# Runs are averaged together, or paired with a baseline, only when all their settings agree: every
+# recorded argument except those whose Role (utils/args.py) is NONE, the script and the seed.
+NOT_SETTINGS = report_ignores()
+# Settings only the pixel reweighting reads (Role.REWEIGHTING): a baseline (--no-reweight) ignores them.
+PART_ONLY = reweighting_only()
 
 
 def load_runs(paths: list[str]) -> list[dict]:

@@ -12,27 +12,23 @@ from pathlib import Path
 
 import torch
 
+from utils.args import flag_names, must_match
 from utils.checkpoint import checkpoints_in, load_model_state, progress_name, rng_state, save_atomic, set_rng_state
 from utils.distributed import Dist
 from utils.errors import NonFiniteLoss, UserError
 from utils.methods import METHODS
 from utils.names import EARLIER_DEFAULTS
 
-# The arguments that decide what is trained, epoch by epoch: a checkpoint is continued only with
-# the same values (--resume-anyway overrides, and the results record it). --epochs is not one of
-# them: the learning rate of an epoch does not depend on it, so a larger value trains on.
-MUST_MATCH = ("method", "model", "data", "epsilon", "low_epsilon", "cam", "mask_rule", "region_eps", "random_share",
-              "cam_refresh", "save_weights", "no_reweight", "clip_part_start", "attack", "beta", "batch_size",
-              "warm_up", "lr", "adjust_first", "adjust_second", "momentum", "weight_decay", "num_steps",
-              "step_size", "rand_init", "seed", "train_subset", "augmentation", "precision", "world_size", "sync_bn",
-              "awp_gamma", "awp_warmup")
+# The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
+# utils/args.py): a checkpoint is continued only with the same values (--resume-anyway overrides, and
+# the results record it). --epochs is not one of them: the learning rate of an epoch does not depend
+# on it, so a larger value trains on.
+MUST_MATCH = must_match()
 SCRIPTS = {k: m.script for k, m in METHODS.items()}
 
 
 def flag(key: str) -> str:
-    if key == "world_size":
-        return "processes (torchrun)"
-    return "--rand_init" if key == "rand_init" else "--" + key.replace("_", "-")
+    return "processes (torchrun)" if key == "world_size" else flag_names().get(key, "--" + key.replace("_", "-"))
 
 
 def differences(saved: dict, args: argparse.Namespace) -> dict[str, list]:

@@ -1,0 +1,91 @@
+"""argparse types of the command line, torch-free: finite fractions within a range (so that a negative
+learning rate or a NaN budget stops at the command line, not an epoch later), bounded integers,
+booleans, and the list flags."""
+from __future__ import annotations
+
+import argparse
+import math
+from fractions import Fraction
+
+from utils.names import EVALS, QUADRANTS
+
+
+def parse_fraction(text: str) -> float:
+    """'8/255' or '0.031' -> float; malformed or non-finite values are rejected (ranges: `number`)."""
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            value = float(Fraction(num.strip()) / Fraction(den.strip()))
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise argparse.ArgumentTypeError(f"invalid number {text!r} (use a number like 0.03 or 8/255)")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")
+    return value
+
+
+def number(low: float = 0.0, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    """argparse type: a finite fraction or decimal within [low, high] (an open end excludes the bound),
+    so that a negative learning rate or a NaN budget stops at the command line, not an epoch later."""
+    lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open or math.isinf(high) else "]")
+
+    def parse(text: str) -> float:
+        value = parse_fraction(text)
+        if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: give a finite number in {lo}, {hi}")
+        return value
+    return parse
+
+
+rate = number(low_open=True)                        # > 0: learning rate
+non_negative = number()                             # >= 0: weight decay, beta
+budget = number(high=1.0)                           # [0, 1]: budgets on images in [0, 1]
+positive_budget = number(high=1.0, low_open=True)   # (0, 1]: step size, evaluation budget
+
+
+def int_at_least(minimum: int):
+    """argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def boolean(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no): upstream's type=bool took any non-empty string as True."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)")
+
+
+def region_list(text: str) -> dict[str, float]:
+    """'ul=6/255,ur=12/255,bl=12/255,br=12/255' -> {quadrant: budget}."""
+    out: dict[str, float] = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in QUADRANTS:
+            raise argparse.ArgumentTypeError(
+                f"invalid --region-eps item {item!r}: use {','.join(q + '=8/255' for q in QUADRANTS)}")
+        out[key.strip()] = budget(value.strip())
+    return out
+
+
+def eval_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in EVALS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(EVALS)}")
+    return items

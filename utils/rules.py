@@ -1,0 +1,66 @@
+"""The mask rules (--mask-rule): how PART's ε map is made. The only table of them on the command
+line's side, torch-free: each rule's name, its help, whether it needs a CAM, and its own flags. The
+command line, its checks, the resume checks, the report and the method labels derive from it; the
+tensors of the CAM-free rules are built in utils/budgets.py (CAM_FREE_BUDGETS, kept equal by a test),
+those of the CAM rules in cam/masks.py.
+
+A new CAM-free rule is one entry here and one builder there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from utils.argtypes import number, region_list
+
+
+@dataclass(frozen=True)
+class RuleFlag:
+    """A flag only its rule reads: declared with its rule (Role.REWEIGHTING), refused without it."""
+    name: str
+    kwargs: dict                # argparse's add_argument keywords; the default means "not given"
+    required: bool = False      # the rule needs it given
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class MaskRule:
+    name: str
+    help: str
+    needs_cam: bool = True
+    flags: tuple[RuleFlag, ...] = field(default=())
+
+
+RULES = {r.name: r for r in (
+    MaskRule("official", "the upstream jet-colour-map rule"),
+    MaskRule("cam", "z-scored bilinear CAM"),
+    # Figure 1 of the paper: fixed budgets per quadrant.
+    MaskRule("region", "fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)", needs_cam=False, flags=(
+        RuleFlag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
+                                      help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
+                                           "get --epsilon)")),)),
+    # The control of PART's placement: PART's share of full-budget elements, placed at random.
+    MaskRule("random", "each element keeps --epsilon with probability --random-share, no CAM (the control of "
+             "PART's placement)", needs_cam=False, flags=(
+        RuleFlag("--random-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None,
+                                        metavar="P", help="with --mask-rule random: probability that an element "
+                                                          "keeps --epsilon (the rest get --low-epsilon)"),
+                 required=True),)),
+)}
+MASK_RULES = tuple(RULES)
+CAM_FREE_RULES = tuple(name for name, rule in RULES.items() if not rule.needs_cam)
+
+
+def rule_flag_errors(args) -> list[str]:
+    """The command line's mistakes about rule flags: one given without its rule, a required one missing."""
+    errors = []
+    for rule in RULES.values():
+        for f in rule.flags:
+            given = getattr(args, f.dest) != f.kwargs.get("default")
+            if given and args.mask_rule != rule.name:
+                errors.append(f"{f.name} needs --mask-rule {rule.name}")
+            elif f.required and not given and args.mask_rule == rule.name:
+                errors.append(f"--mask-rule {rule.name} needs {f.name} {f.kwargs.get('metavar', '')}".rstrip())
+    return errors
