@@ -1,6 +1,7 @@
 """Tiny datasets written in the real on-disk layouts, and helpers to run the trainer in-process."""
 from __future__ import annotations
 
+import functools
 import pickle
 import zipfile
 from pathlib import Path
@@ -91,14 +92,24 @@ def tiny_cifar_batches(tmp_path_factory, tiny_splits) -> Path:
 
 
 def trained_a_little(name: str):
+    """A fresh copy of _trained_a_little(name) (made once per session)."""
+    import copy
+    return copy.deepcopy(_trained_a_little(name))
+
+
+@functools.cache
+def _trained_a_little(name: str):
     """A model after a few SGD steps, so that BatchNorm statistics and logits are not those of a
-    fresh init (returned in eval mode)."""
+    fresh init (returned in eval mode). The small CNNs start with a zero last layer, so before any
+    step every gradient CAM of theirs is zero and ignores its target class. "wideresnet" is a
+    WRN-10-1 (the same head as WRN-34-10: BN, ReLU, pooling, linear) to keep the test small."""
     import torch
     import torch.nn.functional as F
 
     from models import build_model
+    from models.wideresnet import WideResNet
     torch.manual_seed(0)
-    model = build_model(name, 10)
+    model = WideResNet(10, 10, 1) if name == "wideresnet" else build_model(name, 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(3):
         x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))

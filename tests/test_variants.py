@@ -11,7 +11,7 @@ import torchvision
 from cam import compute_cam, epsilon_map, region_map
 from cam.native import minmax_normalise
 from models import build_model, cam_layer
-from tests.conftest import REPO, TINY_CLASSES, train
+from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.data import load_splits
@@ -139,26 +139,33 @@ def test_region_flag_needs_region_rule():
 
 
 def test_backend_gradcam_agrees_with_native():
+    model = trained_a_little("resnet")
     torch.manual_seed(0)
-    model = build_model("resnet", 10).eval()
     x = torch.rand(4, 3, 32, 32)
     native = compute_cam(model, x, "gradcam")
     up = minmax_normalise(F.interpolate(native[:, None], size=(32, 32), mode="bilinear",
                                         align_corners=False)[:, 0])
     lib = compute_cam(model, x, "lib-gradcam")
-    assert lib.shape == (4, 32, 32)
+    assert lib.shape == (4, 32, 32) and (lib.flatten(1).max(1).values > 0).all()
     assert torch.allclose(up, lib, atol=1e-4)
 
 
+# EigenCAM is the first principal component of the activations: the one method here blind to the class.
 @pytest.mark.parametrize("method", ["gradcam++", "eigencam", "scorecam", "ablationcam", "hirescam", "fullgrad"])
 def test_backend_methods_batched_and_clean(method, capfd):
+    model = trained_a_little("smallcnn").train()
     torch.manual_seed(0)
-    model = build_model("smallcnn", 10).train()
-    cam = compute_cam(model, torch.rand(3, 3, 32, 32), method)
+    x = torch.rand(3, 3, 32, 32)
+    cam = compute_cam(model, x, method)
     assert cam.shape == (3, 32, 32) and cam.min() >= 0 and cam.max() <= 1
+    assert (cam.flatten(1).max(1).values > 0).all()      # a map with content for every image
     assert model.training and not cam_layer(model)._forward_hooks
     assert all(p.grad is None for p in model.parameters())
-    assert not torch.isnan(cam).any()
+    with torch.no_grad():
+        other = (model.eval()(x).argmax(1) + 1) % 10
+    model.train()
+    by_class = compute_cam(model, x, method, targets=other)
+    assert torch.allclose(cam, by_class, atol=1e-4) == (method == "eigencam")
     eps = epsilon_map(cam, 32, 8 / 255, 7 / 255, "official")
     assert eps.shape == (3, 3, 32, 32)
     assert "it/s" not in capfd.readouterr().err          # no progress bars from the package
