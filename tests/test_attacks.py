@@ -118,7 +118,7 @@ def test_aa_standard_equals_the_package_called_directly(real_at_model):
     broken = model(pgd(model, x, y, REAL_EPS, REAL_STEP, 20)).argmax(1) != y
     pick = torch.nonzero(correct & broken)[:2, 0]
     x, y = x[pick].contiguous(), y[pick]
-    args = get_args("part", ["--eval-epsilon", "2/255"])
+    args = get_args("part", ["--eval-epsilon", "8/255"])
     ev = evaluate(model, DataLoader(TensorDataset(x, y), batch_size=len(y)), ["natural", "aa-standard"], args, 10,
                   verbose=False)
     attack = pyautoattack.AutoAttack(model, norm="Linf", eps=REAL_EPS, version="standard", seed=0, device="cpu")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, SHARED_ZIP, tiny_argv
+from tests.conftest import REAL_EPOCHS, REAL_MODEL, REPO, SHARED_ZIP, tiny_argv
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.data import epoch_order, make_loader, rank_batches, ArraySplit, Split
@@ -139,9 +139,9 @@ def test_sharded_evaluation_of_a_trained_model_equals_one_process(real_run, tmp_
     """The same on the real-data model of the suite (natural and robust counts away from 0 and chance):
     3 ranks, so that the batches do not divide evenly among them."""
     _, folder = real_run
-    argv = ["--model", "smallcnn", "--data-dir", str(SHARED_ZIP), "--no-download", "--test-subset", "128",
-            "--batch-size", "32", "--eval", "natural,pgd20,mma", "--eval-epsilon", "2/255", "--step-size", "1/255",
-            "--eval-only", str(folder / "epoch8.pt"), "--no-progress"]
+    argv = ["--model", REAL_MODEL, "--data-dir", str(SHARED_ZIP), "--no-download", "--test-subset", "128",
+            "--batch-size", "32", "--eval", "natural,pgd20", "--eval-only", str(folder / f"epoch{REAL_EPOCHS}.pt"),
+            "--no-progress"]
     one = plain("train_eval_part.py", argv + ["--results", str(tmp_path / "one.json")])
     three = torchrun(3, "train_eval_part.py", argv + ["--results", str(tmp_path / "three.json")])
     assert one.returncode == 0 and three.returncode == 0, one.stderr + three.stderr
