@@ -1,33 +1,40 @@
-"""The three CIFAR-10 layouts, subsets and the training augmentation."""
+"""The layouts of each dataset, subsets and the training augmentation."""
 import numpy as np
 import pytest
 import torch
 import torchvision
 
-from tests.conftest import CLASSES
+from tests.conftest import CLASSES, SVHN_CLASSES, TINY_CLASSES
 from utils.data import ArraySplit, load_splits, train_augmentation
 from utils.errors import UserError
 
 
-@pytest.fixture
-def trust_fake_batches(monkeypatch):
-    # Our pickles are tiny fakes; torchvision would reject them by their md5 sums.
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+def _same_multiset(split, images, labels) -> None:
+    """Folder and zip sort by class, then name; compare as (label, image) multisets."""
+    order = np.lexsort((np.arange(len(labels)), labels))
+    got = np.lexsort((np.arange(len(split.labels)), split.labels))
+    assert np.array_equal(split.labels[got], labels[order])
+    assert np.array_equal(np.sort(split.images.reshape(len(labels), -1), 0), np.sort(images.reshape(len(labels), -1), 0))
 
 
-def test_three_layouts_agree(tiny_folder, tiny_zip, tiny_cifar_batches, tiny_splits, trust_fake_batches):
-    loaded = [load_splits("CIFAR10", root, download=False) for root in (tiny_folder, tiny_zip, tiny_cifar_batches)]
-    want_train, want_test = tiny_splits["train"], tiny_splits["test"]
-    for train, test in loaded:
-        assert train.classes == CLASSES
-        # Folder and zip sort by class, then name; compare as (label, image) multisets.
-        for split, (images, labels) in ((train, want_train), (test, want_test)):
-            order = np.lexsort((np.arange(len(labels)), labels))
-            got = np.lexsort((np.arange(len(split.labels)), split.labels))
-            assert np.array_equal(split.labels[got], labels[order])
-            assert np.array_equal(np.sort(split.images.reshape(len(labels), -1), 0),
-                                  np.sort(images.reshape(len(labels), -1), 0))
+@pytest.mark.parametrize("data,roots,classes", [
+    ("CIFAR10", ("tiny_folder", "tiny_zip", "tiny_cifar_batches"), CLASSES),
+    ("SVHN", ("tiny_svhn", "tiny_svhn_folder", "tiny_svhn_zip"), SVHN_CLASSES),
+])
+def test_every_layout_loads_the_same_images(data, roots, classes, tiny_splits, trust_fake_files, request):
+    for root in roots:
+        train, test = load_splits(data, request.getfixturevalue(root), download=False)
+        assert train.classes == classes, root
+        for split, (images, labels) in ((train, tiny_splits["train"]), (test, tiny_splits["test"])):
+            _same_multiset(split, images, labels)
+
+
+def test_tiny_imagenet_folder_and_zip_agree(tiny_folder64, tiny_zip64):
+    (a_train, a_test), (b_train, b_test) = (load_splits("TinyImagenet", r, download=False)
+                                            for r in (tiny_folder64, tiny_zip64))
+    assert a_train.classes == b_train.classes == TINY_CLASSES and a_train.images.shape == (200, 64, 64, 3)
+    for a, b in ((a_train, b_train), (a_test, b_test)):
+        _same_multiset(a, b.images, b.labels)
 
 
 def test_folder_under_cifar10_and_zip_in_directory(tmp_path, tiny_folder, tiny_zip):

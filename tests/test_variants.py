@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
 from cam import compute_cam, epsilon_map, region_map
 from cam.native import minmax_normalise
@@ -23,14 +22,6 @@ CPU = torch.device("cpu")
 METHODS = ["part", "part_t", "part_m"]
 
 
-@pytest.fixture
-def trust_fake_files(monkeypatch):
-    # Our tiny fakes would fail torchvision's md5 checks.
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
-    monkeypatch.setattr(torchvision.datasets.svhn, "check_integrity", lambda *a, **k: True)
-
-
 def _weights(path):
     return load_checkpoint(path, CPU)["model"]
 
@@ -39,22 +30,19 @@ def _same(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-# Every layout trains end to end once; the three scripts take turns (each runs three layouts).
-LAYOUTS = {"cifar_folder": ("CIFAR10", "tiny_folder"), "cifar_zip": ("CIFAR10", "tiny_zip"),
-           "cifar_batches": ("CIFAR10", "tiny_cifar_batches"), "svhn_mat": ("SVHN", "tiny_svhn"),
-           "svhn_folder": ("SVHN", "tiny_svhn_folder"), "svhn_zip": ("SVHN", "tiny_svhn_zip"),
-           "tiny_native": ("TinyImagenet", "tiny_imagenet"), "tiny_folder": ("TinyImagenet", "tiny_folder64"),
-           "tiny_zip": ("TinyImagenet", "tiny_zip64")}
+# Every dataset trains end to end once, each with another script; that every layout of a dataset
+# loads the same images is the data tests' job (tests/test_data.py).
+DATASET_RUNS = [("CIFAR10", "tiny_folder", "part"), ("SVHN", "tiny_svhn", "part_t"),
+                ("TinyImagenet", "tiny_imagenet", "part_m")]
 
 
-@pytest.mark.parametrize("layout,method", [(layout, METHODS[i % 3]) for i, layout in enumerate(LAYOUTS)])
-def test_every_script_on_every_layout(method, layout, request, trust_fake_files, tmp_path):
-    data, root = LAYOUTS[layout]
-    res = train(request.getfixturevalue(root), tmp_path, "--data", data, "--batch-size", "32",
-                "--eval", "natural,pgd20", method=method)
+@pytest.mark.parametrize("data,root,method", DATASET_RUNS)
+def test_every_dataset_trains_with_a_script(data, root, method, request, trust_fake_files, tmp_path):
+    folder = request.getfixturevalue(root)
+    res = train(folder, tmp_path, "--data", data, "--batch-size", "32", "--eval", "natural,pgd20", method=method)
+    _, test = load_splits(data, folder, download=False)
     assert res["epochs_done"] == 2 and res["history"][1]["phase"] == "part"
-    assert res["counts"]["natural"] == round(res["natural"] * res["test_images"] / 100)
-    assert res["counts"]["pgd20"] == round(res["pgd20"] * res["test_images"] / 100)
+    assert res["test_images"] == len(test) and res["pgd20"] is not None
 
 
 def test_rand_init(tiny_folder, tmp_path):
