@@ -125,3 +125,19 @@ def test_aa_standard_equals_the_package_called_directly(real_at_model):
     x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(y))
     direct = int((model(x_adv).argmax(1) == y).sum())
     assert ev["counts"]["natural"] == 2 and ev["counts"]["aa-standard"] == direct == 0
+
+
+def test_evaluation_uses_eval_epsilon_not_epsilon(real_at_model):
+    """PGD-20 reads --eval-epsilon; the training budgets (--epsilon, --low-epsilon) leave it alone."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from utils.args import get_args
+    from utils.evaluate import evaluate
+    model, x, y = real_at_model
+    loader = DataLoader(TensorDataset(x[:64], y[:64]), batch_size=64)
+
+    def robust(*argv: str) -> int:
+        return evaluate(model, loader, ["pgd20"], get_args("part", list(argv)), 10, verbose=False)["counts"]["pgd20"]
+    base = robust()
+    assert robust("--epsilon", "2/255", "--low-epsilon", "1/255") == base
+    assert robust("--eval-epsilon", "2/255") > base

@@ -9,7 +9,7 @@ from tests.conftest import FIXTURE, train, trained_a_little
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.data import ArraySplit, ResidentLoader, load_splits, make_loader
-from utils.graphs import GraphedAttack
+from utils.graphs import GraphedAttack, _Captured
 from utils.recipe import training_loss
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -47,6 +47,19 @@ def test_graph_equals_eager(method, loss):
         out = graphed(model, x, y, eps)     # the first call checks itself against eager
         assert (out - x).abs().max() <= 8 / 255 + 1e-6 and model.training
     assert graphed.agreement is not None and graphed.agreement >= 0.99
+
+
+def test_a_graph_that_disagrees_with_eager_stops_the_run():
+    """Inject a mismatch: an attack whose eager result changes after capture (a Python scale baked into
+    the graph at 1, then 2) must stop at the first replay's check with the --no-cuda-graphs hint."""
+    from utils.errors import UserError
+    scale = {"now": 1.0}
+    graphed = GraphedAttack(lambda model, x, y, eps: x * scale["now"], 8, capture=True)
+    x, y = torch.rand(8, 3, 4, 4, device=CUDA), torch.zeros(8, dtype=torch.long, device=CUDA)
+    graphed._record(None, graphed.slots.setdefault(graphed._key(x, 0.0), _Captured(x, y, 0.0)))
+    scale["now"] = 2.0
+    with pytest.raises(UserError, match="--no-cuda-graphs"):
+        graphed(None, x, y, 0.0)
 
 
 def test_training_with_and_without_graphs(tiny_folder, tmp_path):

@@ -1,12 +1,13 @@
-"""The paths built for the GPU, checked on the CPU: bf16 autocast, the static-buffer (graph-ready)
-attack, the AutoAttack subset. tests/test_cuda.py checks the same on CUDA."""
+"""The paths built for the GPU, checked on the CPU: bf16 autocast (a step and a whole run), the
+static-buffer (graph-ready) attack, the graph check's stop, channels_last, the AutoAttack subset. tests/test_cuda.py checks the same on CUDA."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from models import Autocast
-from tests.conftest import train, trained_a_little
+from tests.conftest import tiny_argv, train, trained_a_little
 from utils.args import get_args
+from utils.checkpoint import load_checkpoint
 from utils.graphs import GraphedAttack
 from utils.recipe import training_loss
 
@@ -66,3 +67,46 @@ def test_aa_subset(tiny_folder, tmp_path):
     res = train(tiny_folder, tmp_path, "--epochs", "1", "--warm-up", "1", "--eval", "natural,aa", "--aa-subset", "6")
     assert res["test_images"] == 40 and res["images"] == {"natural": 40, "aa": 6}
     assert res["counts"]["aa"] == round(res["aa"] * 6 / 100) and res["args"]["aa_subset"] == 6
+
+
+def test_graph_check_stops_on_disagreement():
+    """The check of a graph's first replay (on CUDA; the arithmetic is device-free): equal results pass,
+    results that differ on more than GRAPH_TOLERANCE of the elements stop the run naming --no-cuda-graphs,
+    a difference within the tolerance (sign flips of near-zero gradients) passes."""
+    from utils.errors import UserError
+    from utils.graphs import GRAPH_TOLERANCE, agreement
+    eager = torch.rand(10_000)
+    assert agreement(eager.clone(), eager) == 1.0
+    few = eager.clone()
+    few[: int(0.5 * GRAPH_TOLERANCE * len(eager))] += 1e-3
+    assert agreement(few, eager) == pytest.approx(1 - 0.5 * GRAPH_TOLERANCE)
+    many = eager.clone()
+    many[: int(2 * GRAPH_TOLERANCE * len(eager))] += 1e-3
+    with pytest.raises(UserError, match="--no-cuda-graphs"):
+        agreement(many, eager)
+
+
+def test_bf16_training_run_on_the_cpu(tiny_folder, tmp_path):
+    """A whole run under --precision bf16 (autocast on the CPU): it trains, its weights stay fp32 and
+    finite, and they differ from the fp32 run's (autocast really ran)."""
+    runs = {p: train(tiny_folder, tmp_path / p, "--model", "smallcnn-bn", "--precision", p, "--eval", "natural")
+            for p in ("fp32", "bf16")}
+    assert runs["bf16"]["args"]["precision"] == "bf16" and runs["bf16"]["epochs_done"] == 2
+    w = {p: load_checkpoint(tmp_path / p / "epoch2.pt", torch.device("cpu"))["model"] for p in runs}
+    assert all(v.dtype != torch.bfloat16 and torch.isfinite(v.float()).all() for v in w["bf16"].values())
+    assert any(not torch.equal(w["fp32"][k], w["bf16"][k]) for k in w["fp32"])
+
+
+def test_channels_last_trains_like_nchw(tiny_folder, tmp_path):
+    """--channels-last changes the memory format of the model (and so the convolution kernels), not the
+    arithmetic's result beyond rounding: its weights agree with the NCHW run's."""
+    from utils.train import prepare
+    args = get_args("part", tiny_argv(tiny_folder, tmp_path / "p", "--model", "smallcnn-bn", "--channels-last"))
+    trainer = prepare(args)[0]
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for fmt in ("nchw", "cl"):
+        train(tiny_folder, tmp_path / fmt, "--model", "smallcnn-bn", "--epochs", "1", "--warm-up", "1",
+              "--eval", "natural", *(["--channels-last"] if fmt == "cl" else []))
+    a, b = (load_checkpoint(tmp_path / f / "epoch1.pt", torch.device("cpu"))["model"] for f in ("nchw", "cl"))
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-5) for k in a)

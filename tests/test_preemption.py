@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, tiny_argv, zip_tree
+from tests.helpers.compare import comparable
 from utils.checkpoint import load_checkpoint
 from utils.cli import main
 from utils.data import load_splits
@@ -27,13 +28,6 @@ _straight: dict = {}
 
 def argv_for(data: Path, out: Path, *extra: str) -> list[str]:
     return tiny_argv(data, out, *SMALL, *extra)
-
-
-def comparable(results: dict) -> dict:
-    """Results without timings and the paths / resume records that differ by construction."""
-    out = {k: v for k, v in results.items() if k not in ("seconds", "args", "resumes", "git_commit")}
-    out["history"] = [{k: v for k, v in r.items() if k != "seconds"} for r in results["history"]]
-    return out
 
 
 def final_state(folder: Path) -> dict:

@@ -5,20 +5,13 @@ import pytest
 import torch
 
 from tests.conftest import train
+from tests.helpers.compare import same, weights
 from utils.args import get_args
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
 from utils.recipe import lr_at
 
 CPU = torch.device("cpu")
-
-
-def _weights(path):
-    return load_checkpoint(path, CPU)["model"]
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("refresh", ["official"])        # batch masks: test_variants' ε_low = ε test
@@ -29,16 +22,16 @@ def test_equal_budgets_give_plain_at(tiny_folder, tmp_path, refresh):
     train(tiny_folder, tmp_path / "at", "--warm-up", "2", "--eval", "natural")
     train(tiny_folder, tmp_path / "part", "--low-epsilon", "8/255", "--cam-refresh", refresh,
           "--clip-part-start", "--eval", "natural")
-    assert _same(_weights(tmp_path / "at" / "epoch2.pt"), _weights(tmp_path / "part" / "epoch2.pt"))
+    assert same(weights(tmp_path / "at" / "epoch2.pt"), weights(tmp_path / "part" / "epoch2.pt"))
     train(tiny_folder, tmp_path / "official", "--low-epsilon", "8/255", "--cam-refresh", refresh,
           "--eval", "natural")
-    assert not _same(_weights(tmp_path / "at" / "epoch2.pt"), _weights(tmp_path / "official" / "epoch2.pt"))
+    assert not same(weights(tmp_path / "at" / "epoch2.pt"), weights(tmp_path / "official" / "epoch2.pt"))
 
 
-def test_reweighting_changes_the_weights(tiny_folder, tmp_path):
+def test_reweighting_changes_theweights(tiny_folder, tmp_path):
     train(tiny_folder, tmp_path / "at", "--warm-up", "2", "--eval", "natural")
     train(tiny_folder, tmp_path / "part", "--low-epsilon", "2/255", "--eval", "natural")
-    assert not _same(_weights(tmp_path / "at" / "epoch2.pt"), _weights(tmp_path / "part" / "epoch2.pt"))
+    assert not same(weights(tmp_path / "at" / "epoch2.pt"), weights(tmp_path / "part" / "epoch2.pt"))
 
 
 @pytest.mark.parametrize("refresh", ["batch", "official"])
@@ -49,7 +42,7 @@ def test_resume_is_bit_exact(tiny_folder, tmp_path, refresh):
     train(tiny_folder, tmp_path / "b", "--epochs", "1", *common)
     resumed = train(tiny_folder, tmp_path / "c", "--epochs", "2", *common,
                     "--resume", str(tmp_path / "b" / "epoch1.pt"))
-    assert _same(_weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "c" / "epoch2.pt"))
+    assert same(weights(tmp_path / "a" / "epoch2.pt"), weights(tmp_path / "c" / "epoch2.pt"))
     a = load_checkpoint(tmp_path / "a" / "epoch2.pt", CPU)["optimizer"]["state"]
     c = load_checkpoint(tmp_path / "c" / "epoch2.pt", CPU)["optimizer"]["state"]
     assert all(torch.equal(a[k]["momentum_buffer"], c[k]["momentum_buffer"]) for k in a)
@@ -66,9 +59,17 @@ def test_learning_rate_schedule_counts_after_warm_up():
     assert lr_at(args, 60) == pytest.approx(0.0001)
 
 
-def test_outputs_checkpoints_and_results(tiny_zip, tmp_path):
+def test_outputs_checkpoints_and_results(tiny_zip, tmp_path, capsys):
     res = train(tiny_zip, tmp_path / "m", "--epochs", "3", "--save-freq", "2",
                 "--results", str(tmp_path / "r.json"))
+    # One log row per epoch, with the values the results' history keeps.
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(rows) == 3
+    for row, h, label in zip(rows, res["history"], ("AT warm-up", "reweighted", "reweighted")):
+        assert row.startswith(f"epoch {h['epoch']}/3 | {label} | loss {h['loss']:.4f} | lr {h['lr']:.5f} | ")
+        assert ("full budget on" in row) == (label == "reweighted")
+        if label == "reweighted":
+            assert f"full budget on {100 * h['full_budget_fraction']:.1f}% of elements" in row
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["epoch2.pt", "epoch3.pt"]
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["method"] == "PART" and saved["epochs_done"] == 3
@@ -76,7 +77,6 @@ def test_outputs_checkpoints_and_results(tiny_zip, tmp_path):
     assert [r["phase"] for r in saved["history"]] == ["warm-up", "part", "part"]
     assert {"loss", "lr", "seconds"} <= saved["history"][0].keys()
     assert saved["natural"] == res["natural"] and saved["pgd20"] == res["pgd20"]
-    assert saved["counts"]["natural"] == round(saved["natural"] * saved["test_images"] / 100)
     assert {"train_warm-up", "train_part", "eval_natural", "eval_pgd20"} <= saved["seconds"].keys()
     assert saved["mma"] is None and saved["aa"] is None
 
@@ -88,23 +88,32 @@ def test_eval_only_reproduces_and_runs_all_four(tiny_folder, tmp_path):
     assert again["history"] == [] and again["epochs_done"] == 2
     assert again["test_images"] == 8
     assert all(again[k] is not None for k in ("natural", "pgd20", "mma", "aa"))
-    assert again["counts"]["aa"] == round(again["aa"] * 8 / 100)
     same = train(tiny_folder, tmp_path / "f", "--eval-only", str(tmp_path / "m" / "epoch2.pt"),
                  "--eval", "natural")
     assert same["natural"] == first["natural"]
 
 
-def test_mma_training_attack_and_cam_rule(tiny_folder, tmp_path):
-    res = train(tiny_folder, tmp_path / "m", "--attack", "mma", "--mask-rule", "cam", "--cam", "layercam",
-                "--eval", "natural,mma")
-    assert res["history"][1]["phase"] == "part" and res["mma"] is not None
+@pytest.fixture(scope="module")
+def default_weights(tiny_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("default")
+    train(tiny_folder, out, "--eval", "natural")
+    return weights(out / "epoch2.pt")
+
+
+@pytest.mark.parametrize("flags", [("--attack", "mma"), ("--cam", "layercam"), ("--mask-rule", "cam"),
+                                   ("--cam", "lib-gradcam")])
+def test_each_training_choice_changes_the_training(flags, default_weights, tiny_folder, tmp_path):
+    """A training attack, CAM or mask rule that were ignored would give the default run's weights."""
+    res = train(tiny_folder, tmp_path, *flags, "--eval", "natural")
+    assert res["history"][1]["phase"] == "part"
+    assert not same(default_weights, weights(tmp_path / "epoch2.pt"))
 
 
 def test_resident_loader_trains_like_the_cpu_path(tiny_folder, tmp_path):
     """Without augmentation both loaders feed the same batches, so the weights agree exactly."""
     train(tiny_folder, tmp_path / "t", "--augmentation", "none", "--eval", "natural")
     train(tiny_folder, tmp_path / "r", "--augmentation", "none", "--loader", "resident", "--eval", "natural")
-    assert _same(_weights(tmp_path / "t" / "epoch2.pt"), _weights(tmp_path / "r" / "epoch2.pt"))
+    assert same(weights(tmp_path / "t" / "epoch2.pt"), weights(tmp_path / "r" / "epoch2.pt"))
     res = train(tiny_folder, tmp_path / "a", "--loader", "resident", "--cam-refresh", "official", "--eval", "natural")
     assert res["epochs_done"] == 2
 

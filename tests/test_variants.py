@@ -9,25 +9,16 @@ import torch.nn.functional as F
 
 from cam import compute_cam, epsilon_map, region_map
 from cam.native import minmax_normalise
-from models import build_model, cam_layer
+from models import cam_layer
 from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
+from tests.helpers.compare import same, weights
 from utils.args import get_args
-from utils.checkpoint import load_checkpoint
 from utils.data import load_splits
 from utils.recipe import attack_start
 
 METHOD_LOSS = {"part": "at", "part_t": "trades", "part_m": "mart"}
 
-CPU = torch.device("cpu")
 METHODS = ["part", "part_t", "part_m"]
-
-
-def _weights(path):
-    return load_checkpoint(path, CPU)["model"]
-
-
-def _same(a, b):
-    return all(torch.equal(a[k], b[k]) for k in a)
 
 
 # Every dataset trains end to end once, each with another script; that every layout of a dataset
@@ -53,8 +44,8 @@ def test_rand_init(tiny_folder, tmp_path):
         a = train(tiny_folder, tmp_path / f"{method}-a", "--rand_init", "false", *common, method=method)
         train(tiny_folder, tmp_path / f"{method}-c", *common, method=method)
         assert a["args"]["rand_init"] is False
-        like_default = _same(_weights(tmp_path / f"{method}-a" / "epoch2.pt"),
-                             _weights(tmp_path / f"{method}-c" / "epoch2.pt"))
+        like_default = same(weights(tmp_path / f"{method}-a" / "epoch2.pt"),
+                             weights(tmp_path / f"{method}-c" / "epoch2.pt"))
         assert like_default == (method != "part")
     starts = {(m, p): attack_start(get_args(m, ["--rand_init", "false"]), METHOD_LOSS[m], p)
               for m in METHODS for p in (False, True)}
@@ -90,9 +81,9 @@ def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
     train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", method=method)
     res = train(tiny_folder, tmp_path / "b", "--low-epsilon", "8/255", "--clip-part-start", "--eval", "natural",
                 method=method)
-    a, b = _weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "b" / "epoch2.pt")
+    a, b = weights(tmp_path / "a" / "epoch2.pt"), weights(tmp_path / "b" / "epoch2.pt")
     if method == "part":
-        assert _same(a, b)
+        assert same(a, b)
     else:
         assert all(torch.allclose(a[k].double(), b[k].double(), rtol=1e-4, atol=1e-6) for k in a)
     assert res["method"] == {"part": "PART", "part_t": "PART-T", "part_m": "PART-M"}[method]
@@ -102,7 +93,7 @@ def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
 def test_reweighting_changes_trades_and_mart(method, tiny_folder, tmp_path):
     train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", method=method)
     train(tiny_folder, tmp_path / "b", "--low-epsilon", "1/255", "--eval", "natural", method=method)
-    assert not _same(_weights(tmp_path / "a" / "epoch2.pt"), _weights(tmp_path / "b" / "epoch2.pt"))
+    assert not same(weights(tmp_path / "a" / "epoch2.pt"), weights(tmp_path / "b" / "epoch2.pt"))
 
 
 def test_region_map_and_training(tiny_folder, tmp_path):
@@ -117,7 +108,7 @@ def test_region_map_and_training(tiny_folder, tmp_path):
     train(tiny_folder, tmp_path / "q", "--mask-rule", "region", "--region-eps", "ul=8/255,br=8/255",
           "--clip-part-start", "--eval", "natural")
     train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural")
-    assert _same(_weights(tmp_path / "q" / "epoch2.pt"), _weights(tmp_path / "a" / "epoch2.pt"))
+    assert same(weights(tmp_path / "q" / "epoch2.pt"), weights(tmp_path / "a" / "epoch2.pt"))
 
 
 def test_region_flag_needs_region_rule():

@@ -95,13 +95,19 @@ class GraphedAttack:
         torch.cuda.set_rng_state(state, out.device)
         eager = self.attack(model, slot.x, slot.y, slot.eps)
         torch.cuda.set_rng_state(after, out.device)
-        differ = float(((out - eager).abs() > 1e-5).float().mean())
-        if differ > GRAPH_TOLERANCE:
-            raise UserError(f"the CUDA graph of the training attack disagrees with the eager attack on "
-                            f"{100 * differ:.2f}% of the elements (more than {100 * GRAPH_TOLERANCE:g}%); "
-                            "rerun with --no-cuda-graphs and report this")
+        self.agreement = agreement(out, eager)
         slot.checked = True
-        self.agreement = 1.0 - differ
+
+
+def agreement(graph_out: torch.Tensor, eager_out: torch.Tensor) -> float:
+    """The share of elements on which the graph's result equals the eager one (within 1e-5); the run
+    stops when more than GRAPH_TOLERANCE of them differ."""
+    differ = float(((graph_out - eager_out).abs() > 1e-5).float().mean())
+    if differ > GRAPH_TOLERANCE:
+        raise UserError(f"the CUDA graph of the training attack disagrees with the eager attack on "
+                        f"{100 * differ:.2f}% of the elements (more than {100 * GRAPH_TOLERANCE:g}%); "
+                        "rerun with --no-cuda-graphs and report this")
+    return 1.0 - differ
 
 
 def graphed(loss: TrainingLoss, batch_size: int, device: torch.device, enabled: bool) -> TrainingLoss:
