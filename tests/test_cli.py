@@ -11,6 +11,15 @@ def cli(*args: str, script: str = "train_eval_part.py"):
     return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+def in_process(capsys, *args: str) -> tuple[int, str]:
+    """The entry point called as the script calls it, in this process (a torch start saved per test):
+    its exit code and what it wrote on stderr. A traceback would be an exception escaping the test."""
+    from utils.cli import main
+    capsys.readouterr()
+    code = main("part", list(args))
+    return code, capsys.readouterr().err
+
+
 def test_help_lists_defaults():
     out = cli("--help")
     assert out.returncode == 0
@@ -64,32 +73,30 @@ def test_float_flags_finite_and_in_range(script, args, needle, capsys):
     assert exc.value.code == 2 and err.count("\n") == 1 and needle in err, err
 
 
-def test_no_data_is_one_line(tmp_path):
-    out = cli("--data-dir", str(tmp_path), "--no-download", "--model-dir", str(tmp_path / "m"))
-    assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "accepted layouts" in out.stderr and "Traceback" not in out.stderr
+def test_no_data_is_one_line(tmp_path, capsys):
+    code, err = in_process(capsys, "--data-dir", str(tmp_path), "--no-download", "--model-dir", str(tmp_path / "m"))
+    assert code == 2 and err.count("\n") == 1 and "accepted layouts" in err
     assert not (tmp_path / "m").exists()
 
 
-def test_unreadable_checkpoint_overwrites_nothing(tmp_path, tiny_folder):
+def test_unreadable_checkpoint_overwrites_nothing(tmp_path, tiny_folder, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     results = tmp_path / "results.json"
     results.write_text("keep me")
     for flag in ("--eval-only", "--resume"):
-        out = cli("--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", flag, str(bad),
-                  "--results", str(results), "--model-dir", str(tmp_path / "m"))
-        assert out.returncode == 2 and out.stderr.count("\n") == 1
-        assert "cannot read checkpoint" in out.stderr and "Traceback" not in out.stderr
+        code, err = in_process(capsys, "--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", flag,
+                               str(bad), "--results", str(results), "--model-dir", str(tmp_path / "m"))
+        assert code == 2 and err.count("\n") == 1 and "cannot read checkpoint" in err
     assert results.read_text() == "keep me" and not (tmp_path / "m").exists()
 
 
-def test_cuda_asked_without_cuda():
+def test_cuda_asked_without_cuda(capsys):
     import torch
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    out = cli("--device", "cuda", "--data-dir", "/nonexistent", "--no-download")
-    assert out.returncode == 2 and "CUDA is not available" in out.stderr
+    code, err = in_process(capsys, "--device", "cuda", "--data-dir", "/nonexistent", "--no-download")
+    assert code == 2 and "CUDA is not available" in err
 
 
 def test_num_class_must_match_the_data(tiny_folder, tmp_path):
@@ -131,14 +138,14 @@ def test_command_lines_start_without_torch(kind, target, argv):
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
-def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path):
+def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path, capsys):
     """An lr of 1e30 blows the weights up in the first epoch: one line naming epoch and batch, exit 3,
     no checkpoint of that epoch, no results."""
-    out = cli("--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn", "--batch-size", "16",
-              "--num-steps", "1", "--epochs", "2", "--warm-up", "1", "--lr", "1e30", "--save-freq", "1",
-              "--model-dir", str(tmp_path / "m"), "--eval", "natural")
-    assert out.returncode == 3 and out.stderr.count("\n") == 1, out.stderr
-    assert "non-finite training loss in epoch 1, batch " in out.stderr and "Traceback" not in out.stderr
+    code, err = in_process(capsys, "--data-dir", str(tiny_folder), "--no-download", "--model", "smallcnn",
+                           "--batch-size", "16", "--num-steps", "1", "--epochs", "2", "--warm-up", "1", "--lr", "1e30",
+                           "--save-freq", "1", "--model-dir", str(tmp_path / "m"), "--eval", "natural", "--no-progress")
+    assert code == 3 and err.count("\n") == 1, err
+    assert "non-finite training loss in epoch 1, batch " in err
     assert not (tmp_path / "m" / "epoch1.pt").exists() and not (tmp_path / "m" / "results.json").exists()
 
 
