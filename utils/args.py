@@ -9,7 +9,7 @@ import math
 import sys
 
 from utils.distributed import env_world_size
-from utils.methods import METHODS
+from utils.methods import METHODS, STEP_WRAPPERS
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, parse_fraction,  # noqa: F401
                             positive_budget, positive_int, rate)
 from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, MODEL_NAMES, NUM_CLASSES
@@ -42,6 +42,11 @@ class Role(enum.Enum):
 # Settings a run records that are not flags: the script, the process count torchrun gave, and the
 # values a dataset forced (SVHN).
 DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_overrides": Role.NONE}
+# What runs made before a setting existed ran with: the resume checks and the report's grouping fill a
+# missing setting with it, so older checkpoints and results compare with newer ones. A step wrapper's
+# flags are off by default, so their defaults are what earlier runs ran with.
+EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False,
+                    **{f.dest: f.kwargs["default"] for w in STEP_WRAPPERS for f in w.flags}}
 
 
 def declare(p: argparse.ArgumentParser):
@@ -143,11 +148,9 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     for rule in RULES.values():
         for f in rule.flags:
             a(R, f.name, **f.kwargs)
-    a(T, "--awp-gamma", type=budget, default=0.0, metavar="G",
-      help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each weight's norm, in every "
-           "phase (0: off; the AWP paper's 5e-3)")
-    a(T, "--awp-warmup", type=non_negative_int, default=0, metavar="E",
-      help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")
+    for wrapper in STEP_WRAPPERS:
+        for f in wrapper.flags:
+            a(T, f.name, **f.kwargs)
     a(T, "--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
       help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")
     a(R, "--cam-refresh", default="batch", choices=("batch", "official"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 from utils.names import EVALS, QUADRANTS
@@ -89,3 +90,15 @@ def eval_list(text: str) -> list[str]:
     if bad or not items:
         raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(EVALS)}")
     return items
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A flag declared by a registry entry (a mask rule, a step wrapper) rather than in utils/args.py."""
+    name: str
+    kwargs: dict                # argparse's add_argument keywords; the default means "not given" / "off"
+    required: bool = False      # a mask rule needs it given
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")

@@ -81,3 +81,8 @@ class AWPStep:
         loss = self.step.update(step_model or model, x, x_adv, y)
         self._add(diff, -self.gamma)
         return loss
+
+
+def wrap(step: TrainStep, model: nn.Module, args, dist: Dist = Dist()) -> AWPStep:
+    """The registry's builder (utils.methods.STEP_WRAPPERS)."""
+    return AWPStep(step, model, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16", dist)

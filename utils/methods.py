@@ -1,10 +1,12 @@
 """The three PART variants: which base method warms up and which loss PART reweights; the only
 table of them (scripts, checkpoint folders, result labels and the report's pairing derive from it).
+And the wrappers of the training step (AWP), the only table of them with their flags.
 Torch-free: the command line and the report read it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from utils.argtypes import Flag, budget, non_negative_int
 from utils.rules import CAM_FREE_RULES
 
 
@@ -33,3 +35,25 @@ METHODS = {
 }
 # The report's pairing: each label of a reweighted run -> the label of its baseline.
 BASE_OF = {m.label(False, rule): m.base for m in METHODS.values() for rule in ("official",) + CAM_FREE_RULES}
+
+
+@dataclass(frozen=True)
+class StepWrapper:
+    """A wrapper of the training step (utils.step.TrainStep), in every phase of every method: its torch
+    module builds it (`wrap(step, model, args, dist)`, imported only when on); its flags are declared
+    here (training settings, checked on resume); it is on when the flag `on` is non-zero, and off by
+    default, so runs made before it existed compare with runs that leave it off."""
+    name: str
+    module: str
+    on: str
+    flags: tuple[Flag, ...]
+
+
+STEP_WRAPPERS = (
+    StepWrapper("awp", "utils.awp", "awp_gamma", (
+        Flag("--awp-gamma", dict(type=budget, default=0.0, metavar="G",
+                                 help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each "
+                                      "weight's norm, in every phase (0: off; the AWP paper's 5e-3)")),
+        Flag("--awp-warmup", dict(type=non_negative_int, default=0, metavar="E",
+                                  help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")))),
+)

@@ -35,6 +35,3 @@ QUADRANTS = ("ul", "ur", "bl", "br")
 EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard")
 DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
 AUTOATTACKS = ("aa", "aa-standard")
-# What runs made before a setting existed ran with: resume checks and the report's grouping fill a
-# missing setting with it, so older checkpoints and results compare with newer ones.
-EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "awp_gamma": 0.0, "awp_warmup": 0}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from utils.budgets import CAM_FREE_BUDGETS, BatchCamBudget, BudgetPolicy, FixedB
 from utils.distributed import Dist
 from utils.graphs import graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
+from utils.methods import STEP_WRAPPERS
 from utils.step import TrainStep
 
 
@@ -82,7 +84,7 @@ def lr_at(args: argparse.Namespace, epoch: int) -> float:
 @dataclass(frozen=True)
 class Phase:
     name: str                 # warm-up, baseline or part
-    step: TrainStep           # or a wrapper of it (utils.awp.AWPStep)
+    step: TrainStep           # or a wrapper of it (utils.methods.STEP_WRAPPERS, e.g. utils.awp.AWPStep)
     budget: BudgetPolicy
     tracks_budget: bool       # log the share of elements that keep the full budget
 
@@ -96,10 +98,10 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
     def step(part_phase: bool, start_epsilon: Budget | None = None):
         s = TrainStep(graphed(training_loss(a, loss, part_phase, start_epsilon), rank_batch, device,
                               not a.no_cuda_graphs), optimizer)
-        if not a.awp_gamma:
-            return s
-        from utils.awp import AWPStep
-        return AWPStep(s, model, a.awp_gamma, a.awp_warmup, a.lr, a.precision == "bf16", dist)
+        for wrapper in STEP_WRAPPERS:        # e.g. AWP (utils/awp.py), when its flag is on
+            if getattr(a, wrapper.on):
+                s = importlib.import_module(wrapper.module).wrap(s, model, a, dist)
+        return s
     warm = Phase("warm-up", step(False), FixedBudget(a.epsilon), False)
     if a.mask_rule in CAM_FREE_BUDGETS:         # the controls: no CAM (utils.budgets)
         grid, start_epsilon, tracks = CAM_FREE_BUDGETS[a.mask_rule](a, image_size, device)

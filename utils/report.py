@@ -11,9 +11,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from utils.args import OneLineParser, report_ignores, reweighting_only
+from utils.args import EARLIER_DEFAULTS, OneLineParser, report_ignores, reweighting_only
 from utils.methods import BASE_OF
-from utils.names import EARLIER_DEFAULTS
 from utils.rules import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))

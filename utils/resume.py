@@ -12,12 +12,11 @@ from pathlib import Path
 
 import torch
 
-from utils.args import flag_names, must_match
+from utils.args import EARLIER_DEFAULTS, flag_names, must_match
 from utils.checkpoint import checkpoints_in, load_model_state, progress_name, rng_state, save_atomic, set_rng_state
 from utils.distributed import Dist
 from utils.errors import NonFiniteLoss, UserError
 from utils.methods import METHODS
-from utils.names import EARLIER_DEFAULTS
 
 # The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
 # utils/args.py): a checkpoint is continued only with the same values (--resume-anyway overrides, and

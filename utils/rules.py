@@ -10,19 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from utils.argtypes import number, region_list
-
-
-@dataclass(frozen=True)
-class RuleFlag:
-    """A flag only its rule reads: declared with its rule (Role.REWEIGHTING), refused without it."""
-    name: str
-    kwargs: dict                # argparse's add_argument keywords; the default means "not given"
-    required: bool = False      # the rule needs it given
-
-    @property
-    def dest(self) -> str:
-        return self.name.lstrip("-").replace("-", "_")
+from utils.argtypes import Flag, number, region_list
 
 
 @dataclass(frozen=True)
@@ -30,7 +18,7 @@ class MaskRule:
     name: str
     help: str
     needs_cam: bool = True
-    flags: tuple[RuleFlag, ...] = field(default=())
+    flags: tuple[Flag, ...] = field(default=())    # read only by this rule, refused without it
 
 
 RULES = {r.name: r for r in (
@@ -38,13 +26,13 @@ RULES = {r.name: r for r in (
     MaskRule("cam", "z-scored bilinear CAM"),
     # Figure 1 of the paper: fixed budgets per quadrant.
     MaskRule("region", "fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)", needs_cam=False, flags=(
-        RuleFlag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
+        Flag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
                                       help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
                                            "get --epsilon)")),)),
     # The control of PART's placement: PART's share of full-budget elements, placed at random.
     MaskRule("random", "each element keeps --epsilon with probability --random-share, no CAM (the control of "
              "PART's placement)", needs_cam=False, flags=(
-        RuleFlag("--random-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None,
+        Flag("--random-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None,
                                         metavar="P", help="with --mask-rule random: probability that an element "
                                                           "keeps --epsilon (the rest get --low-epsilon)"),
                  required=True),)),
