@@ -211,3 +211,18 @@ def test_report_fills_settings_older_results_lack(tmp_path):
     Path(new).write_text(Path(new).read_text().replace('"awp_gamma": 0.0', '"awp_gamma": 0.005'))
     runs = report.load_runs([old, new])
     assert report.baseline_of(runs[0], runs) is None
+
+
+def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
+    """A results file written before a mask rule's or a step wrapper's flag existed lacks its key: the
+    report fills it with the flag's default ("not given" / "off"), so the old run still groups and
+    pairs with runs that leave the flag alone."""
+    from utils.args import get_args
+    from utils.report import group_key
+    from utils.rules import RULES
+    from utils.methods import STEP_WRAPPERS
+    new = vars(get_args("part", []))
+    for entry in (*RULES.values(), *STEP_WRAPPERS):
+        for f in entry.flags:
+            old = {k: v for k, v in new.items() if k != f.dest}
+            assert group_key({"method": "part", "args": old}) == group_key({"method": "part", "args": new}), f.name

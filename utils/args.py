@@ -43,10 +43,11 @@ class Role(enum.Enum):
 # values a dataset forced (SVHN).
 DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_overrides": Role.NONE}
 # What runs made before a setting existed ran with: the resume checks and the report's grouping fill a
-# missing setting with it, so older checkpoints and results compare with newer ones. A step wrapper's
-# flags are off by default, so their defaults are what earlier runs ran with.
+# missing setting with it, so older checkpoints and results compare with newer ones. The flags of the
+# registries' entries (a mask rule's, a step wrapper's) mean "not given" / "off" at their defaults, so
+# their defaults are what earlier runs ran with: a new entry needs no line here.
 EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False,
-                    **{f.dest: f.kwargs["default"] for w in STEP_WRAPPERS for f in w.flags}}
+                    **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_WRAPPERS) for f in entry.flags}}
 
 
 def declare(p: argparse.ArgumentParser):

@@ -45,7 +45,7 @@ def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
         return "normal"
     if not args.rand_init:
         return "none"
-    if args.attack == "pgd" and part_phase and not args.clip_part_start:
+    if getattr(args, "attack", "pgd") == "pgd" and part_phase and not args.clip_part_start:
         return "uniform"
     return "uniform_clipped"
 
