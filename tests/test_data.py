@@ -14,7 +14,8 @@ def _same_multiset(split, images, labels) -> None:
     order = np.lexsort((np.arange(len(labels)), labels))
     got = np.lexsort((np.arange(len(split.labels)), split.labels))
     assert np.array_equal(split.labels[got], labels[order])
-    assert np.array_equal(np.sort(split.images.reshape(len(labels), -1), 0), np.sort(images.reshape(len(labels), -1), 0))
+    flat = split.images.reshape(len(labels), -1)
+    assert np.array_equal(np.sort(flat, 0), np.sort(images.reshape(len(labels), -1), 0))
 
 
 @pytest.mark.parametrize("data,roots,classes", [
