@@ -35,14 +35,36 @@ from utils.step import TrainStep
 
 # --- 1. The base methods -------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Base:
+    """A base method: its inner maximisation, its outer minimisation and the random start the
+    official code gives its attack."""
+    attack: Callable[[argparse.Namespace], Callable]     # the attack function, given the command line
+    objective: Callable                                   # objective(model, x, x_adv, y[, beta])
+    takes_beta: bool                                      # the objective's regularisation weight (--beta)
+    fixed_start: str | None = None      # a start whatever --rand_init says; None: attack_start decides
+    projection: str | None = None       # the official projection of a float budget (attacks.common)
+
+
+# The only table of the base methods, keyed by utils.methods.Method.loss.
+BASES = {
+    # PGD-AT (Madry et al.) with PGD or MMA as the training attack (--attack).
+    "at": Base(lambda a: TRAIN_ATTACKS[getattr(a, "attack", "pgd")], at_objective, False),
+    # TRADES: the KL inner maximisation; it starts at x + 0.001 N(0, 1) (at x its gradient is zero).
+    "trades": Base(lambda a: trades, trades_objective, True, fixed_start="normal"),
+    # MART: PGD with the official mart_loss's min/max projection of a float budget; the same start.
+    "mart": Base(lambda a: pgd, mart_objective, True, fixed_start="normal", projection="minmax"),
+}
+
+
 def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
     """The random start of the training attack, as the official code has it in each phase:
     TRADES and MART always start at x + 0.001 N(0, 1); the AT warm-up and baseline use torchattacks'
     PGD (uniform start clipped to [0, 1]); PART's `part_pgd` leaves its uniform start unclipped
     (--clip-part-start clips it as the warm-up does); MMA clips it in both. --rand_init false starts
     the PGD / MMA attacks at x."""
-    if loss in ("trades", "mart"):
-        return "normal"
+    if BASES[loss].fixed_start:
+        return BASES[loss].fixed_start
     if not args.rand_init:
         return "none"
     if getattr(args, "attack", "pgd") == "pgd" and part_phase and not args.clip_part_start:
@@ -52,15 +74,13 @@ def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
 
 def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
                   start_epsilon: Budget | None = None) -> TrainingLoss:
-    """The loss of one phase (`loss`: at, trades or mart) with every hyper-parameter taken from the
+    """The loss of one phase (`loss`: a key of BASES) with every hyper-parameter taken from the
     command line once. A float budget gives the base method, PART's ε map gives PART."""
-    fn = {"at": TRAIN_ATTACKS.get(getattr(args, "attack", "pgd")), "trades": trades, "mart": pgd}[loss]
-    # MART's attack is PGD with the official mart_loss's min/max projection of a float budget.
-    projection = "minmax" if loss == "mart" else None
-    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon,
-                    projection)
-    objective = {"at": at_objective, "trades": functools.partial(trades_objective, beta=getattr(args, "beta", 0.0)),
-                 "mart": functools.partial(mart_objective, beta=getattr(args, "beta", 0.0))}[loss]
+    base = BASES[loss]
+    attack = Attack(base.attack(args), args.step_size, args.num_steps, attack_start(args, loss, part_phase),
+                    start_epsilon, base.projection)
+    beta = getattr(args, "beta", 0.0)
+    objective = functools.partial(base.objective, beta=beta) if base.takes_beta else base.objective
     return TrainingLoss(attack, objective)
 
 
