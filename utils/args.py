@@ -136,10 +136,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a(R, "--cam", default="gradcam", choices=CAM_METHODS, metavar="NAME",
       help=f"CAM method, one of {', '.join(CAM_METHODS)}; gradcam, xgradcam, layercam run natively, "
            "the others (and lib-*) through the grad-cam package")
-    if method.loss == "at":
-        a(T, "--attack", default="pgd", choices=("pgd", "mma"), help="training attack")
-    else:
-        a(T, "--beta", type=non_negative, default=6.0, help=f"{method.base} regularisation weight")
+    for f in method.flags:
+        a(T, f.name, **f.kwargs)
     # This project's additions.
     a(N, "--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
     a(N, "--no-download", action="store_true", help="never try to download a missing dataset")

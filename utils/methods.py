@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from utils.argtypes import Flag, budget, non_negative_int
+from utils.argtypes import Flag, budget, non_negative, non_negative_int
 from utils.rules import CAM_FREE_RULES
 
 
@@ -15,8 +15,9 @@ class Method:
     key: str          # entry-script suffix: part, part_t, part_m
     name: str         # PART, PART-T, PART-M
     base: str         # AT, TRADES, MART: the warm-up method and the --no-reweight baseline
-    loss: str         # at, trades or mart (utils.recipe.training_loss)
+    loss: str         # at, trades or mart: the key of utils.recipe.BASES
     dir_name: str     # checkpoint folder, as the official code
+    flags: tuple[Flag, ...] = ()    # the base method's own flags (training settings)
 
     @property
     def script(self) -> str:
@@ -28,10 +29,15 @@ class Method:
         return self.base if no_reweight else f"{self.base}-{mask_rule}" if mask_rule in CAM_FREE_RULES else self.name
 
 
+def _beta(base: str) -> Flag:
+    return Flag("--beta", dict(type=non_negative, default=6.0, help=f"{base} regularisation weight"))
+
+
 METHODS = {
-    "part": Method("part", "PART", "AT", "at", "PART"),
-    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T"),
-    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M"),
+    "part": Method("part", "PART", "AT", "at", "PART",
+                   (Flag("--attack", dict(default="pgd", choices=("pgd", "mma"), help="training attack")),)),
+    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", (_beta("TRADES"),)),
+    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", (_beta("MART"),)),
 }
 # The report's pairing: each label of a reweighted run -> the label of its baseline.
 BASE_OF = {m.label(False, rule): m.base for m in METHODS.values() for rule in ("official",) + CAM_FREE_RULES}
