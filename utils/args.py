@@ -8,10 +8,10 @@ import functools
 import math
 import sys
 
+from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int,  # noqa: F401
+                            number, parse_fraction, positive_budget, positive_int, rate)
 from utils.distributed import env_world_size
 from utils.methods import METHODS, STEP_WRAPPERS
-from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, parse_fraction,  # noqa: F401
-                            positive_budget, positive_int, rate)
 from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, MODEL_NAMES, NUM_CLASSES
 from utils.rules import RULES, rule_flag_errors
 
@@ -62,18 +62,23 @@ def declare(p: argparse.ArgumentParser):
 
 
 @functools.cache
-def roles() -> dict[str, Role]:
-    """{setting: Role} over every script's flags and the derived settings."""
-    out = dict(DERIVED_ROLES)
-    for key in METHODS:
-        out.update(build_parser(key).roles)
-    return out
+def _parsers() -> tuple[argparse.ArgumentParser, ...]:
+    """Every script's parser, built once for the tables derived from them."""
+    return tuple(build_parser(key) for key in METHODS)
 
 
 @functools.cache
+def roles() -> dict[str, Role]:
+    """{setting: Role} over every script's flags and the derived settings."""
+    out = dict(DERIVED_ROLES)
+    for p in _parsers():
+        out.update(p.roles)
+    return out
+
+
 def flag_names() -> dict[str, str]:
     """{setting: the flag as a user types it} (its first spelling)."""
-    return {a.dest: a.option_strings[0] for key in METHODS for a in build_parser(key)._actions if a.option_strings}
+    return {a.dest: a.option_strings[0] for p in _parsers() for a in p._actions if a.option_strings}
 
 
 def must_match() -> tuple[str, ...]:
