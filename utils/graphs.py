@@ -9,10 +9,10 @@ for bit. On CUDA the path is captured once per batch shape and budget kind after
 runs on a side stream, and replayed afterwards; a batch of another shape (the odd last batch of an
 epoch, a mask grid) runs eagerly.
 
-The first replay is checked against an eager run from the same RNG
-state. Both draw the same start noise; they may still differ where a gradient's sign is decided by
-the order of floating-point additions, so the check allows up to GRAPH_TOLERANCE of the elements to
-differ by more than 1e-5 and stops the run with a clear message otherwise.
+The first replay is checked against an eager run from the same RNG state (`agreement`). Both draw
+the same start noise; they may still differ where a gradient's sign is decided by the order of
+floating-point additions, so the check allows up to GRAPH_TOLERANCE of the elements to differ by more
+than 1e-5 and stops the run with a clear message otherwise.
 """
 from __future__ import annotations
 

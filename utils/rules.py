@@ -27,15 +27,15 @@ RULES = {r.name: r for r in (
     # Figure 1 of the paper: fixed budgets per quadrant.
     MaskRule("region", "fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)", needs_cam=False, flags=(
         Flag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
-                                      help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
-                                           "get --epsilon)")),)),
+                                  help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
+                                       "get --epsilon)")),)),
     # The control of PART's placement: PART's share of full-budget elements, placed at random.
     MaskRule("random", "each element keeps --epsilon with probability --random-share, no CAM (the control of "
              "PART's placement)", needs_cam=False, flags=(
         Flag("--random-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None,
-                                        metavar="P", help="with --mask-rule random: probability that an element "
-                                                          "keeps --epsilon (the rest get --low-epsilon)"),
-                 required=True),)),
+                                    metavar="P", help="with --mask-rule random: probability that an element "
+                                                      "keeps --epsilon (the rest get --low-epsilon)"),
+             required=True),)),
 )}
 MASK_RULES = tuple(RULES)
 CAM_FREE_RULES = tuple(name for name, rule in RULES.items() if not rule.needs_cam)
