@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from models import Autocast
 from tests.conftest import tiny_argv, train, trained_a_little
+from tests.helpers.compare import weights
 from utils.args import get_args
-from utils.checkpoint import load_checkpoint
 from utils.graphs import GraphedAttack
 from utils.recipe import training_loss
 
@@ -93,7 +93,7 @@ def test_bf16_training_run_on_the_cpu(tiny_folder, tmp_path):
     runs = {p: train(tiny_folder, tmp_path / p, "--model", "smallcnn-bn", "--precision", p, "--eval", "natural")
             for p in ("fp32", "bf16")}
     assert runs["bf16"]["args"]["precision"] == "bf16" and runs["bf16"]["epochs_done"] == 2
-    w = {p: load_checkpoint(tmp_path / p / "epoch2.pt", torch.device("cpu"))["model"] for p in runs}
+    w = {p: weights(tmp_path / p / "epoch2.pt") for p in runs}
     assert all(v.dtype != torch.bfloat16 and torch.isfinite(v.float()).all() for v in w["bf16"].values())
     assert any(not torch.equal(w["fp32"][k], w["bf16"][k]) for k in w["fp32"])
 
@@ -109,7 +109,7 @@ def test_channels_last_trains_like_nchw(tiny_folder, tmp_path):
     for fmt in ("nchw", "cl"):
         train(tiny_folder, tmp_path / fmt, "--model", "smallcnn-bn", "--epochs", "1", "--warm-up", "1",
               "--eval", "natural", *(["--channels-last"] if fmt == "cl" else []))
-    a, b = (load_checkpoint(tmp_path / f / "epoch1.pt", torch.device("cpu"))["model"] for f in ("nchw", "cl"))
+    a, b = (weights(tmp_path / f / "epoch1.pt") for f in ("nchw", "cl"))
     # Rounding drift over an epoch: about 2e-5 at weights of scale 0.06-1 here (2 threads).
     for k in a:
         assert (a[k].float() - b[k].float()).abs().max() <= 1e-3 * a[k].float().abs().max() + 1e-5, k
