@@ -15,9 +15,10 @@ from utils.recipe import training_loss
 
 def test_bf16_training_step_close_to_fp32():
     """One PART training step under bf16 autocast on the CPU against fp32, on a barely trained
-    BatchNorm CNN (small, noisy gradients; a ResNet-18 took 19 s here, where the CPU emulates bf16). Stated tolerances: the PGD-3 attack leaves at
-    least 80% of the elements identical (the rest are sign flips of tiny gradients); given the same
-    adversarial batch, the loss is within 1% and the weight gradient within cosine 0.9."""
+    BatchNorm CNN (small, noisy gradients; a ResNet-18 took 19 s here, where the CPU emulates bf16).
+    Stated tolerances: the PGD-3 attack leaves at least 80% of the elements identical (the rest are
+    sign flips of tiny gradients); given the same adversarial batch, the loss is within 1% and the
+    weight gradient within cosine 0.9."""
     model = trained_a_little("smallcnn-bn").train()
     loss_fn = training_loss(get_args("part", ["--num-steps", "3"]), "at", True, 8 / 255)
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
