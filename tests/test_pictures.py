@@ -103,8 +103,8 @@ def test_report_seed_summary_and_bad_input(tmp_path):
 def _fake_run(tmp_path, name, method, flags, natural, aa=None):
     from utils.args import get_args
     key = {"PART": "part", "AT": "part", "PART-T": "part_t", "TRADES": "part_t", "AT-random": "part",
-           "AT-region": "part"}[method]
-    args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES") else [])))
+           "AT-region": "part", "PART-M": "part_m", "MART": "part_m"}[method]
+    args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES", "MART") else [])))
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"method": method, "args": args, "natural": natural, "pgd20": 40.0, "mma": None,
                                 "aa": aa, "history": [{"epoch": 1, "loss": 2.0, "lr": 0.1, "natural": natural, "pgd20": 40.0}],
@@ -170,6 +170,15 @@ def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
         assert tmp_path / "out" / name in written
         with Image.open(tmp_path / "out" / name) as im:
             assert im.format == "PNG" and im.size[0] > 300
+
+
+def test_report_pairs_only_within_a_base_method(tmp_path):
+    """TRADES and MART share every setting (both read --beta 6): PART-T is paired with TRADES and PART-M
+    with MART, never across."""
+    paths = [_fake_run(tmp_path, f"{m}_s{s}", m, ["--seed", str(s)], 80.0 + s)
+             for m in ("TRADES", "PART-T", "MART", "PART-M") for s in (1, 2)]
+    runs = report.load_runs(paths)
+    assert sorted(label for _, _, label in report.arm_pairs(runs)) == ["PART-M − MART", "PART-T − TRADES"]
 
 
 @pytest.mark.parametrize("method,flags,attack,start", [

@@ -127,13 +127,13 @@ def arm_kind(run: dict) -> str:
 
 
 def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
-    """(arm A, arm B, label) to compare seed by seed: within runs whose settings agree except the seed
-    and the reweighting's own (PART_ONLY), every arm minus the baseline, and every CAM arm minus every
+    """(arm A, arm B, label) to compare seed by seed: within runs of one base method whose settings agree
+    except the seed and the reweighting's own (PART_ONLY), every arm minus the baseline, and every CAM arm minus every
     CAM-free arm (PART minus random placement, minus uniform budgets). An arm: runs of one group_key."""
     groups = grouped(runs)
     families: dict[tuple, list[tuple]] = {}
-    for key, members in groups.items():
-        families.setdefault(settings(members[0], PART_ONLY | {"seed"}), []).append(key)
+    for key, members in groups.items():     # a family: one base method (PART-T with TRADES, never MART)
+        families.setdefault((BASE_OF.get(key[0], key[0]), settings(members[0], PART_ONLY | {"seed"})), []).append(key)
     pairs = []
     for keys in families.values():
         kind = {k: arm_kind(groups[k][0]) for k in keys}
