@@ -5,7 +5,8 @@ warm-up, batch 128), every evaluation on the 10,000 test images: natural, PGD-20
 AutoAttacks — torchattacks', as the official code, and the authors', as RobustBench.
 
 `cpu-study` (issue 17): PART against AT and two controls the paper lacks, at a scale a 2-core CPU
-finishes (STUDY below says what and why); priority = seed, so `--priority 1` runs one seed of every arm.
+finishes (STUDY below says what and why); priority = seed, so `--priority 1` runs one seed of every arm;
+then TRADES vs PART-T (priority 5) and MART vs PART-M (priority 6) at 2 seeds.
 """
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ STUDY_SEEDS = (1, 2, 3, 4)
 # (the mean of its logged share over the PART epochs 4-10: 0.2176); the random arm places that share at random,
 # the uniform arm gives every element the mean budget s * 8/255 + (1 - s) * 7/255.
 STUDY_SHARE = 0.2176
+
+
+# After the four arms: TRADES against PART-T (priority 5), MART against PART-M (priority 6).
+VARIANT_PAIRS = ((5, "train_eval_part_t.py", "trades", "part_t"), (6, "train_eval_part_m.py", "mart", "part_m"))
 
 
 def uniform_budget(share: float) -> str:
@@ -57,8 +62,14 @@ def _cpu_study() -> dict[str, tuple[int, str, str]]:
     arms = {"part": "--cam-refresh batch", "at": "--no-reweight",
             "random": f"--mask-rule random --random-share {STUDY_SHARE}",
             "uniform": "--mask-rule region --region-eps " + ",".join(f"{q}={u}" for q in ("ul", "ur", "bl", "br"))}
-    return {f"{arm}_seed{seed}": (seed, "train_eval_part.py", f"--seed {seed} {flags} {STUDY}")
+    runs = {f"{arm}_seed{seed}": (seed, "train_eval_part.py", f"--seed {seed} {flags} {STUDY}")
             for seed in STUDY_SEEDS for arm, flags in arms.items()}
+    # If time allows: each other base method against its PART variant, same setting, 2 seeds.
+    for prio, script, base, variant in VARIANT_PAIRS:
+        for seed in STUDY_SEEDS[:2]:
+            runs[f"{base}_seed{seed}"] = (prio, script, f"--seed {seed} --no-reweight {STUDY}")
+            runs[f"{variant}_seed{seed}"] = (prio, script, f"--seed {seed} --cam-refresh batch {STUDY}")
+    return runs
 
 
 # suite -> name -> (priority, script, arguments)

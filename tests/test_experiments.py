@@ -70,7 +70,11 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     from utils import report
     from utils.args import get_args, parse_fraction
     study = SUITES["cpu-study"]
-    assert len(study) == 4 * len(STUDY_SEEDS) >= 16 and {p for p, _, _ in study.values()} == set(STUDY_SEEDS)
+    arms = {n: v for n, v in study.items() if v[1] == "train_eval_part.py"}
+    assert len(arms) == 4 * len(STUDY_SEEDS) >= 16 and {p for p, _, _ in arms.values()} == set(STUDY_SEEDS)
+    variants = {n: v for n, v in study.items() if n not in arms}    # TRADES/PART-T, MART/PART-M: 2 seeds
+    assert sorted(variants) == sorted(f"{m}_seed{s}" for m in ("trades", "part_t", "mart", "part_m") for s in (1, 2))
+    assert all(("--no-reweight" in f) == (n.split("_seed")[0] in ("trades", "mart")) for n, (_, _, f) in variants.items())
     methods = {"part": "PART", "at": "AT", "random": "AT-random", "uniform": "AT-region"}
     runs = []
     for arm, method in methods.items():
@@ -88,7 +92,8 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)             # the default folders are relative: none of the repository's
     assert runner.main(["--suite", "cpu-study", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("train_eval_part.py") == len(study) and "results/cpu-study/at_seed4.json" in out
+    assert out.count("train_eval_part.py") == len(arms) and "results/cpu-study/at_seed4.json" in out
+    assert out.count("train_eval_part_t.py") == out.count("train_eval_part_m.py") == 4
     line = next(ln for ln in out.splitlines() if ln.startswith("part_seed1: "))
     cmd = shlex.split(line.split(": ", 1)[1])
     assert get_args("part", cmd[2:]).eval_every == 2       # the runner's default is 5
