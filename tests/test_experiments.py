@@ -74,7 +74,8 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     assert len(arms) == 4 * len(STUDY_SEEDS) >= 16 and {p for p, _, _ in arms.values()} == set(STUDY_SEEDS)
     variants = {n: v for n, v in study.items() if n not in arms}    # TRADES/PART-T, MART/PART-M: 2 seeds
     assert sorted(variants) == sorted(f"{m}_seed{s}" for m in ("trades", "part_t", "mart", "part_m") for s in (1, 2))
-    assert all(("--no-reweight" in f) == (n.split("_seed")[0] in ("trades", "mart")) for n, (_, _, f) in variants.items())
+    assert all(("--no-reweight" in f) == (n.split("_seed")[0] in ("trades", "mart"))
+               for n, (_, _, f) in variants.items())
     methods = {"part": "PART", "at": "AT", "random": "AT-random", "uniform": "AT-region"}
     runs = []
     for arm, method in methods.items():
