@@ -166,6 +166,17 @@ def test_sync_bn_two_ranks(tiny_folder, tmp_path):
     assert res["args"]["sync_bn"] and len(res["history"]) == 2 and "weights_sha256" in res["history"][1]
 
 
+@pytest.mark.parametrize("sync", [False, True])
+def test_sync_bn_flag_builds_global_batch_norms(tiny_folder, tmp_path, sync):
+    """--sync-bn is what puts GlobalBatchNorm2d into the trained model (the two-rank run above would
+    also pass with plain BatchNorm)."""
+    from models.syncbn import GlobalBatchNorm2d
+    from utils.train import prepare
+    args = get_args("part", tiny_argv(tiny_folder, tmp_path, "--model", "smallcnn-bn", *(["--sync-bn"] * sync)))
+    kinds = {type(m) for m in prepare(args)[0].model.modules()}
+    assert (GlobalBatchNorm2d in kinds) == sync and (torch.nn.BatchNorm2d in kinds) == (not sync)
+
+
 def test_sigterm_to_torchrun_reaches_the_workers(tiny_folder, tmp_path):
     """SIGTERM sent to the launcher, as a cluster does: the workers stop after a batch with a
     checkpoint, and --resume auto finishes the run."""
