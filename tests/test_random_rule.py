@@ -36,8 +36,12 @@ def test_training_logs_the_share_and_differs_from_part(tiny_folder, tmp_path):
     assert abs(row["full_budget_fraction"] - 0.2) < 0.01
 
 
-def test_the_cam_free_rules_are_one_table():
-    """The command line's torch-free list of CAM-free rules is the budget registry's."""
+def test_the_mask_rules_are_one_table():
+    """The command line's torch-free table of mask rules is the two builder registries': the CAM-free
+    rules' budgets (utils.budgets) and the CAM rules' maps (cam.masks), each rule in exactly one."""
+    from cam.masks import CAM_RULES
     from utils.budgets import CAM_FREE_BUDGETS
-    from utils.rules import CAM_FREE_RULES, MASK_RULES
+    from utils.rules import CAM_FREE_RULES, MASK_RULES, RULES
     assert tuple(CAM_FREE_BUDGETS) == CAM_FREE_RULES and set(CAM_FREE_RULES) <= set(MASK_RULES)
+    assert tuple(CAM_RULES) == tuple(n for n, r in RULES.items() if r.needs_cam)
+    assert set(CAM_RULES) | set(CAM_FREE_BUDGETS) == set(MASK_RULES)

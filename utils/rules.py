@@ -1,10 +1,10 @@
 """The mask rules (--mask-rule): how PART's ε map is made. The only table of them on the command
 line's side, torch-free: each rule's name, its help, whether it needs a CAM, and its own flags. The
 command line, its checks, the resume checks, the report and the method labels derive from it; the
-tensors of the CAM-free rules are built in utils/budgets.py (CAM_FREE_BUDGETS, kept equal by a test),
-those of the CAM rules in cam/masks.py.
+tensors of the CAM-free rules are built in utils/budgets.py (CAM_FREE_BUDGETS), those of the CAM rules
+in cam/masks.py (CAM_RULES); tests keep both tables equal to this one.
 
-A new CAM-free rule is one entry here and one builder there.
+A new rule is one entry here and one builder there.
 """
 from __future__ import annotations
 
