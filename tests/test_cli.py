@@ -29,6 +29,12 @@ def test_help_lists_defaults():
                  "(default: 2/255)"):
         assert flag in text
     assert "0.0313" not in text
+    # Each default beside its own flag (the options section: the first place where the flag stands alone).
+    options = text[text.index("options:"):]
+    for flag, default in (("--epochs", "80"), ("--lr", "0.01"), ("--cam", "gradcam"), ("--epsilon", "8/255"),
+                          ("--low-epsilon", "7/255"), ("--step-size", "2/255")):
+        entry = options[options.index(f" {flag} "):]
+        assert entry[entry.index("(default: "):].startswith(f"(default: {default})"), flag
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -39,7 +39,9 @@ def test_runs_skip_and_resume(tiny_folder, tmp_path, capsys, monkeypatch):
 def test_unknown_run_is_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         runner.main(["no_such_run"])
-    assert exc.value.code == 2 and "unknown run no_such_run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unknown run no_such_run" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_jobs_give_the_same_results_as_one_after_another(tiny_folder, tmp_path):

@@ -33,6 +33,7 @@ def captured_panels(monkeypatch):
 def test_mask_grids(tiny_folder, tmp_path, captured_panels, rule, extra, values):
     train(tiny_folder, tmp_path, "--save-masks", "3", "--mask-rule", rule, *extra, "--eval", "natural")
     assert sorted(p.name for p in tmp_path.glob("masks_epoch*.png")) == ["masks_epoch1.png", "masks_epoch2.png"]
+    assert len(captured_panels) == 2
     for panels, path in captured_panels:
         with Image.open(path) as im:
             im.verify()
@@ -88,7 +89,7 @@ def test_report_matches_its_json(tiny_folder, tmp_path):
             assert im.format == "PNG" and im.size[0] > 300
 
 
-def test_report_seed_summary_and_bad_input(tmp_path):
+def test_report_seed_summary_and_bad_input(tmp_path, capsys):
     def fake(name, seed, nat):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"method": "PART", "args": {"seed": seed}, "natural": nat, "pgd20": 40.0,
@@ -97,7 +98,10 @@ def test_report_seed_summary_and_bad_input(tmp_path):
     table = report.markdown_table(report.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0)]))
     assert "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – |" in table
     (tmp_path / "bad.json").write_text("{")
+    capsys.readouterr()
     assert report.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read results file" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
 
 
 def _fake_run(tmp_path, name, method, flags, natural, aa=None):
@@ -231,7 +235,11 @@ def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
     from utils.rules import RULES
     from utils.methods import STEP_WRAPPERS
     new = vars(get_args("part", []))
-    for entry in (*RULES.values(), *STEP_WRAPPERS):
-        for f in entry.flags:
-            old = {k: v for k, v in new.items() if k != f.dest}
-            assert group_key({"method": "part", "args": old}) == group_key({"method": "part", "args": new}), f.name
+    flags = [f for entry in (*RULES.values(), *STEP_WRAPPERS) for f in entry.flags]
+    assert len(flags) >= 4                  # --region-eps, --random-share, --awp-gamma, --awp-warmup
+    for f in flags:
+        old = {k: v for k, v in new.items() if k != f.dest}
+        assert group_key({"method": "part", "args": old}) == group_key({"method": "part", "args": new}), f.name
+        # ... while the flag is a setting: another value is another group.
+        other = {**new, f.dest: "another value"}
+        assert group_key({"method": "part", "args": other}) != group_key({"method": "part", "args": new}), f.name

@@ -121,8 +121,10 @@ def test_resume_auto_none_one_several_and_truncated(tiny_folder, tmp_path, capsy
     argv = argv_for(tiny_folder, tmp_path, "--epochs", "1", "--resume", "auto")
     assert main("part", argv) == 0                                     # none: a fresh start
     assert "no checkpoint to continue" in capsys.readouterr().out
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert main("part", argv) == 0                                     # one, and finished: nothing to do
     assert "this run is finished" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files     # nothing retrained or rewritten
     more = argv_for(tiny_folder, tmp_path, "--epochs", "3", "--save-freq", "1", "--resume", "auto")
     assert main("part", more) == 0                                     # continues epoch1.pt to epoch 3
     out = capsys.readouterr().out
@@ -134,6 +136,7 @@ def test_resume_auto_none_one_several_and_truncated(tiny_folder, tmp_path, capsy
     assert main("part", more) == 0
     out = capsys.readouterr().out
     assert f"skipped {tmp_path / 'epoch3.pt'}" in out and f"resumed from {tmp_path / 'epoch2.pt'}" in out
+    assert load_checkpoint(tmp_path / "epoch3.pt", CPU)["epoch"] == 3     # written anew, whole
 
 
 def test_malicious_pickle_is_refused_not_run(tiny_folder, tmp_path, capsys):
@@ -232,7 +235,10 @@ def test_interrupted_evaluation_continues_to_the_same_results(tiny_folder, tmp_p
     err = capsys.readouterr().err
     monkeypatch.delenv(TEST_HOOK)
     assert f"--resume {tmp_path / 'd' / 'epoch2.pt'}" in err
+    progress = json.loads((tmp_path / "d" / "results.eval-progress.json").read_text())
+    assert len(progress["batches"]["mma"]) == 1
     assert continue_as_printed("part", err) == 0
+    assert "evaluation continues from" in capsys.readouterr().out
     c, d = (json.loads((tmp_path / x / "results.json").read_text()) for x in "cd")
     assert comparable(c) == comparable(d)
 

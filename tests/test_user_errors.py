@@ -189,7 +189,7 @@ def test_every_progress_bar_is_closed(monkeypatch, capsys):
     import utils.evaluate as evaluate_module
     from models import build_model
     from utils.args import get_args
-    bars = []
+    bars, events = [], []
 
     class Recording(evaluate_module.tqdm):
         def __init__(self, *a, **k):
@@ -197,14 +197,19 @@ def test_every_progress_bar_is_closed(monkeypatch, capsys):
             bars.append(self)
 
         def close(self):
+            if not getattr(self, "closed_here", False):
+                events.append(f"close {self.desc}")
             self.closed_here = True
             super().close()
     monkeypatch.setattr(evaluate_module, "tqdm", Recording)
+    line = evaluate_module.accuracy_line
+    monkeypatch.setattr(evaluate_module, "accuracy_line", lambda *a: events.append("line") or line(*a))
     data = torch.utils.data.TensorDataset(torch.rand(8, 3, 32, 32), torch.arange(8) % 10)
     loader = torch.utils.data.DataLoader(data, batch_size=4)
     args = get_args("part", ["--num-steps", "1"])
-    evaluate_module.evaluate(build_model("smallcnn", 10), loader, ["natural", "pgd20"], args, 10, progress=True)
-    assert len(bars) == 2 and all(getattr(b, "closed_here", False) for b in bars)
+    evaluate_module.evaluate(build_model("smallcnn", 10), loader, ["natural", "pgd20"], args, 10, progress=True,
+                             verbose=True)
+    assert len(bars) == 2 and events == ["close natural", "line", "close pgd20", "line"]
 
 
 # --- a second signal --------------------------------------------------------------------------------
