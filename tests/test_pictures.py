@@ -95,8 +95,11 @@ def test_report_seed_summary_and_bad_input(tmp_path, capsys):
         path.write_text(json.dumps({"method": "PART", "args": {"seed": seed}, "natural": nat, "pgd20": 40.0,
                                     "mma": None, "aa": None, "history": [], "epochs_done": 1}))
         return str(path)
-    table = report.markdown_table(report.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0)]))
-    assert "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – |" in table
+    # A run still evaluating leaves its progress file beside the results: `*.json` matches it, passed over.
+    (tmp_path / "s3.eval-progress.json").write_text(json.dumps({"key": {}, "batches": {"aa": [[1, 2]]}}))
+    runs = report.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0), str(tmp_path / "s3.eval-progress.json")])
+    table = report.markdown_table(runs)
+    assert len(runs) == 2 and "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – |" in table
     (tmp_path / "bad.json").write_text("{")
     capsys.readouterr()
     assert report.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2

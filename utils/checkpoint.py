@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from utils.errors import UserError
-from utils.files import atomic_write, stale_temporaries
+from utils.files import PROGRESS_SUFFIX, atomic_write, stale_temporaries
 
 _NAME = re.compile(r"epoch(?P<epoch>\d+)(?:_batch(?P<batch>\d+))?\.pt")
 
@@ -236,7 +236,7 @@ def remove_stale_temporaries(model_dir: Path | None, results: Path) -> None:
 
 def progress_name(results: Path) -> str:
     """The file name of the evaluation's progress beside the results JSON."""
-    return results.with_suffix(".eval-progress.json").name
+    return results.with_suffix(PROGRESS_SUFFIX).name
 
 
 def newest_loadable(folder: Path, device: torch.device) -> tuple[Path, dict] | None:

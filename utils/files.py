@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# An evaluation's progress beside its results JSON (results.json -> results.eval-progress.json).
+PROGRESS_SUFFIX = ".eval-progress.json"
 # `.<name>.<pid>@<host>.<8 hex digits>.tmp`: the temporary file of a write of <name> by process <pid> on
 # machine <host> (stale_temporaries finds it, and asks whether that process is still alive).
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>\w*)\.[0-9a-f]{8}\.tmp")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from utils.args import EARLIER_DEFAULTS, OneLineParser, report_ignores, reweighting_only
+from utils.files import PROGRESS_SUFFIX
 from utils.methods import BASE_OF
 from utils.rules import CAM_FREE_RULES
 
@@ -24,8 +25,12 @@ PART_ONLY = reweighting_only()
 
 
 def load_runs(paths: list[str]) -> list[dict]:
+    """The results files among `paths`; an unfinished evaluation's progress file (a run still going,
+    `results/*.json` matches it) is passed over, anything else unreadable is an error."""
     runs = []
     for p in paths:
+        if str(p).endswith(PROGRESS_SUFFIX):
+            continue
         try:
             run = json.loads(Path(p).read_text())
         except (OSError, json.JSONDecodeError) as exc:
