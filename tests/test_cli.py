@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from utils.methods import METHODS
 
 
 def cli(*args: str, script: str = "train_eval_part.py"):
@@ -155,7 +156,7 @@ def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path, capsys):
     assert not (tmp_path / "m" / "epoch1.pt").exists() and not (tmp_path / "m" / "results.json").exists()
 
 
-@pytest.mark.parametrize("method", ["part", "part_t", "part_m"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_flag_declares_its_role(method):
     """The resume checks and the report's grouping are derived from the roles: a flag added without
     one (p.add_argument directly) would be neither checked on resume nor a setting of the report."""

@@ -13,6 +13,7 @@ from models import build_model
 from tests.conftest import train
 from utils.args import get_args
 from utils.evaluate import evaluate
+from utils.methods import METHODS
 from utils.losses import mart_objective_logits, trades_objective_logits
 from utils.recipe import training_loss
 from utils.train import prepare
@@ -97,11 +98,11 @@ def bn_model():
     return model
 
 
-@pytest.mark.parametrize("method", ["part", "part_t", "part_m"])
+@pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("part_phase", [False, True])
 def test_training_attack_keeps_batchnorm_statistics(bn_model, method, part_phase):
     args = get_args(method, ["--num-steps", "2"])
-    loss = training_loss(args, {"part": "at", "part_t": "trades", "part_m": "mart"}[method], part_phase, 8 / 255)
+    loss = training_loss(args, METHODS[method].loss, part_phase, 8 / 255)
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     before = _bn_state(bn_model)
     x_adv = loss.adversarial(bn_model, x, y, 8 / 255)
@@ -135,7 +136,6 @@ def test_mask_grid_and_evaluation_keep_batchnorm_statistics(tiny_folder, tmp_pat
 def test_every_method_has_its_base_in_the_recipe():
     """utils.methods.METHODS (torch-free: the command line) and utils.recipe.BASES (the attack, the
     objective, the start) are one axis in two tables: each method's loss key must name a base."""
-    from utils.methods import METHODS
     from utils.recipe import BASES
     assert {m.loss for m in METHODS.values()} == set(BASES)
     for m in METHODS.values():

@@ -14,11 +14,12 @@ from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
 from tests.helpers.compare import same, weights
 from utils.args import get_args
 from utils.data import load_splits
+from utils.methods import METHODS as REGISTRY
 from utils.recipe import attack_start
 
-METHOD_LOSS = {"part": "at", "part_t": "trades", "part_m": "mart"}
+METHOD_LOSS = {key: m.loss for key, m in REGISTRY.items()}     # part -> at, part_t -> trades, ...
 
-METHODS = ["part", "part_t", "part_m"]
+METHODS = list(REGISTRY)
 
 
 # Every dataset trains end to end once, each with another script; that every layout of a dataset
