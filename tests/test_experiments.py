@@ -97,6 +97,13 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert out.count("train_eval_part.py") == len(arms) and "results/cpu-study/at_seed4.json" in out
     assert out.count("train_eval_part_t.py") == out.count("train_eval_part_m.py") == 4
+    printed = [ln.split(": ", 1)[0] for ln in out.splitlines()]
+    assert set(printed[:len(arms)]) == set(arms)          # the four arms first, then the TRADES / MART pairs
+    for name, (_, script, flags) in variants.items():       # each pair's flags are its own script's
+        assert get_args(script[len("train_eval_"):-len(".py")], shlex.split(flags)).seed in (1, 2)
+    assert runner.main(["--suite", "cpu-study", "--priority", "5", "--dry-run"]) == 0
+    assert [ln.split(": ", 1)[0] for ln in capsys.readouterr().out.splitlines()] == [
+        "trades_seed1", "part_t_seed1", "trades_seed2", "part_t_seed2"]
     line = next(ln for ln in out.splitlines() if ln.startswith("part_seed1: "))
     cmd = shlex.split(line.split(": ", 1)[1])
     assert get_args("part", cmd[2:]).eval_every == 2       # the runner's default is 5

@@ -13,8 +13,8 @@ from models import build_model
 from tests.conftest import train
 from utils.args import get_args
 from utils.evaluate import evaluate
-from utils.methods import METHODS
 from utils.losses import mart_objective_logits, trades_objective_logits
+from utils.methods import METHODS
 from utils.recipe import training_loss
 from utils.train import prepare
 

@@ -121,10 +121,10 @@ def test_resume_auto_none_one_several_and_truncated(tiny_folder, tmp_path, capsy
     argv = argv_for(tiny_folder, tmp_path, "--epochs", "1", "--resume", "auto")
     assert main("part", argv) == 0                                     # none: a fresh start
     assert "no checkpoint to continue" in capsys.readouterr().out
-    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
     assert main("part", argv) == 0                                     # one, and finished: nothing to do
     assert "this run is finished" in capsys.readouterr().out
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files     # nothing retrained or rewritten
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()} == files   # untouched
     more = argv_for(tiny_folder, tmp_path, "--epochs", "3", "--save-freq", "1", "--resume", "auto")
     assert main("part", more) == 0                                     # continues epoch1.pt to epoch 3
     out = capsys.readouterr().out

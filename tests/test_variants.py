@@ -87,7 +87,7 @@ def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
         assert same(a, b)
     else:
         assert all(torch.allclose(a[k].double(), b[k].double(), rtol=1e-4, atol=1e-6) for k in a)
-    assert res["method"] == {"part": "PART", "part_t": "PART-T", "part_m": "PART-M"}[method]
+    assert res["method"] == REGISTRY[method].name
 
 
 @pytest.mark.parametrize("method", ["part_t", "part_m"])
