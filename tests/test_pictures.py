@@ -186,6 +186,9 @@ def test_report_pairs_only_within_a_base_method(tmp_path):
              for m in ("TRADES", "PART-T", "MART", "PART-M") for s in (1, 2)]
     runs = report.load_runs(paths)
     assert sorted(label for _, _, label in report.arm_pairs(runs)) == ["PART-M − MART", "PART-T − TRADES"]
+    # The arm pictures, one pair per base method, named by it.
+    written = {p.name for p in report.write_report(paths, tmp_path / "out")}
+    assert {"arms_tradeoff_TRADES.png", "arms_curves_MART.png"} <= written and "arms_tradeoff.png" not in written
 
 
 @pytest.mark.parametrize("method,flags,attack,start", [

@@ -317,10 +317,17 @@ def write_report(paths: list[str], out: Path) -> list[Path]:
         written.append(path)
     written.append(out / "tradeoff.png")
     plot_tradeoff(runs, written[-1])
-    if any(len(m) >= 2 for m in _arms(runs).values()):      # seeds: the arm pictures
-        written += [out / "arms_tradeoff.png", out / "arms_curves.png"]
-        plot_arms(runs, written[-2])
-        plot_arm_curves(runs, written[-1])
+    # The arm pictures, one pair per base method (AT's arms apart from TRADES's: other scales, other
+    # losses); named by the base method when the results hold several.
+    families: dict[str, list[dict]] = {}
+    for r in runs:
+        families.setdefault(BASE_OF.get(r["method"], r["method"]), []).append(r)
+    for base, members in families.items():
+        if any(len(m) >= 2 for m in _arms(members).values()):      # seeds: the arm pictures
+            suffix = f"_{base}" if len(families) > 1 else ""
+            written += [out / f"arms_tradeoff{suffix}.png", out / f"arms_curves{suffix}.png"]
+            plot_arms(members, written[-2])
+            plot_arm_curves(members, written[-1])
     return written
 
 
