@@ -284,3 +284,16 @@ def test_no_data_message_says_where_and_what_was_tried(tmp_path, capsys, monkeyp
     with pytest.raises(UserError, match=r"download tried and failed \(OSError: Name or service not known\)"):
         load_splits("CIFAR10", tmp_path / "fresh", download=True)
     assert not (tmp_path / "fresh").exists()
+
+
+def test_signal_notice_survives_an_interrupted_print(monkeypatch, capfd):
+    """A signal that lands while the process prints: the handler's own print would be a reentrant
+    write on the same buffered stdout (RuntimeError, raised into the interrupted print: a torchrun
+    rank crashed so once); the notice goes to the file descriptor instead."""
+    import utils.interrupt as interrupt
+
+    def busy(*args, **kwargs):
+        raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stdout>'>")
+    monkeypatch.setattr(interrupt, "print", busy, raising=False)
+    interrupt._notice("SIGTERM received: stopping after the current batch")
+    assert "SIGTERM received: stopping after the current batch\n" in capfd.readouterr().out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 # Test hook: "EPOCH:BATCH:SIGNAL" (e.g. "2:3:SIGTERM") makes the trainer send itself that signal with
@@ -54,6 +55,19 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _notice(text: str) -> None:
+    """A line on stdout from a signal handler. The handler may have interrupted a print to stdout, and
+    a buffered stream refuses the reentrant write (RuntimeError, which would escape into that print):
+    the line then goes to the file descriptor itself, or is dropped where there is none."""
+    try:
+        print(text, flush=True)
+    except RuntimeError:
+        try:
+            os.write(sys.stdout.fileno(), (text + "\n").encode())
+        except (OSError, ValueError):
+            pass
+
+
 class StopRequest:
     """Catches SIGTERM and SIGINT while active (a context manager; the previous handlers come back on
     exit). Outside the main thread signals cannot be caught, and it only records nothing."""
@@ -87,8 +101,8 @@ class StopRequest:
             return
         self.signum = signum
         if not self._in_child:      # a worker outlives the first signal silently; its parent speaks
-            print(f"{signal.Signals(signum).name} received: stopping after the current batch "
-                  "(send it again to stop at once)", flush=True)
+            _notice(f"{signal.Signals(signum).name} received: stopping after the current batch "
+                    "(send it again to stop at once)")
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
