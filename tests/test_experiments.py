@@ -6,6 +6,7 @@ import pytest
 from experiments import run as runner
 from experiments.runs import RUNS
 from utils.interrupt import TEST_HOOK
+from utils.methods import METHODS
 
 TINY = "--model smallcnn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
 
@@ -99,8 +100,9 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     assert out.count("train_eval_part_t.py") == out.count("train_eval_part_m.py") == 4
     printed = [ln.split(": ", 1)[0] for ln in out.splitlines()]
     assert set(printed[:len(arms)]) == set(arms)          # the four arms first, then the TRADES / MART pairs
+    key_of = {m.script: key for key, m in METHODS.items()}
     for name, (_, script, flags) in variants.items():       # each pair's flags are its own script's
-        assert get_args(script[len("train_eval_"):-len(".py")], shlex.split(flags)).seed in (1, 2)
+        assert get_args(key_of[script], shlex.split(flags)).seed in (1, 2)
     assert runner.main(["--suite", "cpu-study", "--priority", "5", "--dry-run"]) == 0
     assert [ln.split(": ", 1)[0] for ln in capsys.readouterr().out.splitlines()] == [
         "trades_seed1", "part_t_seed1", "trades_seed2", "part_t_seed2"]

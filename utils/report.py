@@ -62,6 +62,11 @@ def grouped(runs: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+def base_method(run: dict) -> str:
+    """The run's base method (AT, TRADES, MART): its own label for a baseline."""
+    return BASE_OF.get(run["method"], run["method"])
+
+
 def baseline_candidates(run: dict, runs: list[dict]) -> list[dict]:
     """The baseline runs whose settings equal this run's except --no-reweight (and the settings that
     only the reweighting reads), the seed included."""
@@ -132,13 +137,15 @@ def arm_kind(run: dict) -> str:
 
 
 def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
-    """(arm A, arm B, label) to compare seed by seed: within runs of one base method whose settings agree
-    except the seed and the reweighting's own (PART_ONLY), every arm minus the baseline, and every CAM arm minus every
-    CAM-free arm (PART minus random placement, minus uniform budgets). An arm: runs of one group_key."""
+    """(arm A, arm B, label) to compare seed by seed: within runs of one base method whose settings
+    agree except the seed and the reweighting's own (PART_ONLY), every arm minus the baseline, and every
+    CAM arm minus every CAM-free arm (PART minus random placement, minus uniform budgets). An arm: runs
+    of one group_key."""
     groups = grouped(runs)
     families: dict[tuple, list[tuple]] = {}
     for key, members in groups.items():     # a family: one base method (PART-T with TRADES, never MART)
-        families.setdefault((BASE_OF.get(key[0], key[0]), settings(members[0], PART_ONLY | {"seed"})), []).append(key)
+        family = (base_method(members[0]), settings(members[0], PART_ONLY | {"seed"}))
+        families.setdefault(family, []).append(key)
     pairs = []
     for keys in families.values():
         kind = {k: arm_kind(groups[k][0]) for k in keys}
@@ -321,7 +328,7 @@ def write_report(paths: list[str], out: Path) -> list[Path]:
     # losses); named by the base method when the results hold several.
     families: dict[str, list[dict]] = {}
     for r in runs:
-        families.setdefault(BASE_OF.get(r["method"], r["method"]), []).append(r)
+        families.setdefault(base_method(r), []).append(r)
     for base, members in families.items():
         if any(len(m) >= 2 for m in _arms(members).values()):      # seeds: the arm pictures
             suffix = f"_{base}" if len(families) > 1 else ""
