@@ -10,6 +10,9 @@ Rules
   without an epsilon: 0 / 0), so it too gets epsilon_low everywhere.
 - cam: the paper's intent without the colour map: bilinear upsampling, z-score over HxW, z > 1 gets
   epsilon, the same for all three channels.
+- top: the paper's rule at a fixed share s: bilinear upsampling, epsilon on each image's
+  round(s * H * W) pixels of highest CAM (ties broken by torch.topk), the same for all three channels,
+  so that every image has exactly the same share of full-budget elements.
 """
 from __future__ import annotations
 
@@ -103,26 +106,47 @@ def official_weight(cam: torch.Tensor, size: int) -> torch.Tensor:
 
 def cam_zscore(cam: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 1, size, size): bilinear-upsampled CAM z-scored over HxW (population std)."""
-    up = F.interpolate(cam[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+    up = cam_upsampled(cam, size)
     flat = up.flatten(1)
     mean = flat.mean(1)[:, None, None, None]
     std = flat.std(1, correction=0)[:, None, None, None]
     return (up - mean) / std
 
 
+def top_pixels(score: torch.Tensor, share: float, largest: bool = True) -> torch.Tensor:
+    """(B, 1, H, W) bool: each image's round(share * H * W) pixels of highest `score` (of lowest with
+    largest=False); ties are broken by torch.topk."""
+    flat = score.flatten(1)
+    k = max(1, min(flat.shape[1], round(share * flat.shape[1])))
+    idx = flat.topk(k, dim=1, largest=largest).indices
+    chosen = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, idx, True)
+    return chosen.view(score.shape)
+
+
+def cam_upsampled(cam: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 1, size, size): the CAM upsampled bilinearly, as the cam and top rules see it."""
+    return F.interpolate(cam[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _top(cam: torch.Tensor, size: int, top_share: float) -> torch.Tensor:
+    return top_pixels(cam_upsampled(cam, size), top_share).expand(-1, 3, -1, -1)
+
+
 # The CAM rules of utils/rules.py (needs_cam), each the (B, 3, size, size) bool map of the elements that
-# keep the full budget; kept equal to that table by a test. A new CAM rule: one entry there, one here.
+# keep the full budget, given the rule's own flags by name; kept equal to that table by a test. A new CAM
+# rule: one entry there, one here.
 CAM_RULES = {
     "official": lambda cam, size: official_weight(cam, size) > 1,
     "cam": lambda cam, size: (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1),
+    "top": _top,
 }
 
 
-def important_map(cam: torch.Tensor, size: int, rule: str = "official") -> torch.Tensor:
-    """(B, 3, size, size) bool: the elements that keep the full budget."""
+def important_map(cam: torch.Tensor, size: int, rule: str = "official", **params) -> torch.Tensor:
+    """(B, 3, size, size) bool: the elements that keep the full budget; `params`: the rule's own flags."""
     if rule not in CAM_RULES:
         raise ValueError(f"unknown CAM mask rule {rule!r}; choose from {', '.join(CAM_RULES)}")
-    return CAM_RULES[rule](cam, size)
+    return CAM_RULES[rule](cam, size, **params)
 
 
 def budget_from(important: torch.Tensor, epsilon: float, low_epsilon: float) -> torch.Tensor:
@@ -131,9 +155,9 @@ def budget_from(important: torch.Tensor, epsilon: float, low_epsilon: float) -> 
 
 
 def epsilon_map(cam: torch.Tensor, size: int, epsilon: float, low_epsilon: float,
-                rule: str = "official") -> torch.Tensor:
+                rule: str = "official", **params) -> torch.Tensor:
     """(B, 3, size, size) float32 per-pixel budget on the CAM's device."""
-    return budget_from(important_map(cam, size, rule), epsilon, low_epsilon)
+    return budget_from(important_map(cam, size, rule, **params), epsilon, low_epsilon)
 
 
 def region_map(size: int, budgets: dict[str, float], default: float,

@@ -57,17 +57,19 @@ class RandomBudget(BudgetPolicy):
 
 
 class BatchCamBudget(BudgetPolicy):
+    """`rule`: a CAM rule of cam.masks.CAM_RULES; `params`: its own flags' values (utils.rules.rule_params)."""
+
     def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float,
-                 low_epsilon: float) -> None:
+                 low_epsilon: float, params: dict | None = None) -> None:
         self.model, self.cam, self.rule, self.size = model, cam, rule, size
-        self.epsilon, self.low_epsilon = epsilon, low_epsilon
+        self.epsilon, self.low_epsilon, self.params = epsilon, low_epsilon, params or {}
 
     def important(self, x: torch.Tensor) -> torch.Tensor:
-        return important_map(compute_cam(self.model, x, self.cam), self.size, self.rule)
+        return important_map(compute_cam(self.model, x, self.cam), self.size, self.rule, **self.params)
 
     def from_cam(self, cam: torch.Tensor) -> torch.Tensor:
         """The budget of an already computed CAM (the mask grids show the CAM too)."""
-        return budget_from(important_map(cam, self.size, self.rule), self.epsilon, self.low_epsilon)
+        return budget_from(important_map(cam, self.size, self.rule, **self.params), self.epsilon, self.low_epsilon)
 
     def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
         return budget_from(self.important(x), self.epsilon, self.low_epsilon)
@@ -80,8 +82,8 @@ class PairedCamBudget(BatchCamBudget):
 
     def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float, low_epsilon: float,
                  mask_pass: Callable[[int], Iterable[torch.Tensor]], first_epoch: int, every: int,
-                 progress: bool = False) -> None:
-        super().__init__(model, cam, rule, size, epsilon, low_epsilon)
+                 progress: bool = False, params: dict | None = None) -> None:
+        super().__init__(model, cam, rule, size, epsilon, low_epsilon, params)
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
@@ -108,8 +110,10 @@ class PairedCamBudget(BatchCamBudget):
 # flags, for the torch-free command line (a test keeps the two equal).
 
 def _region(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
-    # Figure 1: fixed per-quadrant budgets; the random start spans the region map itself.
-    return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), None, False
+    # Figure 1: fixed per-quadrant budgets; the random start spans the region map itself (--region-start
+    # map, the default) or +-epsilon (--region-start epsilon: PART's part_pgd start, as the random rule).
+    start = None if getattr(args, "region_start", "map") == "map" else args.epsilon
+    return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), start, False
 
 
 def _random(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:

@@ -30,6 +30,7 @@ from utils.distributed import Dist
 from utils.graphs import graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import STEP_WRAPPERS
+from utils.rules import rule_params
 from utils.step import TrainStep
 
 
@@ -128,13 +129,13 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
     else:
         # PART: the CAM of each batch; the official part_pgd / part_mma start in +-epsilon.
         grid, start_epsilon, tracks = (BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon,
-                                                      a.low_epsilon), a.epsilon, True)
+                                                      a.low_epsilon, rule_params(a)), a.epsilon, True)
     if a.no_reweight:
         return warm, Phase("baseline", step(False), FixedBudget(a.epsilon), False), grid
     budget = grid
     if isinstance(grid, BatchCamBudget) and a.cam_refresh == "official":
         budget = PairedCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon,
-                                 mask_pass, a.warm_up + 1, a.save_weights, progress)
+                                 mask_pass, a.warm_up + 1, a.save_weights, progress, rule_params(a))
     return warm, Phase("part", step(True, start_epsilon), budget, tracks), grid
 
 

@@ -24,11 +24,22 @@ class MaskRule:
 RULES = {r.name: r for r in (
     MaskRule("official", "the upstream jet-colour-map rule"),
     MaskRule("cam", "z-scored bilinear CAM"),
+    # The rule the paper describes, at a chosen share: monotone in the CAM, the same for the three channels.
+    MaskRule("top", "the paper's rule at a fixed share: epsilon on each image's top --top-share of bilinear CAM "
+             "values (per pixel, all three channels)", flags=(
+        Flag("--top-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None, metavar="S",
+                                 help="with --mask-rule top: the share of each image's pixels, highest CAM first, "
+                                      "that keep --epsilon (rounded to whole pixels; the rest get --low-epsilon)"),
+             required=True),)),
     # Figure 1 of the paper: fixed budgets per quadrant.
     MaskRule("region", "fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)", needs_cam=False, flags=(
         Flag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
                                   help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
-                                       "get --epsilon)")),)),
+                                       "get --epsilon)")),
+        Flag("--region-start", dict(default="map", choices=("map", "epsilon"),
+                                    help="with --mask-rule region: the attack's random start spans the region map "
+                                         "itself (map, as the paper's Figure 1) or +-epsilon (epsilon, as PART's "
+                                         "part_pgd and the random rule)")),)),
     # The control of PART's placement: PART's share of full-budget elements, placed at random.
     MaskRule("random", "each element keeps --epsilon with probability --random-share, no CAM (the control of "
              "PART's placement)", needs_cam=False, flags=(
@@ -52,3 +63,8 @@ def rule_flag_errors(args) -> list[str]:
             elif f.required and not given and args.mask_rule == rule.name:
                 errors.append(f"--mask-rule {rule.name} needs {f.name} {f.kwargs.get('metavar', '')}".rstrip())
     return errors
+
+
+def rule_params(args) -> dict:
+    """The values of the chosen rule's own flags, by setting name (what its builder reads)."""
+    return {f.dest: getattr(args, f.dest) for f in RULES[args.mask_rule].flags}
