@@ -25,9 +25,10 @@ from utils.distributed import Dist
 from utils.files import write_json
 from utils.interrupt import Interrupted, StopRequest
 from utils.names import AUTOATTACKS
+from utils import cam_info
 from utils.rng import EVAL_BATCH_SEEDS, seeded
 
-HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard"}
+HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info"}
 EVAL_STEPS = 20
 
 
@@ -43,6 +44,8 @@ def _adversary(name: str, args: argparse.Namespace, num_classes: int):
         return lambda m, x, y: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "aa-standard":
         return lambda m, x, y: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
+    if name == "cam-info":      # counts, not adversarial images: see _attack_batches
+        return lambda m, x, y: cam_info.counts(m, x, y, args)
     raise ValueError(name)
 
 
@@ -140,9 +143,12 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         # before the accuracy is printed.
         with contextlib.closing(bar):
             _attack_batches(model, attack, name, data, done, batches, device, record, spent, stop, dist, subset)
+        out["seconds"][name] = spent.get(name, 0.0)
+        if name == "cam-info":
+            _cam_info_result(out, done, n, loader.dataset[0][0].numel(), args.cam_info_share, verbose)
+            continue
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural
-        out["seconds"][name] = spent.get(name, 0.0)
         out[name] = 100.0 * robust / n
         out["counts"][name] = robust
         out["images"][name] = n
@@ -150,6 +156,20 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
             print(f"{HEADERS[name]}{'=' * 61}", flush=True)
             print(accuracy_line(clean, n, robust), flush=True)
     return out
+
+
+def _cam_info_result(out: dict, done: list[list[int]], n: int, image_elements: int, share: float,
+                     verbose: bool) -> None:
+    columns = [sum(col) for col in zip(*done)]
+    res = {"share": share, **cam_info.summary(columns, n, n * image_elements)}
+    out["cam-info"], out["counts"]["cam-info"], out["images"]["cam-info"] = res, columns, n
+    if verbose:
+        print(f"{HEADERS['cam-info']}{'=' * 56}", flush=True)
+        print("PGD-20 robust accuracy with epsilon on a share of each image's pixels, 0 elsewhere: "
+              + ", ".join(f"{k} {res[k]:.2f}%" for k in cam_info.SETS[:3])
+              + f" (random - top {res['random - top']:+.2f}); official rule {res['official']:.2f}% vs the same share "
+              f"at random {res['official-random']:.2f}% (official full-budget share {100 * res['official_share']:.1f}%)",
+              flush=True)
 
 
 def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batches: int, device: torch.device,
@@ -166,8 +186,10 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
             i = first + dist.rank
             x, y = (t.to(device) for t in group[dist.rank])
             with seeded(EVAL_BATCH_SEEDS[name] + i, device):
-                robust = _count(model, attack(model, x, y), y)
-            mine = [robust, _count(model, x, y) if subset else 0]
+                if name == "cam-info":
+                    mine = attack(model, x, y)       # the robust count of each set (utils.cam_info)
+                else:
+                    mine = [_count(model, attack(model, x, y), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])
         spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
         if record and dist.main:

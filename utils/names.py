@@ -32,6 +32,7 @@ CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
 QUADRANTS = ("ul", "ur", "bl", "br")
 # aa: AutoAttack through torchattacks (the official PART evaluation); aa-standard: the authors'
 # implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.
-EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard")
+# cam-info: PGD-20 restricted to the CAM's top, random and bottom pixels (utils/cam_info.py); not a default.
+EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard", "cam-info")
 DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
 AUTOATTACKS = ("aa", "aa-standard")

@@ -26,7 +26,8 @@ STREAM_STRIDE = 100_003
 STREAM_OFFSETS = {"shuffle": 0, "masks": 50_021, "eval": 70_001, "grid": 90_001}
 # Seed of batch i of an evaluation: EVAL_BATCH_SEEDS[name] + i, the same for every run; a million
 # apart, so no test set has enough batches for two attacks to share a seed.
-EVAL_BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000}
+EVAL_BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000,
+                    "cam-info": 5_000_000}
 
 
 def set_seed(seed: int) -> None:

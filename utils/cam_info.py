@@ -1,0 +1,70 @@
+"""The CAM's information about robustness, measured on a trained model (`--eval cam-info`).
+
+PART's premise is that the pixels its CAM marks matter more to the model's robustness than the others.
+This evaluation tests it directly: PGD-20 on the clean test images with the budget epsilon on a share s
+(--cam-info-share) of each image's pixels and 0 elsewhere, the pixels being
+  top      the model's own CAM (--cam, predicted class) highest s of each image (as --mask-rule top)
+  random   s of the pixels at random (the evaluation's seeded stream: the same for every model)
+  bottom   the CAM's lowest s;
+and the official rule's epsilon / epsilon_low map against a random map with the same number of
+full-budget elements in each image (official-random). Lower robust accuracy: a stronger attack, so
+random - top > 0 says the CAM's pixels matter more than random ones (and official-random - official
+the same of the official rule's).
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn as nn
+
+from attacks import pgd
+from cam import compute_cam
+from cam.masks import budget_from, cam_upsampled, official_weight, top_pixels
+
+# The sets, in the order of the counts an evaluation batch returns.
+SETS = ("top", "random", "bottom", "official", "official-random")
+STEPS = 20
+
+
+def random_like_count(important: torch.Tensor) -> torch.Tensor:
+    """A uniformly random bool map with as many True elements in each image as `important` has."""
+    flat = important.flatten(1)
+    ranks = torch.rand(flat.shape, device=flat.device).argsort(1).argsort(1)
+    return (ranks < flat.sum(1, keepdim=True)).view(important.shape)
+
+
+def budgets(model: nn.Module, x: torch.Tensor, args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """The (B, 3, H, W) budget of each set for the clean images x (random draws: the current stream)."""
+    eps, size = args.eval_epsilon, x.shape[-1]
+    cam = compute_cam(model, x, args.cam)
+    up = cam_upsampled(cam, size)
+    share = args.cam_info_share
+    pixels = {"top": top_pixels(up, share), "random": top_pixels(torch.rand_like(up), share),
+              "bottom": top_pixels(up, share, largest=False)}
+    out = {k: budget_from(v.expand(-1, x.shape[1], -1, -1), eps, 0.0) for k, v in pixels.items()}
+    official = official_weight(cam, size) > 1
+    out["official"] = budget_from(official, eps, args.low_epsilon)
+    out["official-random"] = budget_from(random_like_count(official), eps, args.low_epsilon)
+    return out
+
+
+def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> list[int]:
+    """Robust counts of one batch under each set (SETS order), then the number of the official map's
+    full-budget elements (its share, summed over the batch)."""
+    maps = budgets(model, x, args)
+    robust = []
+    for name in SETS:
+        x_adv = pgd(model, x, y, maps[name], args.step_size, STEPS, start="uniform_clipped")
+        with torch.no_grad():
+            robust.append(model(x_adv).argmax(1) == y)
+    out = torch.stack([r.sum() for r in robust] + [(maps["official"] == args.eval_epsilon).sum()])
+    return [int(v) for v in out.tolist()]       # one host copy per batch
+
+
+def summary(columns: list[int], images: int, elements: int) -> dict:
+    """Accuracies (%) of each set, the two differences, and the official map's full-budget share."""
+    acc = {name: 100.0 * c / images for name, c in zip(SETS, columns)}
+    return {**acc, "random - top": acc["random"] - acc["top"],
+            "official-random - official": acc["official-random"] - acc["official"],
+            "official_share": columns[len(SETS)] / elements}
