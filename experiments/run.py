@@ -9,8 +9,10 @@ accuracies, seconds, device, git commit) and <name>.log; weights stay in <checkp
     python -m experiments.run at_seed1 --extra "--model smallcnn --epochs 2"   # a quick try
     python -m experiments.run at_seed1 part_seed1 --jobs 2 --data-dir ...     # two at once on one GPU
 
-With --jobs N, N runs go at once, each its own process and log; each run's results are the same as
-when it runs alone (every run seeds itself; nothing is shared but the device).
+With --jobs N, N runs go at once, each its own process and log, each with the machine's cores divided
+by N as its torch threads (unless its flags give --threads); each run's results are the same as when it
+runs alone at that thread count (every run seeds itself; nothing is shared but the device). Runs start
+only from a tree whose tracked source files are committed (--allow-uncommitted overrides).
 """
 from __future__ import annotations
 
@@ -22,23 +24,28 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from experiments.runs import SUITES
+from experiments.runs import SUITE_DIRS, SUITES
 from utils.args import OneLineParser, positive_int
+from utils.provenance import default_threads, source_changes
 
 REPO = Path(__file__).resolve().parent.parent
 # Every run keeps a learning curve (1,000 fixed test images every 5 epochs, unless its flags say
 # otherwise) and two mask grids.
-COMMON = ["--eval-every", "5", "--eval-subset", "1000", "--save-masks", "8"]
+COMMON = {"--eval-every": "5", "--eval-subset": "1000", "--save-masks": "8"}
 
 
 def command(name: str, args: argparse.Namespace) -> list[str]:
     _, script, run_args = SUITES[args.suite][name]
     model_dir = Path(args.checkpoint_dir).resolve() / name
-    cmd = [sys.executable, str(REPO / script), *COMMON, *shlex.split(run_args),   # the run's own flags win
+    own = shlex.split(run_args) + shlex.split(args.extra)
+    common = [t for flag, value in COMMON.items() if flag not in own for t in (flag, value)]  # its own win
+    cmd = [sys.executable, str(REPO / script), *common, *shlex.split(run_args),
            "--data-dir", str(Path(args.data_dir).resolve()), "--model-dir", str(model_dir),
            "--results", str(Path(args.results_dir).resolve() / f"{name}.json"), "--no-progress",
            *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), "--resume", "auto",
            *shlex.split(args.extra)]
+    if "--threads" not in cmd:     # the cores shared among the runs that go at once
+        cmd += ["--threads", str(default_threads(args.jobs))]
     return cmd
 
 
@@ -47,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="runs of the suite to do (--list names them)")
     p.add_argument("--suite", default="reproduction", choices=tuple(SUITES),
-                   help="reproduction (ResNet-18, the official schedule) or cpu-study (issue 17's CPU-scale study)")
+                   help="reproduction (ResNet-18, the official schedule), cpu-study (the CPU-scale study) or "
+                        "cpu-study-2 (its second round, results/cpu-study/round2)")
     p.add_argument("--priority", type=int, action="append", default=[], help="add every run of this priority")
     p.add_argument("--list", action="store_true", help="print the suite's runs (name, priority, arguments) and stop")
     p.add_argument("--data-dir", default="./data")
@@ -59,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="runs at once (one device shared)")
     p.add_argument("--aa-subset", type=positive_int, default=None, metavar="N",
                    help="AutoAttack on a fixed N test images in every run (the other evaluations on all)")
+    p.add_argument("--allow-uncommitted", action="store_true",
+                   help="start runs although tracked source files have changes not committed (each results JSON "
+                        "lists them under source_changes); by default such a tree is refused")
     args = p.parse_args(argv)
     runs = SUITES[args.suite]
-    default_dirs = ("results", "checkpoint/runs") if args.suite == "reproduction" else \
-        (f"results/{args.suite}", f"checkpoint/{args.suite}")
+    default_dirs = SUITE_DIRS.get(args.suite, (f"results/{args.suite}", f"checkpoint/{args.suite}"))
     args.results_dir = args.results_dir or default_dirs[0]
     args.checkpoint_dir = args.checkpoint_dir or default_dirs[1]
     if args.list:
@@ -77,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                                              if prio in args.priority or everything]))
     if not names:
         p.error("name at least one run or --priority (a suite other than reproduction: none means all)")
+    changed = source_changes()
+    if changed and not args.dry_run and not args.allow_uncommitted:
+        p.error(f"tracked source files have changes not committed ({', '.join(changed[:5])}"
+                f"{', ...' if len(changed) > 5 else ''}): commit them first, so that every run names the code it "
+                "ran (or --allow-uncommitted, recorded in each results JSON)")
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     todo = []
     for name in names:

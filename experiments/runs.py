@@ -7,8 +7,19 @@ AutoAttacks — torchattacks', as the official code, and the authors', as Robust
 `cpu-study` (issue 17): PART against AT and two controls the paper lacks, at a scale a 2-core CPU
 finishes (STUDY below says what and why); priority = seed, so `--priority 1` runs one seed of every arm;
 then TRADES vs PART-T (priority 5) and MART vs PART-M (priority 6) at 2 seeds.
+
+`cpu-study-2` (issue 24, the study's second round, results/cpu-study/round2): the same setting at
+1 torch thread per run (round 1 ran at 2; the thread count changes the rounding, so round 2 reruns
+the arms it pairs with), every run with the cam-info evaluation:
+  priority 1-4 (seed)   AT, PART (official rule), random, uniform with PART's start (+-epsilon, the
+                        clean control), PART (paper rule: --mask-rule top at the study's share);
+  priority 11-14        Figure 1 at CPU scale: AT with one quadrant at 6/255 and the others at 12/255,
+                        each quadrant, no warm-up, natural and PGD-20 (seeds 1-4);
+  priority 25-28        seeds 5-8 of the five arms, AutoAttack by its authors only (aa-standard).
 """
 from __future__ import annotations
+
+from utils.names import QUADRANTS
 
 FIG1 = "--warm-up 0 --mask-rule region --eval natural,pgd20 --region-eps"
 ALL = "--eval natural,pgd20,mma,aa,aa-standard"
@@ -72,6 +83,43 @@ def _cpu_study() -> dict[str, tuple[int, str, str]]:
     return runs
 
 
+# Round 2: the study's setting at 1 thread, with the cam-info evaluation (at the study's share).
+STUDY2 = STUDY.replace("--eval natural,pgd20,aa,aa-standard", "--eval natural,pgd20,aa,aa-standard,cam-info") + \
+    f" --threads 1 --cam-info-share {STUDY_SHARE}"
+STUDY2_EXTRA_SEEDS = (5, 6, 7, 8)
+FIG1_LOW, FIG1_HIGH = "6/255", "12/255"
+
+
+def study2_arms() -> dict[str, str]:
+    """The five arms of round 2: name -> flags."""
+    u = uniform_budget(STUDY_SHARE)
+    return {"at": "--no-reweight", "part": "--cam-refresh batch",
+            "random": f"--mask-rule random --random-share {STUDY_SHARE}",
+            "uniform_clean": "--mask-rule region --region-start epsilon --region-eps "
+                             + ",".join(f"{q}={u}" for q in QUADRANTS),
+            "part_paper": f"--cam-refresh batch --mask-rule top --top-share {STUDY_SHARE}"}
+
+
+def _cpu_study_2() -> dict[str, tuple[int, str, str]]:
+    runs = {f"{arm}_seed{seed}": (seed, "train_eval_part.py", f"--seed {seed} {flags} {STUDY2}")
+            for seed in STUDY_SEEDS for arm, flags in study2_arms().items()}
+    fig1 = STUDY2.replace("--warm-up 3 ", "--warm-up 0 ").replace(
+        "--eval natural,pgd20,aa,aa-standard,cam-info", "--eval natural,pgd20,cam-info")
+    for seed in STUDY_SEEDS:
+        for low in QUADRANTS:
+            eps = ",".join(f"{q}={FIG1_LOW if q == low else FIG1_HIGH}" for q in QUADRANTS)
+            runs[f"fig1_{low}6_seed{seed}"] = (10 + seed, "train_eval_part.py",
+                                               f"--seed {seed} --mask-rule region --region-eps {eps} {fig1}")
+    more = STUDY2.replace("--eval natural,pgd20,aa,aa-standard,cam-info", "--eval natural,pgd20,aa-standard,cam-info")
+    for seed in STUDY2_EXTRA_SEEDS:
+        for arm, flags in study2_arms().items():
+            runs[f"{arm}_seed{seed}"] = (20 + seed, "train_eval_part.py", f"--seed {seed} {flags} {more}")
+    return runs
+
+
 # suite -> name -> (priority, script, arguments)
-SUITES = {"reproduction": _reproduction(), "cpu-study": _cpu_study()}
+SUITES = {"reproduction": _reproduction(), "cpu-study": _cpu_study(), "cpu-study-2": _cpu_study_2()}
+# Where a suite's results and checkpoints go by default (others: results/<suite>, checkpoint/<suite>).
+SUITE_DIRS = {"reproduction": ("results", "checkpoint/runs"),
+              "cpu-study-2": ("results/cpu-study/round2", "checkpoint/cpu-study-2")}
 RUNS = SUITES["reproduction"]

@@ -8,6 +8,15 @@ from experiments.runs import RUNS
 from utils.interrupt import TEST_HOOK
 from utils.methods import METHODS
 
+
+
+@pytest.fixture(autouse=True)
+def committed_tree(monkeypatch):
+    """The runner refuses a tree with uncommitted source changes (tested in test_placement.py); these
+    tests run in whatever tree the suite runs in."""
+    monkeypatch.setattr(runner, "source_changes", lambda: [])
+
+
 TINY = "--model smallcnn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
 
 
@@ -46,7 +55,7 @@ def test_unknown_run_is_one_line(capsys):
 
 
 def test_jobs_give_the_same_results_as_one_after_another(tiny_folder, tmp_path):
-    extra = TINY + " --epochs 2 --test-subset 16"
+    extra = TINY + " --epochs 2 --test-subset 16 --threads 1"    # alone or not, the same thread count
     results = {}
     # Two runs side by side (--jobs 2) against PART alone (the one with the most to disturb: its CAM).
     for jobs, names in (("1", ["part_seed1"]), ("2", ["at_seed1", "part_seed1"])):

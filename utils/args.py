@@ -168,7 +168,11 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
       help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
     a(N, "--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
       help="comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
-           "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench)")
+           "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench), cam-info (PGD-20 on the "
+           "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in utils/cam_info.py)")
+    a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
+      help="with --eval cam-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
+           "PART share)")
     a(S, "--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
     a(N, "--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
     a(N, "--resume", default=None, metavar="CHECKPOINT",
@@ -202,6 +206,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a(T, "--sync-bn", action="store_true",
       help="under torchrun, BatchNorm statistics over the global batch of all ranks (default: per rank, as "
            "DataParallel)")
+    a(N, "--threads", type=positive_int, default=None, metavar="N",
+      help="torch CPU threads (default: torch's own, the cores; under torchrun OMP_NUM_THREADS; experiments.run "
+           "--jobs N gives each run the cores / N); CPU results differ slightly with the count, which every "
+           "results JSON records (machine.threads)")
     a(N, "--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(method=method_key)
     return p

@@ -42,9 +42,20 @@ def load_runs(paths: list[str]) -> list[dict]:
     return runs
 
 
+def cpu_threads(run: dict) -> int | None:
+    """The torch threads of a CPU run (None on a GPU, or where the run did not record them): CPU
+    arithmetic differs slightly with the count, so runs at different counts are not averaged or paired."""
+    if run.get("device", "cpu") != "cpu":
+        return None
+    return (run.get("machine") or {}).get("threads")
+
+
 def settings(run: dict, drop: frozenset = frozenset()) -> tuple:
-    """The run's settings (NOT_SETTINGS and `drop` left out) as a hashable, comparable key."""
+    """The run's settings (NOT_SETTINGS and `drop` left out) as a hashable, comparable key; a CPU run's
+    thread count is one of them."""
     args = {**EARLIER_DEFAULTS, **run["args"]}      # results made before a setting existed
+    if run.get("device", "cpu") == "cpu":
+        args["cpu_threads"] = cpu_threads(run)
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in args.items()
                         if k not in NOT_SETTINGS and k not in drop))
 
@@ -107,13 +118,14 @@ def markdown_table(runs: list[dict]) -> str:
         lines += ["", "Mean ± standard deviation over seeds (runs whose settings agree, seed aside):", ""]
         lines += ["| method | runs | " + " | ".join(m for _, m in METRICS) + " |", "|" + "---|" * (2 + len(METRICS))]
         lines += summary
-    paired = paired_differences(runs)
-    if paired:
+    pair_rows = paired_differences(runs)
+    if pair_rows:
         lines += ["", "Paired differences, seed by seed (arms whose settings agree except the reweighting's own): "
                   "mean [95 % t-interval] over the common seeds; * marks an interval that excludes 0:", ""]
         lines += ["| difference | seeds | " + " | ".join(f"Δ {m}" for _, m in METRICS) + " |",
                   "|" + "---|" * (2 + len(METRICS))]
-        lines += paired
+        lines += pair_rows
+    lines += cam_info_table(runs) + figure1_table(runs)
     return "\n".join(lines) + "\n"
 
 
@@ -136,11 +148,19 @@ def arm_kind(run: dict) -> str:
     return "baseline" if a.get("no_reweight") else "fixed" if a.get("mask_rule") in CAM_FREE_RULES else "cam"
 
 
+def _compared(a: dict, b: dict) -> bool:
+    """Whether arm a (a run of it) is compared as a − b: every arm with the baseline, every CAM arm
+    with every CAM-free arm, and every other CAM rule with the official one."""
+    ka, kb = arm_kind(a), arm_kind(b)
+    return (kb == "baseline" and ka != "baseline") or (ka == "cam" and kb == "fixed") or \
+        (ka == kb == "cam" and b["args"].get("mask_rule") == "official" and a["args"].get("mask_rule") != "official")
+
+
 def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
     """(arm A, arm B, label) to compare seed by seed: within runs of one base method whose settings
-    agree except the seed and the reweighting's own (PART_ONLY), every arm minus the baseline, and every
-    CAM arm minus every CAM-free arm (PART minus random placement, minus uniform budgets). An arm: runs
-    of one group_key."""
+    agree except the seed and the reweighting's own (PART_ONLY), every arm minus the baseline, every
+    CAM arm minus every CAM-free arm (PART minus random placement, minus uniform budgets), and every
+    other CAM rule minus the official one. An arm: runs of one group_key."""
     groups = grouped(runs)
     families: dict[tuple, list[tuple]] = {}
     for key, members in groups.items():     # a family: one base method (PART-T with TRADES, never MART)
@@ -148,11 +168,10 @@ def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
         families.setdefault(family, []).append(key)
     pairs = []
     for keys in families.values():
-        kind = {k: arm_kind(groups[k][0]) for k in keys}
         label = {k: group_label(k, {q: groups[q] for q in keys}) for k in keys}
         for a in keys:
             for b in keys:
-                if (kind[b] == "baseline" and kind[a] != "baseline") or (kind[a] == "cam" and kind[b] == "fixed"):
+                if a != b and _compared(groups[a][0], groups[b][0]):
                     pairs.append((groups[a], groups[b], f"{label[a]} − {label[b]}"))
     return pairs
 
@@ -165,23 +184,116 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
+def paired(a: list[dict], b: list[dict], value) -> tuple[int, tuple[float, float, float] | None]:
+    """Runs of arms a and b matched by seed; (seeds matched, mean and 95 % t-interval of value(x) − value(y)
+    over the seeds where both have it, or None under 2 such seeds)."""
+    by_seed = {r["args"].get("seed"): r for r in b}
+    matched = [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
+    diffs = [value(x) - value(y) for x, y in matched if value(x) is not None and value(y) is not None]
+    return len(matched), (t_interval(diffs) if len(diffs) >= 2 else None)
+
+
+def _interval(res: tuple[float, float, float] | None) -> str:
+    if res is None:
+        return "–"
+    m, lo, hi = res
+    return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("" if lo <= 0 <= hi else " *")
+
+
 def paired_differences(runs: list[dict]) -> list[str]:
-    rows = []
+    rows, bounds = [], []
     for a, b, label in arm_pairs(runs):
-        by_seed = {r["args"].get("seed"): r for r in b}
-        matched = [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
-        if len(matched) < 2:
+        n, _ = paired(a, b, lambda r: None)
+        if n < 2:
             continue
-        cells = []
-        for k, _ in METRICS:
-            diffs = [x[k] - y[k] for x, y in matched if x.get(k) is not None and y.get(k) is not None]
-            if len(diffs) < 2:
-                cells.append("–")
-                continue
-            m, lo, hi = t_interval(diffs)
-            cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("" if lo <= 0 <= hi else " *"))
-        rows.append(f"| {label} | {len(matched)} | " + " | ".join(cells) + " |")
+        res = {k: paired(a, b, lambda r, k=k: r.get(k))[1] for k, _ in METRICS}
+        rows.append(f"| {label} | {n} | " + " | ".join(_interval(res[k]) for k, _ in METRICS) + " |")
+        known = [(m, res[k]) for k, m in METRICS if res[k] is not None]
+        if known:
+            bounds.append(f"- {label}: at most " + ", ".join(f"{r[2]:+.2f} {m}" for m, r in known)
+                          + "; at least " + ", ".join(f"{r[1]:+.2f} {m}" for m, r in known))
+    if bounds:
+        rows += ["", "The same as bounds at 95 % (the intervals' ends, in points):", "", *bounds]
     return rows
+
+
+CAM_INFO = (("top", "top"), ("random", "random"), ("bottom", "bottom"), ("official", "official rule"),
+            ("official-random", "official share at random"))
+
+
+def cam_info_table(runs: list[dict]) -> list[str]:
+    """The cam-info evaluation per arm: mean ± std of each set's robust accuracy over seeds, and the
+    within-run differences random − top and official-random − official as mean [95 % t-interval]."""
+    groups = {k: [r for r in m if isinstance(r.get("cam-info"), dict)] for k, m in grouped(runs).items()}
+    groups = {k: m for k, m in groups.items() if m}
+    if not groups:
+        return []
+    lines = ["", "CAM information (--eval cam-info): PGD-20 robust accuracy (%) with ε on a share of each image's "
+             "pixels and 0 elsewhere — the model's own CAM's top share, a random share, the CAM's bottom share — "
+             "and the official rule's ε/ε_low map against the same share placed at random; differences within each "
+             "run, mean [95 % t-interval] over seeds (positive: the CAM's pixels matter more than random ones):", "",
+             "| arm | runs | share | " + " | ".join(m for _, m in CAM_INFO) + " | random − top | official at random − "
+             "official |", "|" + "---|" * (5 + len(CAM_INFO))]
+    for key, members in groups.items():
+        info = [r["cam-info"] for r in members]
+        cells = [_mean_std([i[k] for i in info]) for k, _ in CAM_INFO]
+        diffs = [_interval(t_interval(v)) if len(v) >= 2 else _fmt(v[0]) for v in
+                 ([i["random - top"] for i in info], [i["official-random - official"] for i in info])]
+        lines.append(f"| {group_label(key, grouped(runs))} | {len(members)} | {info[0].get('share')} | "
+                     + " | ".join(cells + diffs) + " |")
+    return lines
+
+
+def _mean_std(vals: list[float]) -> str:
+    if len(vals) < 2:
+        return _fmt(vals[0]) if vals else "–"
+    return f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
+
+
+# The paper's Figure 1 (ResNet-18, CIFAR-10): natural / PGD-20 accuracy with the 6/255 quadrant there.
+PAPER_FIGURE1 = {"br": (76.77, 46.75), "ul": (78.00, 47.69)}
+
+
+def figure1_quadrant(run: dict) -> str | None:
+    """The quadrant a Figure 1 run gives the lower budget (the others all share a higher one), else None."""
+    a = run["args"]
+    eps = a.get("region_eps") or {}
+    if a.get("mask_rule") != "region" or a.get("no_reweight") or len(eps) != 4:
+        return None
+    low = min(eps, key=eps.get)
+    others = {v for q, v in eps.items() if q != low}
+    return low if len(others) == 1 and eps[low] < others.pop() else None
+
+
+def figure1_table(runs: list[dict]) -> list[str]:
+    """Figure 1 at this scale: per quadrant and seed, natural and PGD-20; ul − br paired over seeds;
+    the spread (max − min over the four quadrants) per seed."""
+    fig = [r for r in runs if figure1_quadrant(r)]
+    if not fig:
+        return []
+    by = {(figure1_quadrant(r), r["args"].get("seed")): r for r in fig}
+    seeds = sorted({s for _, s in by})
+    quads = [q for q in ("ul", "ur", "bl", "br") if any((q, s) in by for s in seeds)]
+    lines = ["", "Figure 1 of the paper at this scale: one quadrant at the lower budget, the others at the higher "
+             "(natural / PGD-20, %; paper, ResNet-18: br 76.77 / 46.75, ul 78.00 / 47.69):", "",
+             "| low quadrant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
+             "|" + "---|" * (len(seeds) + 2)]
+    for q in quads:
+        cells = [f"{by[q, s]['natural']:.2f} / {by[q, s]['pgd20']:.2f}" if (q, s) in by else "–" for s in seeds]
+        nat = [by[q, s]["natural"] for s in seeds if (q, s) in by]
+        rob = [by[q, s]["pgd20"] for s in seeds if (q, s) in by]
+        lines.append(f"| {q} | " + " | ".join(cells) + f" | {_mean_std(nat)} / {_mean_std(rob)} |")
+    full = [s for s in seeds if all((q, s) in by for q in ("ul", "ur", "bl", "br"))]
+    for k, m in (("natural", "natural"), ("pgd20", "PGD-20")):
+        both = [s for s in seeds if ("ul", s) in by and ("br", s) in by]
+        d = [by["ul", s][k] - by["br", s][k] for s in both]
+        spread = [max(by[q, s][k] for q in ("ul", "ur", "bl", "br")) - min(by[q, s][k] for q in ("ul", "ur", "bl", "br"))
+                  for s in full]
+        lines.append(f"- {m}: ul − br {_interval(t_interval(d)) if len(d) >= 2 else '–'} over {len(d)} seeds "
+                     f"(paper {PAPER_FIGURE1['ul'][k != 'natural'] - PAPER_FIGURE1['br'][k != 'natural']:+.2f}); "
+                     f"spread across the four quadrants per seed {', '.join(f'{v:.2f}' for v in spread) or '–'}"
+                     + (f" (mean {statistics.mean(spread):.2f})" if spread else ""))
+    return lines
 
 
 def group_label(key: tuple, groups: dict[tuple, list[dict]]) -> str:

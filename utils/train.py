@@ -6,8 +6,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from utils.evaluate import EvalProgress, evaluate
 from utils.files import write_json
 from utils.methods import METHODS
 from utils.names import AUTOATTACKS, EVALS
+from utils.provenance import cores_available, cpu_model, git_commit, source_changes
 from utils.recipe import Phase, lr_at, phases, train_batch
 from utils.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag,
                           progress_file, refuse_unless_overwrite, remove, restore_checkpoint, save_checkpoint)
@@ -61,15 +60,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent.parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
@@ -219,6 +209,8 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
     """Seed, data, model and trainer for `args` (shared by run() and bench/). `splits`: the (train,
     test) splits already loaded for these args (the bench loads them once for all its cases)."""
     device = pick_device(args.device, dist)
+    if args.threads:            # else torch's own: the cores (torchrun: OMP_NUM_THREADS, 1 per process)
+        torch.set_num_threads(args.threads)
     set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
     train_split, test_split = splits or load_splits(args.data, args.data_dir, not args.no_download, args.train_subset,
                                                     args.test_subset, need_train=not args.eval_only)
@@ -253,7 +245,8 @@ def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_
     return {"weights": weights_fingerprint(model), "data": (test_split.source or {}).get("sha256"),
             "test_indices": None if test_split.indices is None else len(test_split.indices),
             "test_images": len(test_split), "eval_epsilon": args.eval_epsilon, "step_size": args.step_size,
-            "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes}
+            "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes,
+            **({"cam_info": [args.cam, args.low_epsilon, args.cam_info_share]} if "cam-info" in args.eval else {})}
 
 
 def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results_path: Path,
@@ -451,8 +444,11 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
         "history": trainer.history,
         "resumes": trainer.resumes,
         "data": data_record(train_split, test_split, args),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        # CPU numbers differ slightly between CPU models and thread counts (other kernels, other sums).
+        "machine": {"cpu": cpu_model(), "cores": cores_available(), "threads": torch.get_num_threads()},
         "torch": torch.__version__,
         "packages": package_versions(),
         "git_commit": git_commit(),
+        "source_changes": source_changes(),     # tracked source files not committed: [] for a clean tree
     }
