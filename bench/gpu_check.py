@@ -181,13 +181,17 @@ def pair(check: Check, scale: Scale, b: argparse.Namespace, timed, pgd_row):
              f"last, seed 1; natural and "
              f"PGD-20 on {'all' if not scale.test_subset else scale.test_subset} test images, AutoAttack "
              f"(torchattacks) on {scale.aa_subset}. Not the paper's schedule (80 epochs)." if scale is FULL else
-             f"Dry run: {scale.model}, {epochs} epochs on {scale.train_subset} images (a rehearsal, not a result).",
-             "", "| run | outcome | epochs | seconds | training s / epoch | natural (%) | PGD-20 (%) | AA (%) |",
+             f"Dry run: {scale.model}, {epochs} epochs on {scale.train_subset} images, natural and PGD-20 on "
+             f"{scale.test_subset} test images, AutoAttack on {scale.aa_subset} (a rehearsal, not a result).",
+             "", "| run | outcome | epochs | seconds | training s / epoch | natural (% of images) | PGD-20 (% of images) "
+             "| AA (% of images) |",
              "|---|---|---|---|---|---|---|---|"]
     done = 0
     for run, extra in (("at", ["--no-reweight"]), ("part", [])):
         outcome, res, seconds = _train(check, run, flags + extra, left_share=1 if run == "part" else 2)
-        cells = [f"{res[k]:.2f}" if res and res.get(k) is not None else "–" for k in ("natural", "pgd20", "aa")]
+        # Each accuracy with the number of test images it is over (AutoAttack: a smaller fixed subset).
+        cells = [f"{res[k]:.2f} of {res['images'][k]}" if res and res.get(k) is not None else "–"
+                 for k in ("natural", "pgd20", "aa")]
         per_epoch = (f"{sum(v for k, v in res['seconds'].items() if k.startswith('train')) / res['epochs_done']:.1f}"
                      if res else "–")
         lines.append(f"| {run.upper()} | {outcome} | {(res or {}).get('epochs_done', '–')} | {seconds:.0f} | "

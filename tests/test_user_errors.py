@@ -260,3 +260,49 @@ def test_one_signal_to_the_process_group_is_one_even_with_a_forked_worker():
     code, out = _run_signalled(lambda proc: os.killpg(proc.pid, signal.SIGTERM))
     assert code == 0 and "signal 15" in out and out.count("SIGTERM received") == 1
     assert "worker stopped in 0 s" in out
+
+
+def test_a_plain_pickle_is_refused_without_a_warning(tmp_path):
+    """Whatever wrote the file (pickle.dump here, not torch.save), the refusal is the only output."""
+    import pickle
+    import warnings
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as fh:
+        pickle.dump({"model": _System()}, fh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UserError, match=r"refused to load checkpoint .* needs posix\.system"):
+            load_checkpoint(evil, CPU)
+    assert not caught
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**32)])
+def test_seed_outside_numpys_range_is_one_line(seed, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main("part", ["--seed", seed])
+    assert exc.value.code == 2
+    _one_line(capsys, "--seed", seed)
+
+
+@pytest.mark.parametrize("layout", ["folder", "zip"])
+@pytest.mark.parametrize("flag,total", [("--train-subset", 80), ("--test-subset", 40)])
+def test_subset_larger_than_its_split_names_the_split_size(tiny_folder, tiny_zip, tmp_path, capsys, layout,
+                                                           flag, total):
+    data = tiny_folder if layout == "folder" else tiny_zip
+    argv = tiny_argv(data, tmp_path / "m", "--epochs", "1", "--eval", "natural", flag, str(total + 1))
+    assert main("part", argv) == 2
+    split = flag[2:].split("-")[0]
+    _one_line(capsys, f"{flag} {total + 1} is larger than the {split} split, which holds {total} images")
+    assert not (tmp_path / "m").exists()
+
+
+def test_damaged_image_in_a_zip_is_named_by_zip_and_member(tiny_folder, tmp_path, capsys):
+    import zipfile
+    bad = tmp_path / "cifar10-bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for f in sorted(tiny_folder.rglob("*.png")):
+            rel = f.relative_to(tiny_folder).as_posix()
+            zf.writestr(f"cifar10/{rel}", b"\xff\xd8\xff not a jpeg" if rel == "test/cat/0003.png" else f.read_bytes())
+    assert main("part", tiny_argv(bad, tmp_path / "m", "--epochs", "1", "--eval", "natural")) == 2
+    err = _one_line(capsys, f"cannot read image {bad}:cifar10/test/cat/0003.png", "not an image PIL can identify")
+    assert "BytesIO" not in err

@@ -9,7 +9,7 @@ import math
 import sys
 
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int,  # noqa: F401
-                            number, parse_fraction, positive_budget, positive_int, rate)
+                            number, parse_fraction, positive_budget, positive_int, rate, seed_int)
 from utils.distributed import env_world_size
 from utils.methods import METHODS, STEP_WRAPPERS
 from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, MODEL_NAMES, NUM_CLASSES
@@ -125,7 +125,7 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a(T, "--adjust-first", type=positive_int, default=60,
       help="lr x0.1 from this post-warm-up epoch (counted after the warm-up, as upstream)")
     a(T, "--adjust-second", type=positive_int, default=90, help="lr x0.01 from this post-warm-up epoch")
-    a(T, "--seed", type=int, default=1, metavar="S", help="random seed")
+    a(T, "--seed", type=seed_int, default=1, metavar="S", help="random seed, in [0, 2**32 - 1]")
     a(N, "--log-interval", type=positive_int, default=100, metavar="N", help="batches between progress lines")
     a(N, "--model-dir", default=None,
       help=f"checkpoint folder (default ./checkpoint/<data>/<model>/{method.dir_name})")

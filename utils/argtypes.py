@@ -45,8 +45,8 @@ budget = number(high=1.0)                           # [0, 1]: budgets on images 
 positive_budget = number(high=1.0, low_open=True)   # (0, 1]: step size, evaluation budget
 
 
-def int_at_least(minimum: int):
-    """argparse type: an integer >= minimum."""
+def int_at_least(minimum: int, maximum: int | None = None):
+    """argparse type: an integer >= minimum (and <= maximum if given)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -54,12 +54,15 @@ def int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be at most {maximum}")
         return value
     return parse
 
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+seed_int = int_at_least(0, 2**32 - 1)              # numpy's seeds: [0, 2**32 - 1]
 
 
 def boolean(text: str) -> bool:

@@ -13,6 +13,7 @@ import os
 import pickletools
 import random
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -137,7 +138,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
         raise UserError(f"cannot read checkpoint {path}: not a torch checkpoint (neither torch's zip format "
                         "nor a pickle)")
     try:
-        obj = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():     # torch warns about some refused files before raising: one line here
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         unsafe = unsafe_globals(path)
         if unsafe:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -88,27 +88,41 @@ def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray
         with Image.open(src) as im:
             im = im.convert("RGB")
     except OSError as exc:
-        raise UserError(f"cannot read image {name}: {exc}") from None
+        # PIL names the in-memory file (<_io.BytesIO object at 0x...>), not the image: say what it is.
+        reason = "not an image PIL can identify (damaged, or not an image)" if isinstance(exc, UnidentifiedImageError) \
+            else str(exc)
+        raise UserError(f"cannot read image {name}: {reason}") from None
     if size is not None and im.size != (size, size):
         raise WrongSize(name, im.size, size)
     return np.asarray(im, dtype=np.uint8)
 
 
+def check_limit(split: str, limit: int | None, total: int) -> None:
+    """--train-subset / --test-subset must not ask for more images than the split holds (an empty split
+    is reported as such by check_not_empty)."""
+    if limit is not None and 0 < total < limit:
+        raise UserError(f"--{split}-subset {limit} is larger than the {split} split, which holds {total} images; "
+                        f"give at most {total} (or leave the flag out for all of them)")
+
+
 def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
-           limit: int | None) -> Split:
+           limit: int | None, split: str, where: str = "") -> Split:
+    """The images of `entries` (name, class), or the fixed subset of `limit` of them, decoded; `where`
+    prefixes each name in messages (a zip's path)."""
+    check_limit(split, limit, len(entries))
     idx = subset_indices(len(entries), limit)
     kept = idx if limit is not None and limit < len(entries) else None
     entries = [entries[i] for i in idx]
     if not entries:
         return _empty(classes, size)
-    images = np.stack([_decode(read(name), size, name) for name, _ in entries])
+    images = np.stack([_decode(read(name), size, where + name) for name, _ in entries])
     return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes, kept)
 
 
-def _folder_split(root: Path, classes: list[str], size: int | None, limit: int | None) -> Split:
+def _folder_split(root: Path, classes: list[str], size: int | None, limit: int | None, split: str) -> Split:
     entries = [(str(f), i) for i, c in enumerate(classes) if (root / c).is_dir()
                for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_EXTENSIONS]
-    return _stack(entries, lambda n: n, classes, size, limit)
+    return _stack(entries, lambda n: n, classes, size, limit, split)
 
 
 _ZIP_ENTRY = re.compile(r"^(?P<prefix>(?:.*/)?)(?P<split>train|test)/(?P<cls>[^/]+)/[^/]+$")
@@ -147,7 +161,7 @@ def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | No
         for split, limit in zip(("train", "test"), limits):
             entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree.get(split, {}).get(c, []))]
             try:
-                splits.append(_stack(entries, zf.read, classes, size, limit))
+                splits.append(_stack(entries, zf.read, classes, size, limit, split, f"{path}:"))
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
                 raise UserError(f"{path} is damaged ({exc}); copy or download it again") from None
     return (splits[0], splits[1]), sum(len(v) for split in _needed(need_train) for v in tree.get(split, {}).values())
@@ -182,6 +196,8 @@ def _cifar10_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
         train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
     except RuntimeError as exc:
         raise UserError(f"{root / 'cifar-10-batches-py'}: {exc}") from None
+    for split, d, n in zip(("train", "test"), (train, test), limits):
+        check_limit(split, n, len(d.data))
     return tuple(Split(np.asarray(d.data, np.uint8), np.asarray(d.targets, np.int64), list(d.classes)).subset(n)
                  for d, n in zip((train, test), limits))
 
@@ -194,6 +210,8 @@ def _svhn_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
         sets = [SVHN(str(root), split=split) for split in ("train", "test")]
     except (RuntimeError, ValueError, OSError) as exc:
         raise UserError(f"{root}: SVHN files unreadable: {exc}") from None
+    for split, d, n in zip(("train", "test"), sets, limits):
+        check_limit(split, n, len(d.data))
     return tuple(Split(np.ascontiguousarray(d.data.transpose(0, 2, 3, 1)), np.asarray(d.labels, np.int64),
                        [str(i) for i in range(10)]).subset(n) for d, n in zip(sets, limits))
 
@@ -228,7 +246,8 @@ def _tiny_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
         val = [(str(base / "val" / "images" / r[0]), index[r[1]]) for r in sorted(rows)]
     except (OSError, KeyError, IndexError) as exc:
         raise UserError(f"{base / 'val' / 'val_annotations.txt'} is missing or malformed: {exc}") from None
-    return (_stack(train, lambda n: n, classes, 64, limits[0]), _stack(val, lambda n: n, classes, 64, limits[1]))
+    return (_stack(train, lambda n: n, classes, 64, limits[0], "train"),
+            _stack(val, lambda n: n, classes, 64, limits[1], "test"))
 
 
 LAYOUTS = {
@@ -341,8 +360,8 @@ def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Spli
                           for p in (tree / split).iterdir() if p.is_dir()})
         check_tree(name, classes, str(tree))
         with _naming(name):
-            test = _folder_split(tree / "test", classes, size, limits[1])
-            train = _folder_split(tree / "train", classes, size, limits[0]) if need_train else _empty(classes, size)
+            test = _folder_split(tree / "test", classes, size, limits[1], "test")
+            train = _folder_split(tree / "train", classes, size, limits[0], "train") if need_train else _empty(classes, size)
         files = sorted(f for split in _needed(need_train) for f in (tree / split).rglob("*")
                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         check_not_empty(name, (train, test), str(tree), need_train)
