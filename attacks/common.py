@@ -15,8 +15,11 @@ Budget = Union[float, torch.Tensor]
 STARTS = ("uniform", "uniform_clipped", "normal", "none")
 
 
-def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform") -> torch.Tensor:
-    """The starting point of an attack; `radius` is used by the uniform starts only."""
+def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform",
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
+    """The starting point of an attack; `radius` is used by the uniform starts only. `noise`: U[0, 1)
+    values of x's shape to use instead of drawing them from the global RNG (the evaluation's per-image
+    streams, utils.rng.image_uniform)."""
     if kind == "none":
         return x
     if kind == "normal":
@@ -25,7 +28,7 @@ def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform") -
         raise ValueError(f"unknown attack start {kind!r}; choose from {', '.join(STARTS)}")
     # (2U - 1) * r with U ~ U[0, 1): the same bits whether r is a float or a tensor of that float,
     # which keeps PART with epsilon_low == epsilon identical to plain AT.
-    start = x + (torch.rand_like(x) * 2 - 1) * radius
+    start = x + ((torch.rand_like(x) if noise is None else noise) * 2 - 1) * radius
     return start.clamp(0.0, 1.0) if kind == "uniform_clipped" else start
 
 

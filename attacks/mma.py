@@ -17,7 +17,8 @@ from attacks.common import Budget, random_start_point, repeat_budget, sign_step
 
 def mma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, step_size: float,
         steps: int, start: str = "uniform_clipped", start_epsilon: Budget | None = None,
-        k: int = 3, confidence: float = 50.0, projection: str = "minmax") -> torch.Tensor:
+        k: int = 3, confidence: float = 50.0, projection: str = "minmax",
+        start_noise: torch.Tensor | None = None) -> torch.Tensor:
     x = x.detach()
     b = x.shape[0]
     with torch.no_grad():
@@ -25,7 +26,7 @@ def mma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: Budget, ste
     k = min(k, logits.shape[1] - 1)
     wrong = logits.scatter(1, y[:, None], float("-inf"))
     targets = wrong.topk(k, dim=1).indices.t().reshape(-1)        # (k*B,), target-major
-    begin = random_start_point(x, epsilon if start_epsilon is None else start_epsilon, start)
+    begin = random_start_point(x, epsilon if start_epsilon is None else start_epsilon, start, start_noise)
     xs = x.repeat(k, 1, 1, 1)
     ys = y.repeat(k)
     eps = repeat_budget(epsilon, b, k)

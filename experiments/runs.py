@@ -33,10 +33,12 @@ ALL = "--eval natural,pgd20,mma,aa,aa-standard"
 #   image and epoch) and gives 4x the updates (AT after 3 epochs of 5,000 images: 28 % natural, 21 %
 #   PGD-20 on 500 test images);
 # - natural and PGD-20 on 2,000 fixed test images, both AutoAttacks on 500 fixed ones; natural and
-#   PGD-20 on 1,000 every 2 epochs for the learning curves.
+#   PGD-20 on 1,000 every 2 epochs for the learning curves;
+# - the evaluation seeded per batch (--eval-seeding batch), the scheme its first runs were evaluated
+#   with, so that every run of the study pairs with every other.
 STUDY = ("--model smallcnn-bn --channels-last --train-subset 10000 --test-subset 2000 --aa-subset 500 "
          "--epochs 10 --warm-up 3 --adjust-first 6 --batch-size 32 --lr 0.05 --eval natural,pgd20,aa,aa-standard "
-         "--eval-every 2 --eval-subset 1000")
+         "--eval-every 2 --eval-subset 1000 --eval-seeding batch")
 STUDY_SEEDS = (1, 2, 3, 4)
 # s: the share of elements that keep the full budget under PART, fixed from the PART arm of seed 1
 # (the mean of its logged share over the PART epochs 4-10: 0.2176); the random arm places that share at random,

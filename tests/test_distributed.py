@@ -196,3 +196,75 @@ def test_sigterm_to_torchrun_reaches_the_workers(tiny_folder, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     res = results(tmp_path)
     assert res["epochs_done"] == 3 and res["resumes"][0]["epoch"] >= 1
+
+
+def test_evaluation_depends_on_the_weights_and_images_alone(real_run, tmp_path, monkeypatch):
+    """Per-image seeding (the default): the same checkpoint evaluated with batch sizes 7, 32 and 128,
+    on 2 torchrun ranks, and interrupted and resumed, gives the same counts (PGD-20, MMA, AutoAttack)."""
+    import contextlib
+    import io
+
+    from utils.cli import main
+    _, folder = real_run
+    base = ["--model", REAL_MODEL, "--data-dir", str(SHARED_ZIP), "--no-download", "--test-subset", "70",
+            "--eval", "natural,pgd20,mma,aa", "--aa-subset", "9", "--eval-only", str(folder / f"epoch{REAL_EPOCHS}.pt"),
+            "--no-progress"]
+    counts = {}
+    for bs in (7, 32, 128):
+        plain("part", base + ["--batch-size", str(bs), "--results", str(tmp_path / f"b{bs}.json")])
+        counts[f"batch {bs}"] = json.loads((tmp_path / f"b{bs}.json").read_text())["counts"]
+    ranks = torchrun(2, "train_eval_part.py", base + ["--batch-size", "32", "--results", str(tmp_path / "r2.json")])
+    assert ranks.returncode == 0, ranks.stderr
+    counts["2 ranks"] = json.loads((tmp_path / "r2.json").read_text())["counts"]
+    monkeypatch.setenv(TEST_HOOK, "eval:mma:1:SIGTERM")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        argv = base + ["--batch-size", "7", "--results", str(tmp_path / "stopped.json")]
+        assert main("part", argv) == 143
+        monkeypatch.delenv(TEST_HOOK)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main("part", argv) == 0        # the same command continues the evaluation
+    finally:
+        torch.set_num_threads(threads)
+    counts["resumed"] = json.loads((tmp_path / "stopped.json").read_text())["counts"]
+    first = counts["batch 7"]
+    assert all(c == first for c in counts.values()), counts
+    assert 0 < first["pgd20"] < first["natural"] and first["mma"] <= first["natural"]
+
+
+def test_batch_seeding_replays_the_earlier_scheme(real_run):
+    """--eval-seeding batch (the CPU study's runs): batch i of PGD-20 on the seed 1,000,000 + i, as every
+    run before per-image seeding; it depends on the batch size, per-image seeding does not."""
+    from attacks import pgd
+    from utils.evaluate import evaluate
+    from utils.rng import seeded
+    _, folder = real_run
+    model, x, y = _real_model(folder)
+    x, y = x[:64], y[:64]
+    from torch.utils.data import DataLoader, TensorDataset
+    expected = 0
+    for i in range(2):
+        xb, yb = x[32 * i:32 * (i + 1)], y[32 * i:32 * (i + 1)]
+        with seeded(1_000_000 + i, CPU):
+            adv = pgd(model, xb, yb, 8 / 255, 2 / 255, 20, start="uniform_clipped")
+        expected += int((model(adv).argmax(1) == yb).sum())
+    got = {}
+    for scheme in ("batch", "image"):
+        for bs in (32, 16):
+            args = get_args("part", ["--eval-seeding", scheme])
+            ev = evaluate(model, DataLoader(TensorDataset(x, y), batch_size=bs), ["pgd20"], args, 10, verbose=False)
+            got[scheme, bs] = ev["counts"]["pgd20"]
+    assert got["batch", 32] == expected
+    assert got["image", 32] == got["image", 16]
+
+
+def _real_model(folder):
+    from models import build_model
+    from utils.data import load_splits
+    model = build_model(REAL_MODEL, 10)
+    model.load_state_dict(load_checkpoint(folder / f"epoch{REAL_EPOCHS}.pt", CPU)["model"])
+    _, test = load_splits("CIFAR10", SHARED_ZIP, False, 1, 64)
+    x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
+    return model.eval(), x, torch.from_numpy(test.labels)

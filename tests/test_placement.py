@@ -50,9 +50,9 @@ def test_region_start_spans_the_map_or_epsilon(tiny_folder, tmp_path, monkeypatc
     radii = []
     real = common.random_start_point
 
-    def spy(x, radius, kind="uniform"):
+    def spy(x, radius, kind="uniform", noise=None):
         radii.append(radius)
-        return real(x, radius, kind)
+        return real(x, radius, kind, noise)
     monkeypatch.setattr(common, "random_start_point", spy)
     import importlib
     monkeypatch.setattr(importlib.import_module("attacks.pgd"), "random_start_point", spy)

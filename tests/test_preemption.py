@@ -214,7 +214,9 @@ def test_interrupted_evaluation_continues_to_the_same_results(tiny_folder, tmp_p
     """AutoAttack of --eval-only, and MMA of the final evaluation after training."""
     assert main("part", argv_for(tiny_folder, tmp_path / "m", "--eval", "natural")) == 0
     ckpt = str(tmp_path / "m" / "epoch2.pt")
-    aa = ("--eval", "natural,aa", "--test-subset", "24", "--batch-size", "8", "--eval-only", ckpt)
+    # Batch seeding: AutoAttack in batches of --batch-size (per-image seeding runs it in chunks of 128).
+    aa = ("--eval", "natural,aa", "--test-subset", "24", "--batch-size", "8", "--eval-seeding", "batch",
+          "--eval-only", ckpt)
     assert main("part", argv_for(tiny_folder, tmp_path / "a", *aa)) == 0
     monkeypatch.setenv(TEST_HOOK, "eval:aa:0:SIGTERM")
     assert main("part", argv_for(tiny_folder, tmp_path / "b", *aa)) == 143

@@ -12,7 +12,7 @@ from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negati
                             number, parse_fraction, positive_budget, positive_int, rate, seed_int)
 from utils.distributed import env_world_size
 from utils.methods import METHODS, STEP_WRAPPERS
-from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, MODEL_NAMES, NUM_CLASSES
+from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, EVAL_SEEDINGS, MODEL_NAMES, NUM_CLASSES
 from utils.rules import RULES, rule_flag_errors
 
 
@@ -41,12 +41,13 @@ class Role(enum.Enum):
 
 # Settings a run records that are not flags: the script, the process count torchrun gave, and the
 # values a dataset forced (SVHN).
-DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_overrides": Role.NONE}
+DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_overrides": Role.NONE,
+                 "given": Role.NONE}
 # What runs made before a setting existed ran with: the resume checks and the report's grouping fill a
 # missing setting with it, so older checkpoints and results compare with newer ones. The flags of the
 # registries' entries (a mask rule's, a step wrapper's) mean "not given" / "off" at their defaults, so
 # their defaults are what earlier runs ran with: a new entry needs no line here.
-EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False,
+EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch",
                     **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_WRAPPERS) for f in entry.flags}}
 
 
@@ -173,6 +174,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
       help="with --eval cam-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
            "PART share)")
+    a(S, "--eval-seeding", default="image", choices=EVAL_SEEDINGS,
+      help="image: each test image's attack start from its own stream (keyed by its index in the test split), "
+           "so accuracies do not depend on --batch-size, ranks or resumption; batch: batch i of an attack on its "
+           "own seed (runs made before; the CPU-scale study keeps it)")
     a(S, "--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
     a(N, "--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
     a(N, "--resume", default=None, metavar="CHECKPOINT",
@@ -215,7 +220,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     return p
 
 
-# What the official scripts force for SVHN; applied unless the user gives the flag.
+# What the official scripts force for SVHN; applied unless the user gives the flag. The settings added
+# by get_args: DERIVED_ROLES.
 SVHN_OVERRIDES = {"step_size": ("--step-size", 1 / 255), "weight_decay": ("--weight-decay", 0.0035),
                   "lr": ("--lr", 0.01), "batch_size": ("--batch-size", 128)}
 
@@ -228,6 +234,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     parser = build_parser(method_key)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    # The settings given on the command line (--eval-only takes the others from its checkpoint).
+    args.given = sorted({a.dest for a in parser._actions if a.option_strings and _given(argv, *a.option_strings)})
     args.dataset_overrides = {}
     if args.data == "SVHN":
         for dest, (flag, value) in SVHN_OVERRIDES.items():

@@ -27,35 +27,41 @@ SETS = ("top", "random", "bottom", "official", "official-random")
 STEPS = 20
 
 
-def random_like_count(important: torch.Tensor) -> torch.Tensor:
-    """A uniformly random bool map with as many True elements in each image as `important` has."""
+def random_like_count(important: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """A uniformly random bool map with as many True elements in each image as `important` has;
+    `noise`: (B, elements) U[0, 1) draws that rank the elements."""
     flat = important.flatten(1)
-    ranks = torch.rand(flat.shape, device=flat.device).argsort(1).argsort(1)
+    ranks = noise.argsort(1).argsort(1)
     return (ranks < flat.sum(1, keepdim=True)).view(important.shape)
 
 
-def budgets(model: nn.Module, x: torch.Tensor, args: argparse.Namespace) -> dict[str, torch.Tensor]:
-    """The (B, 3, H, W) budget of each set for the clean images x (random draws: the current stream)."""
+def budgets(model: nn.Module, x: torch.Tensor, args: argparse.Namespace, draw=None) -> dict[str, torch.Tensor]:
+    """The (B, 3, H, W) budget of each set for the clean images x; `draw(k, shape)` gives the k-th
+    U[0, 1) draw of the batch (default: the global RNG, in order)."""
+    draw = draw or (lambda k, shape: torch.rand(shape, device=x.device))
     eps, size = args.eval_epsilon, x.shape[-1]
     cam = compute_cam(model, x, args.cam)
     up = cam_upsampled(cam, size)
     share = args.cam_info_share
-    pixels = {"top": top_pixels(up, share), "random": top_pixels(torch.rand_like(up), share),
+    pixels = {"top": top_pixels(up, share), "random": top_pixels(draw(0, up.shape), share),
               "bottom": top_pixels(up, share, largest=False)}
     out = {k: budget_from(v.expand(-1, x.shape[1], -1, -1), eps, 0.0) for k, v in pixels.items()}
     official = official_weight(cam, size) > 1
     out["official"] = budget_from(official, eps, args.low_epsilon)
-    out["official-random"] = budget_from(random_like_count(official), eps, args.low_epsilon)
+    out["official-random"] = budget_from(random_like_count(official, draw(1, (len(x), official[0].numel()))),
+                                         eps, args.low_epsilon)
     return out
 
 
-def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> list[int]:
+def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace, draw=None) -> list[int]:
     """Robust counts of one batch under each set (SETS order), then the number of the official map's
-    full-budget elements (its share, summed over the batch)."""
-    maps = budgets(model, x, args)
+    full-budget elements (its share, summed over the batch). `draw`: as in budgets."""
+    draw = draw or (lambda k, shape: torch.rand(shape, device=x.device))
+    maps = budgets(model, x, args, draw)
     robust = []
-    for name in SETS:
-        x_adv = pgd(model, x, y, maps[name], args.step_size, STEPS, start="uniform_clipped")
+    for j, name in enumerate(SETS):
+        x_adv = pgd(model, x, y, maps[name], args.step_size, STEPS, start="uniform_clipped",
+                    start_noise=draw(2 + j, x.shape))
         with torch.no_grad():
             robust.append(model(x_adv).argmax(1) == y)
     out = torch.stack([r.sum() for r in robust] + [(maps["official"] == args.eval_epsilon).sum()])

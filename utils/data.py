@@ -97,10 +97,15 @@ def _decode(data: bytes | str | Path, size: int | None, name: str) -> np.ndarray
     return np.asarray(im, dtype=np.uint8)
 
 
+class AtMost(int):
+    """A subset size that is a cap, not a request (--eval-only's defaults): a split smaller than it is
+    used whole."""
+
+
 def check_limit(split: str, limit: int | None, total: int) -> None:
     """--train-subset / --test-subset must not ask for more images than the split holds (an empty split
     is reported as such by check_not_empty)."""
-    if limit is not None and 0 < total < limit:
+    if limit is not None and not isinstance(limit, AtMost) and 0 < total < limit:
         raise UserError(f"--{split}-subset {limit} is larger than the {split} split, which holds {total} images; "
                         f"give at most {total} (or leave the flag out for all of them)")
 
@@ -410,6 +415,9 @@ class ArraySplit(Dataset):
     def __init__(self, split: Split, augment: transforms.Compose | None = None) -> None:
         self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8 view
         self.labels = torch.from_numpy(split.labels)
+        # Each image's index in the whole split (a subset keeps its images' own): the evaluation's
+        # per-image random streams are keyed by it.
+        self.ids = None if split.indices is None else torch.as_tensor(split.indices, dtype=torch.long)
         self.augment = augment
 
     def __len__(self) -> int:

@@ -1,9 +1,12 @@
 """Natural, PGD-20, MMA and AutoAttack accuracy, printed in the official format.
 
-Every batch of an attack evaluation runs on its own seeded random stream (the random starts of PGD-20
-and MMA; AutoAttack seeds itself), so an accuracy depends only on the weights and the test images, not
-on what ran before it, and an interrupted evaluation continues at the next batch with the same result
-(`EvalProgress`, a JSON file beside the results JSON).
+Each test image's random start (PGD-20, MMA, the cam-info draws) comes from its own stream, keyed by
+its index in the test split (--eval-seeding image, utils.rng.image_uniform); AutoAttack seeds itself
+per call and runs on fixed chunks of AA_CHUNK images. So an accuracy depends only on the weights and
+the test images, not on the batch size, the torchrun ranks or what ran before it, and an interrupted
+evaluation continues at the next batch with the same result (`EvalProgress`, a JSON file beside the
+results JSON). --eval-seeding batch seeds batch i of an attack instead (runs made before the per-image
+streams; the CPU-scale study keeps it).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from utils.files import write_json
 from utils.interrupt import Interrupted, StopRequest
 from utils.names import AUTOATTACKS
 from utils import cam_info
-from utils.rng import EVAL_BATCH_SEEDS, seeded
+from utils.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info"}
 EVAL_STEPS = 20
@@ -36,17 +39,35 @@ def _adversary(name: str, args: argparse.Namespace, num_classes: int):
     eps = args.eval_epsilon
     # Both start in +-eps clipped to [0, 1]: torchattacks' PGD (the official evaluation) and the
     # Madry start of the official mma.
+    # `draw(k, shape)`: the batch's k-th U[0, 1) draw (per image, or from the seeded batch stream).
     if name == "pgd20":
-        return lambda m, x, y: pgd(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped")
+        return lambda m, x, y, draw: pgd(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped",
+                                         start_noise=draw(0, x.shape))
     if name == "mma":
-        return lambda m, x, y: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped", k=3)
+        return lambda m, x, y, draw: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped", k=3,
+                                         start_noise=draw(0, x.shape))
+    # AutoAttack seeds itself (seed 0) per call: under --eval-seeding image it is called on fixed chunks
+    # of AA_CHUNK images, whatever --batch-size (see _evaluate).
     if name == "aa":
-        return lambda m, x, y: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
+        return lambda m, x, y, draw: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "aa-standard":
-        return lambda m, x, y: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
+        return lambda m, x, y, draw: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "cam-info":      # counts, not adversarial images: see _attack_batches
-        return lambda m, x, y: cam_info.counts(m, x, y, args)
+        return lambda m, x, y, draw: cam_info.counts(m, x, y, args, draw)
     raise ValueError(name)
+
+
+# AutoAttack's batches under --eval-seeding image: fixed chunks of the evaluated images (the official
+# evaluation's batch), so that its counts do not depend on --batch-size or the ranks.
+AA_CHUNK = 128
+
+
+def image_ids(dataset) -> torch.Tensor:
+    """Each evaluated image's index in the whole test split (its per-image stream's id)."""
+    if isinstance(dataset, Subset):
+        return image_ids(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    ids = getattr(dataset, "ids", None)
+    return ids if ids is not None else torch.arange(len(dataset))
 
 
 def _count(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -129,8 +150,11 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         attack = _adversary(name, args, num_classes)
         # AutoAttack (both) on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
         subset = name in AUTOATTACKS and bool(getattr(args, "aa_subset", None)) and args.aa_subset < total
-        these = DataLoader(Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()),
-                           batch_size=loader.batch_size) if subset else loader
+        scheme = getattr(args, "eval_seeding", "image")
+        size = AA_CHUNK if name in AUTOATTACKS and scheme == "image" else loader.batch_size
+        dataset = Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()) if subset else loader.dataset
+        these = loader if dataset is loader.dataset and size == loader.batch_size else \
+            DataLoader(dataset, batch_size=size)
         n = args.aa_subset if subset else total
         done = record.done(name) if record else []         # [robust, clean] per batch, in batch order
         spent = record.seconds if record else {}            # seconds, earlier starts included
@@ -142,7 +166,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
         # The bar is advanced by hand (never exhausted), so it is closed by hand: its line is cleared
         # before the accuracy is printed.
         with contextlib.closing(bar):
-            _attack_batches(model, attack, name, data, done, batches, device, record, spent, stop, dist, subset)
+            _attack_batches(model, attack, name, data, done, batches, device, record, spent, stop, dist, subset,
+                            scheme, image_ids(dataset), size)
         out["seconds"][name] = spent.get(name, 0.0)
         if name == "cam-info":
             _cam_info_result(out, done, n, loader.dataset[0][0].numel(), args.cam_info_share, verbose)
@@ -174,8 +199,9 @@ def _cam_info_result(out: dict, done: list[list[int]], n: int, image_elements: i
 
 def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batches: int, device: torch.device,
                     record: EvalProgress | None, spent: dict, stop: StopRequest | None, dist: Dist,
-                    subset: bool) -> None:
-    """The remaining batches of one attack evaluation, one round of `world` batches at a time."""
+                    subset: bool, scheme: str, ids: torch.Tensor, batch_size: int) -> None:
+    """The remaining batches of one attack evaluation, one round of `world` batches at a time; batch i
+    holds the images ids[i * batch_size:][:len]."""
     while len(done) < batches:
         # One round: the next `world` batches, one per rank; every rank then records all of them.
         first = len(done)
@@ -185,11 +211,17 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
         if dist.rank < len(group):
             i = first + dist.rank
             x, y = (t.to(device) for t in group[dist.rank])
-            with seeded(EVAL_BATCH_SEEDS[name] + i, device):
+            seed = EVAL_BATCH_SEEDS[name]
+            if scheme == "batch":      # the batch's own seeded stream, drawn in order
+                stream, draw = seed + i, lambda k, shape: torch.rand(shape, device=device)
+            else:                       # each image's own stream (utils.rng.image_uniform)
+                mine_ids = ids[i * batch_size:][:len(y)].to(device)
+                stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
+            with seeded(stream, device):
                 if name == "cam-info":
-                    mine = attack(model, x, y)       # the robust count of each set (utils.cam_info)
+                    mine = attack(model, x, y, draw)       # the robust count of each set (utils.cam_info)
                 else:
-                    mine = [_count(model, attack(model, x, y), y), _count(model, x, y) if subset else 0]
+                    mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])
         spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
         if record and dist.main:

@@ -36,3 +36,5 @@ QUADRANTS = ("ul", "ur", "bl", "br")
 EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard", "cam-info")
 DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
 AUTOATTACKS = ("aa", "aa-standard")
+# How an attack evaluation seeds its random starts (utils.rng): per image (the default) or per batch.
+EVAL_SEEDINGS = ("image", "batch")

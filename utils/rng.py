@@ -4,12 +4,16 @@
   with --seed (set_seed); under torchrun rank r adds r * RANK_SEED_STRIDE.
 - Each side pass (the official pairing's mask pass, the periodic evaluation, the mask grids) runs on
   its own seeded fork (Streams.fork), so adding or removing one never changes what training sees.
-- Batch i of an attack evaluation runs on EVAL_BATCH_SEEDS[name] + i, the same for every run, so an
-  accuracy depends only on the weights and the test images, and an interrupted evaluation continues.
+- An attack evaluation (--eval-seeding image, the default) draws each test image's random start from
+  that image's own stream: image_uniform(its index in the test set, EVAL_BATCH_SEEDS[name] + draw), a
+  counter-based hash, so an accuracy depends only on the weights and the test images, not on the batch
+  size, the torchrun ranks, a resumption or the other images of a --test-subset. --eval-seeding batch
+  (every run before it existed; the CPU-scale study keeps it) seeds batch i with EVAL_BATCH_SEEDS[name] + i.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 
 import numpy as np
@@ -24,10 +28,39 @@ RANK_SEED_STRIDE = 7_919
 # smallest offset gap (20,000 epochs); the offsets keep the kinds apart.
 STREAM_STRIDE = 100_003
 STREAM_OFFSETS = {"shuffle": 0, "masks": 50_021, "eval": 70_001, "grid": 90_001}
-# Seed of batch i of an evaluation: EVAL_BATCH_SEEDS[name] + i, the same for every run; a million
-# apart, so no test set has enough batches for two attacks to share a seed.
+# The seed of an evaluation's attack: its per-image streams are keyed by it (--eval-seeding image); under
+# --eval-seeding batch, batch i runs on EVAL_BATCH_SEEDS[name] + i, a million apart, so no test set has
+# enough batches for two attacks to share a seed.
 EVAL_BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000,
                     "cam-info": 5_000_000}
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2**32 for int64 x < 2**32, without overflowing int64 (two 16-bit halves)."""
+    return ((x & 0xFFFF) * c + ((((x >> 16) * c) & 0xFFFF) << 16)) & _MASK32
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mix (Wellons' lowbias32) on int64 tensors holding values < 2**32."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def image_uniform(ids: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """(len(ids), *shape) float32 U[0, 1) draws, each image's a function of its id and `seed` alone
+    (a counter-based hash of seed, id and element: the same on every device, for any batch)."""
+    n = math.prod(shape)
+    elem = torch.arange(n, device=ids.device, dtype=torch.int64)
+    key = _hash32(torch.tensor(seed & _MASK32, device=ids.device, dtype=torch.int64))
+    key = _hash32((key + ids.to(torch.int64)[:, None]) & _MASK32)
+    bits = _hash32((key + _hash32(elem)[None, :]) & _MASK32)
+    return ((bits >> 8).to(torch.float32) / float(1 << 24)).view(len(ids), *shape)
 
 
 def set_seed(seed: int) -> None:

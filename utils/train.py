@@ -20,7 +20,7 @@ from models.syncbn import global_batch_norm
 from utils.budgets import BudgetPolicy
 from utils.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
                               remove_partials_before, remove_stale_temporaries, set_rng_state, weights_fingerprint)
-from utils.data import (IMAGE_SIZE, NUM_CLASSES, ArraySplit, ResidentLoader, Split, load_splits, make_loader,
+from utils.data import (IMAGE_SIZE, NUM_CLASSES, ArraySplit, AtMost, ResidentLoader, Split, load_splits, make_loader,
                         subset_indices, train_augmentation, train_loader)
 from utils.distributed import Dist, process_group
 from utils.errors import UserError
@@ -212,8 +212,11 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
     if args.threads:            # else torch's own: the cores (torchrun: OMP_NUM_THREADS, 1 per process)
         torch.set_num_threads(args.threads)
     set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
+    # --eval-only's test subset, unless given, is a cap (the checkpoint's, or the CPU default).
+    test_subset = AtMost(args.test_subset) if (args.eval_only and args.test_subset and
+                                               "test_subset" not in getattr(args, "given", ())) else args.test_subset
     train_split, test_split = splits or load_splits(args.data, args.data_dir, not args.no_download, args.train_subset,
-                                                    args.test_subset, need_train=not args.eval_only)
+                                                    test_subset, need_train=not args.eval_only)
     num_classes = len(test_split.classes)      # NUM_CLASSES[args.data]: load_splits checks it
     model = build_model(args.model, num_classes, image_size=test_split.image_size)
     if args.sync_bn:
@@ -246,7 +249,8 @@ def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_
             "test_indices": None if test_split.indices is None else len(test_split.indices),
             "test_images": len(test_split), "eval_epsilon": args.eval_epsilon, "step_size": args.step_size,
             "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes,
-            **({"cam_info": [args.cam, args.low_epsilon, args.cam_info_share]} if "cam-info" in args.eval else {})}
+            **({"cam_info": [args.cam, args.low_epsilon, args.cam_info_share]} if "cam-info" in args.eval else {}),
+            **({"eval_seeding": args.eval_seeding} if args.eval_seeding != "batch" else {})}
 
 
 def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results_path: Path,
@@ -318,11 +322,46 @@ def run(args: argparse.Namespace) -> dict:
         return _run(args, stop, dist)
 
 
+# What --eval-only takes from the checkpoint it evaluates, unless given: the network and how it ran,
+# the data it was trained and tested on, the attack step, and what cam-info reads.
+FROM_CHECKPOINT = ("model", "channels_last", "precision", "data", "test_subset", "aa_subset", "step_size", "cam",
+                   "epsilon", "low_epsilon", "mask_rule", "top_share")
+# --eval-only on a CPU without --eval / --test-subset: what finishes in minutes there.
+CPU_EVAL, CPU_EVAL_IMAGES = ["natural", "pgd20"], 1000
+
+
+def eval_only_settings(args: argparse.Namespace, dist: Dist) -> None:
+    """--eval-only CKPT with nothing else: the settings FROM_CHECKPOINT (and its --data-dir, where that
+    still exists) from the checkpoint's own record; on a CPU natural and PGD-20 on a fixed 1,000 test
+    images unless --eval / --test-subset say otherwise. Every flag given wins."""
+    given = set(getattr(args, "given", ()))
+    saved = load_checkpoint(args.eval_only, torch.device("cpu")).get("args") or {}
+    taken = [k for k in FROM_CHECKPOINT if k not in given and k in saved and saved[k] != getattr(args, k, None)]
+    for k in taken:
+        setattr(args, k, saved[k])
+    if "data_dir" not in given and saved.get("data_dir") and Path(saved["data_dir"]).exists():
+        args.data_dir = saved["data_dir"]
+        taken.append("data_dir")
+    if taken:
+        print("--eval-only: from the checkpoint " + ", ".join(f"{flag(k)} {getattr(args, k)}" for k in taken),
+              flush=True)
+    if pick_device(args.device, dist).type == "cpu" and "eval" not in given:
+        args.eval = list(CPU_EVAL)
+        if "test_subset" not in given and args.test_subset is None:
+            args.test_subset = CPU_EVAL_IMAGES
+        print(f"--eval-only on the CPU: {', '.join(args.eval)} on {args.test_subset} fixed test images by default "
+              "(MMA and AutoAttack of all 10,000 take hours on a CPU); --eval and --test-subset choose more", flush=True)
+
+
 def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     """Check everything that needs no data, load, train (or continue, or only load the weights to
     evaluate), evaluate, and write the results."""
+    if args.eval_only:
+        eval_only_settings(args, dist)
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
+    if args.eval_only and not args.results and not args.model_dir:
+        results_path = Path(args.eval_only).with_suffix(".eval.json")    # never a training run's results
     outputs = ([] if args.eval_only else [model_dir]) + [results_path.parent]
     ckpt_path, ckpt, differences = _start_from(args, model_dir, results_path, outputs, dist)
     if ckpt is _FINISHED:
