@@ -28,10 +28,15 @@ def test_equal_budgets_give_plain_at(tiny_folder, tmp_path, refresh):
     assert not same(weights(tmp_path / "at" / "epoch2.pt"), weights(tmp_path / "official" / "epoch2.pt"))
 
 
-def test_reweighting_changes_theweights(tiny_folder, tmp_path):
-    train(tiny_folder, tmp_path / "at", "--warm-up", "2", "--eval", "natural")
-    train(tiny_folder, tmp_path / "part", "--low-epsilon", "2/255", "--eval", "natural")
-    assert not same(weights(tmp_path / "at" / "epoch2.pt"), weights(tmp_path / "part" / "epoch2.pt"))
+def test_reweighting_changes_the_weights(tiny_folder, tmp_path):
+    """With the start clipped as the warm-up's, PART at ε_low = ε is AT weight for weight; the same run at
+    a lower ε_low is not: the budget map alone makes the difference."""
+    clipped = ("--clip-part-start", "--eval", "natural")
+    train(tiny_folder, tmp_path / "at", "--no-reweight", "--eval", "natural")
+    train(tiny_folder, tmp_path / "flat", "--low-epsilon", "8/255", *clipped)
+    train(tiny_folder, tmp_path / "part", "--low-epsilon", "2/255", *clipped)
+    assert same(weights(tmp_path / "at" / "epoch2.pt"), weights(tmp_path / "flat" / "epoch2.pt"))
+    assert not same(weights(tmp_path / "flat" / "epoch2.pt"), weights(tmp_path / "part" / "epoch2.pt"))
 
 
 def test_resume_is_bit_exact(tiny_folder, tmp_path):
