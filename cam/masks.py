@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.names import QUADRANTS  # noqa: F401 (re-exported)
-from utils.rules import MASK_RULES  # noqa: F401 (re-exported)
+from utils.rules import MASK_RULES, RULES  # noqa: F401 (MASK_RULES re-exported)
 
 
 
@@ -128,25 +128,27 @@ def cam_upsampled(cam: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(cam[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
 
 
-def _top(cam: torch.Tensor, size: int, top_share: float) -> torch.Tensor:
+# The CAM rules' builders (utils/rules.py names them): the (B, 3, size, size) bool map of the elements
+# that keep the full budget, from the CAM and the rule's own flags.
+
+def official_important(cam: torch.Tensor, size: int) -> torch.Tensor:
+    return official_weight(cam, size) > 1
+
+
+def zscore_important(cam: torch.Tensor, size: int) -> torch.Tensor:
+    return (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1)
+
+
+def top_important(cam: torch.Tensor, size: int, top_share: float) -> torch.Tensor:
     return top_pixels(cam_upsampled(cam, size), top_share).expand(-1, 3, -1, -1)
-
-
-# The CAM rules of utils/rules.py (needs_cam), each the (B, 3, size, size) bool map of the elements that
-# keep the full budget, given the rule's own flags by name; kept equal to that table by a test. A new CAM
-# rule: one entry there, one here.
-CAM_RULES = {
-    "official": lambda cam, size: official_weight(cam, size) > 1,
-    "cam": lambda cam, size: (cam_zscore(cam, size) > 1).expand(-1, 3, -1, -1),
-    "top": _top,
-}
 
 
 def important_map(cam: torch.Tensor, size: int, rule: str = "official", **params) -> torch.Tensor:
     """(B, 3, size, size) bool: the elements that keep the full budget; `params`: the rule's own flags."""
-    if rule not in CAM_RULES:
-        raise ValueError(f"unknown CAM mask rule {rule!r}; choose from {', '.join(CAM_RULES)}")
-    return CAM_RULES[rule](cam, size, **params)
+    if rule not in RULES or not RULES[rule].needs_cam:
+        raise ValueError(f"unknown CAM mask rule {rule!r}; choose from "
+                         f"{', '.join(n for n, r in RULES.items() if r.needs_cam)}")
+    return RULES[rule].build()(cam, size, **params)
 
 
 def budget_from(important: torch.Tensor, epsilon: float, low_epsilon: float) -> torch.Tensor:

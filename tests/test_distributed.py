@@ -1,4 +1,4 @@
-"""Issue 12: the three scripts under torchrun, on the CPU with gloo (2 processes at most, tiny runs)."""
+"""The three scripts under torchrun, on the CPU with gloo (2 processes at most, tiny runs)."""
 import json
 import os
 import subprocess

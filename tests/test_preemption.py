@@ -1,4 +1,4 @@
-"""Issue 11: runs that survive preemption, bad files and mistakes. A real signal (os.kill from the
+"""Runs that survive preemption, bad files and mistakes. A real signal (os.kill from the
 trainer's test hook) stops a run after a chosen batch; --resume must then give the uninterrupted
 run's weights, history and accuracies bit for bit."""
 import hashlib

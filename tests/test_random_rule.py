@@ -1,4 +1,4 @@
-"""--mask-rule random: PART's share of full-budget elements without its placement (issue 17, §2)."""
+"""--mask-rule random: PART's share of full-budget elements without its placement."""
 import pytest
 import torch
 
@@ -36,12 +36,20 @@ def test_training_logs_the_share_and_differs_from_part(tiny_folder, tmp_path):
     assert abs(row["full_budget_fraction"] - 0.2) < 0.01
 
 
-def test_the_mask_rules_are_one_table():
-    """The command line's torch-free table of mask rules is the two builder registries': the CAM-free
-    rules' budgets (utils.budgets) and the CAM rules' maps (cam.masks), each rule in exactly one."""
-    from cam.masks import CAM_RULES
-    from utils.budgets import CAM_FREE_BUDGETS
-    from utils.rules import CAM_FREE_RULES, MASK_RULES, RULES
-    assert tuple(CAM_FREE_BUDGETS) == CAM_FREE_RULES and set(CAM_FREE_RULES) <= set(MASK_RULES)
-    assert tuple(CAM_RULES) == tuple(n for n, r in RULES.items() if r.needs_cam)
-    assert set(CAM_RULES) | set(CAM_FREE_BUDGETS) == set(MASK_RULES)
+@pytest.mark.parametrize("rule", list(__import__("utils.rules", fromlist=["RULES"]).RULES))
+def test_every_mask_rule_builds_a_budget_between_low_and_epsilon(rule):
+    """Each rule of the one table (utils.rules.RULES) builds, from its entry alone, a budget of every
+    element in {ε_low .. ε}: a CAM rule from a CAM, a CAM-free rule a policy from the command line."""
+    from cam.masks import epsilon_map
+    from utils.rules import RULES, rule_params
+    flags = {"top": ["--top-share", "0.3"], "random": ["--random-share", "0.3"],
+             "region": ["--region-eps", "ul=7.5/255"]}.get(rule, [])
+    args = get_args("part", ["--mask-rule", rule, *flags])
+    x = torch.rand(4, 3, 32, 32)
+    if RULES[rule].needs_cam:
+        eps = epsilon_map(torch.rand(4, 8, 8), 32, EPS, LOW, rule, **rule_params(args))
+    else:
+        policy, _, _ = RULES[rule].build()(args, 32, torch.device("cpu"))
+        eps = policy(0, x).expand_as(x)
+    assert eps.shape == x.shape and eps.min() >= torch.tensor(LOW) and eps.max() <= torch.tensor(EPS)
+    assert eps.max() > eps.min()               # every rule gives some elements more than others here

@@ -1,4 +1,4 @@
-"""Issue 16: bad input is one line and exit 2, found before the data load; shared-cluster file modes;
+"""Bad input is one line and exit 2, found before the data load; shared-cluster file modes;
 temporary files of killed writes; a second signal; what the results and the terminal say."""
 import json
 import os

@@ -57,7 +57,7 @@ class RandomBudget(BudgetPolicy):
 
 
 class BatchCamBudget(BudgetPolicy):
-    """`rule`: a CAM rule of cam.masks.CAM_RULES; `params`: its own flags' values (utils.rules.rule_params)."""
+    """`rule`: a CAM rule of utils.rules.RULES; `params`: its own flags' values (utils.rules.rule_params)."""
 
     def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float,
                  low_epsilon: float, params: dict | None = None) -> None:
@@ -104,22 +104,19 @@ class PairedCamBudget(BatchCamBudget):
         return budget_from(self.masks[batch_idx], self.epsilon, self.low_epsilon)
 
 
-# --- The CAM-free rules (--mask-rule region / random): the only table of them --------------------
+# --- The CAM-free rules' builders (utils.rules.RULES names them: region, random) ------------------
 # Each builds (the policy, the random start's span: None for the map itself, whether the log tracks
-# the full-budget share) from the arguments. utils.rules.RULES declares the same names, with their
-# flags, for the torch-free command line (a test keeps the two equal).
+# the full-budget share) from the arguments.
 
-def _region(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
+def region_budget(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
     # Figure 1: fixed per-quadrant budgets; the random start spans the region map itself (--region-start
     # map, the default) or +-epsilon (--region-start epsilon: PART's part_pgd start, as the random rule).
     start = None if getattr(args, "region_start", "map") == "map" else args.epsilon
     return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), start, False
 
 
-def _random(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
+def random_budget(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
     # The placement control: PART's share of full-budget elements, placed at random; the start in
     # +-epsilon, as PART's part_pgd.
     return RandomBudget(args.random_share, args.epsilon, args.low_epsilon), args.epsilon, True
 
-
-CAM_FREE_BUDGETS = {"region": _region, "random": _random}

@@ -25,12 +25,12 @@ import torch.nn as nn
 
 from attacks import TRAIN_ATTACKS, pgd, trades
 from attacks.common import Budget
-from utils.budgets import CAM_FREE_BUDGETS, BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
+from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
 from utils.distributed import Dist
 from utils.graphs import graphed
 from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
 from utils.methods import STEP_WRAPPERS
-from utils.rules import rule_params
+from utils.rules import RULES, rule_params
 from utils.step import TrainStep
 
 
@@ -124,8 +124,8 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
                 s = importlib.import_module(wrapper.module).wrap(s, model, a, dist)
         return s
     warm = Phase("warm-up", step(False), FixedBudget(a.epsilon), False)
-    if a.mask_rule in CAM_FREE_BUDGETS:         # the controls: no CAM (utils.budgets)
-        grid, start_epsilon, tracks = CAM_FREE_BUDGETS[a.mask_rule](a, image_size, device)
+    if not RULES[a.mask_rule].needs_cam:         # the controls: no CAM (utils.budgets)
+        grid, start_epsilon, tracks = RULES[a.mask_rule].build()(a, image_size, device)
     else:
         # PART: the CAM of each batch; the official part_pgd / part_mma start in +-epsilon.
         grid, start_epsilon, tracks = (BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon,

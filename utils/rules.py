@@ -1,13 +1,18 @@
-"""The mask rules (--mask-rule): how PART's ε map is made. The only table of them on the command
-line's side, torch-free: each rule's name, its help, whether it needs a CAM, and its own flags. The
-command line, its checks, the resume checks, the report and the method labels derive from it; the
-tensors of the CAM-free rules are built in utils/budgets.py (CAM_FREE_BUDGETS), those of the CAM rules
-in cam/masks.py (CAM_RULES); tests keep both tables equal to this one.
+"""The mask rules (--mask-rule): how PART's ε map is made. The only table of them, torch-free: each
+rule's name, its help, whether it needs a CAM, its own flags, and its builder, named by module and
+function and imported only when a run uses it (so `--help` and the report never import torch). The
+command line, its checks, the resume checks, the report, the method labels and the budget policies
+derive from it.
 
-A new rule is one entry here and one builder there.
+A builder of a CAM rule maps (CAM (B, h, w) in [0, 1], image size, **the rule's flags) to the
+(B, 3, size, size) bool map of the elements that keep the full budget; a builder of a CAM-free rule
+maps (args, image size, device) to (its budget policy, the random start's span: None for the map
+itself, whether the log tracks the full-budget share). A new rule is one entry here and its builder.
 """
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from utils.argtypes import Flag, number, region_list
@@ -17,22 +22,28 @@ from utils.argtypes import Flag, number, region_list
 class MaskRule:
     name: str
     help: str
+    builder: str                                   # "module:function", imported by build()
     needs_cam: bool = True
     flags: tuple[Flag, ...] = field(default=())    # read only by this rule, refused without it
 
+    def build(self) -> Callable:
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
+
 
 RULES = {r.name: r for r in (
-    MaskRule("official", "the upstream jet-colour-map rule"),
-    MaskRule("cam", "z-scored bilinear CAM"),
+    MaskRule("official", "the upstream jet-colour-map rule", "cam.masks:official_important"),
+    MaskRule("cam", "z-scored bilinear CAM", "cam.masks:zscore_important"),
     # The rule the paper describes, at a chosen share: monotone in the CAM, the same for the three channels.
     MaskRule("top", "the paper's rule at a fixed share: epsilon on each image's top --top-share of bilinear CAM "
-             "values (per pixel, all three channels)", flags=(
+             "values (per pixel, all three channels)", "cam.masks:top_important", flags=(
         Flag("--top-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None, metavar="S",
                                  help="with --mask-rule top: the share of each image's pixels, highest CAM first, "
                                       "that keep --epsilon (rounded to whole pixels; the rest get --low-epsilon)"),
              required=True),)),
     # Figure 1 of the paper: fixed budgets per quadrant.
-    MaskRule("region", "fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)", needs_cam=False, flags=(
+    MaskRule("region", "fixed per-quadrant budgets from --region-eps, no CAM (Figure 1)", "utils.budgets:region_budget",
+             needs_cam=False, flags=(
         Flag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
                                   help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
                                        "get --epsilon)")),
@@ -42,7 +53,7 @@ RULES = {r.name: r for r in (
                                          "part_pgd and the random rule)")),)),
     # The control of PART's placement: PART's share of full-budget elements, placed at random.
     MaskRule("random", "each element keeps --epsilon with probability --random-share, no CAM (the control of "
-             "PART's placement)", needs_cam=False, flags=(
+             "PART's placement)", "utils.budgets:random_budget", needs_cam=False, flags=(
         Flag("--random-share", dict(type=number(high=1.0, low_open=True, high_open=True), default=None,
                                     metavar="P", help="with --mask-rule random: probability that an element "
                                                       "keeps --epsilon (the rest get --low-epsilon)"),
