@@ -182,3 +182,20 @@ def test_roles_drive_resume_checks_and_report_grouping(argv, resume_differs, rep
     assert set(differences(vars(base), changed)) == resume_differs
     run = lambda a: {"method": "part", "args": vars(a)}     # noqa: E731
     assert (group_key(run(base)) != group_key(run(changed))) == report_differs
+
+
+def test_help_lists_the_flags_by_section(capsys):
+    """--help: training, PART, evaluation, running; each flag in its section."""
+    from utils.args import HELP_GROUPS, get_args
+    with pytest.raises(SystemExit):
+        get_args("part_t", ["--help"])
+    out = capsys.readouterr().out
+    starts = [out.index(title + ":") for title in HELP_GROUPS.values()]
+    assert starts == sorted(starts)
+    section = dict(zip(HELP_GROUPS, (out[a:b] for a, b in zip(starts, starts[1:] + [len(out)]))))
+    for group, flags in {"training": ("--epochs", "--lr", "--beta", "--no-reweight"),
+                         "part": ("--low-epsilon", "--mask-rule", "--top-share", "--cam "),
+                         "evaluation": ("--eval ", "--eval-only", "--test-subset", "--eval-seeding"),
+                         "run": ("--data-dir", "--resume", "--threads", "--channels-last")}.items():
+        for flag in flags:
+            assert f"  {flag}" in section[group], (group, flag)

@@ -51,12 +51,28 @@ EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch",
                     **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_WRAPPERS) for f in entry.flags}}
 
 
+# --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
+HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
+               "part": "PART: the pixel reweighting (a --no-reweight baseline ignores these)",
+               "evaluation": "evaluation (what is measured at the end, and on the way)",
+               "run": "running (data and output folders, devices, resuming, speed, messages)"}
+GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
+EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "eval_only", "test_subset",
+                              "aa_subset", "eval_every", "eval_subset", "save_masks"})
+
+
 def declare(p: argparse.ArgumentParser):
-    """p.add_argument with the flag's Role first; the roles collect in p.roles."""
+    """p.add_argument with the flag's Role first; the roles collect in p.roles, and --help lists each flag
+    in its section (HELP_GROUPS: by role, the evaluation's flags apart; --epochs and --no-reweight with
+    training)."""
     p.roles = {}
+    groups = {k: p.add_argument_group(title) for k, title in HELP_GROUPS.items()}
 
     def add(role: Role, *names: str, **kwargs) -> argparse.Action:
-        action = p.add_argument(*names, **kwargs)
+        dest = kwargs.get("dest") or names[0].lstrip("-").replace("-", "_")
+        group = "evaluation" if dest in EVALUATION_FLAGS else "training" if dest in ("epochs", "no_reweight") \
+            else GROUP_OF_ROLE[role.name]
+        action = groups[group].add_argument(*names, **kwargs)
         p.roles[action.dest] = role
         return action
     return add
@@ -100,8 +116,10 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     method = METHODS[method_key]
     p = OneLineParser(
         prog=method.script,
-        description=f"{method.name}: {method.base} warm-up, then pixel-reweighted {method.base} "
-                    "(ICML 2024), and evaluation (natural, PGD-20, MMA, AutoAttack).",
+        description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
+                    "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
+                    "in utils/args.py (the mask rules' in utils/rules.py, the methods' and step wrappers' in "
+                    "utils/methods.py).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = declare(p)
     T, R, S, N = Role.TRAINING, Role.REWEIGHTING, Role.RESULT, Role.NONE
