@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from models import build_model
 from tests.conftest import train, trained_a_little
 from utils.args import get_args
-from utils.awp import AWPStep
-from utils.step import TrainStep
-from utils.recipe import training_loss
+from utils.awp import AWP
+from utils.recipe import Phase, train_batch, training_loss
 
 GAMMA, LR = 5e-3, 0.05
 
@@ -21,12 +20,18 @@ GAMMA, LR = 5e-3, 0.05
 def _setup(method, loss):
     model = trained_a_little("smallcnn-bn").train()
     args = get_args(method, ["--num-steps", "2"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=2e-4)
-    step = TrainStep(training_loss(args, loss, True, 8 / 255), optimizer)
     torch.manual_seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255)
-    return model, step, x, y, eps
+    return model, training_loss(args, loss, True, 8 / 255), x, y, eps
+
+
+def _phase(model, loss, eps, gamma=None):
+    """A PART phase of `loss` (fixed budget `eps`), with AWP of size `gamma` around its update if given."""
+    from utils.budgets import FixedBudget
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=2e-4)
+    awp = () if gamma is None else (AWP(model, loss.objective, gamma, 1, LR),)
+    return Phase("part", FixedBudget(eps), loss.attack, loss.objective, optimizer, True, awp)
 
 
 def _reference_objective(net, x, x_adv, y, loss):
@@ -42,14 +47,14 @@ def test_one_awp_step_equals_the_reference_update(method, loss):
     model, step, x, y, eps = _setup(method, loss)
     ref_model = copy.deepcopy(model)
     plain_model = copy.deepcopy(model)
-    awp = AWPStep(step, model, GAMMA, 1, LR)
+    awp = _phase(model, step, eps, GAMMA)
     awp.begin_epoch(1)
     torch.manual_seed(5)
-    awp(model, x, y, eps)
+    train_batch(awp, model, x, y, 0)
 
     # The reference, written out: the same adversarial batch (same attack, same seed) ...
     torch.manual_seed(5)
-    x_adv = step.adversarial(ref_model, x, y, eps)
+    x_adv = step.attack(ref_model, x, y, eps)
     # ... a proxy ascends the loss with plain SGD ...
     proxy = copy.deepcopy(ref_model)
     proxy.load_state_dict(ref_model.state_dict())
@@ -77,10 +82,8 @@ def test_one_awp_step_equals_the_reference_update(method, loss):
                 p.add_(-GAMMA * diff[name])
 
     # The plain step from the same batch, to show that AWP changed something.
-    plain_step = TrainStep(step.loss, torch.optim.SGD(plain_model.parameters(), lr=LR, momentum=0.9,
-                                                      weight_decay=2e-4))
     torch.manual_seed(5)
-    plain_step(plain_model, x, y, eps)
+    train_batch(_phase(plain_model, step, eps), plain_model, x, y, 0)
     ours, ref, plain = model.state_dict(), ref_model.state_dict(), plain_model.state_dict()
     for k in ours:
         torch.testing.assert_close(ours[k], ref[k], rtol=1e-5, atol=1e-7, msg=k)
@@ -92,35 +95,35 @@ def test_the_proxy_leaves_the_model_alone():
     statistics of the model; gamma 0 with AWP on is the plain step bit for bit."""
     model, step, x, y, eps = _setup("part", "at")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    awp = AWPStep(step, model, 0.0, 1, LR)
-    awp.perturbation(x, x, y)
+    awp = _phase(model, step, eps, 0.0)
+    awp.decorations[0].perturbation(x, x, y)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     plain_model = copy.deepcopy(model)
-    plain_step = TrainStep(step.loss, torch.optim.SGD(plain_model.parameters(), lr=LR, momentum=0.9,
-                                                      weight_decay=2e-4))
+    plain = _phase(plain_model, step, eps)
     awp.begin_epoch(1)
+    assert awp.decorations[0].active
     for seed in (1, 2):
         torch.manual_seed(seed)
-        awp(model, x, y, eps)
+        train_batch(awp, model, x, y, 0)
         torch.manual_seed(seed)
-        plain_step(plain_model, x, y, eps)
+        train_batch(plain, plain_model, x, y, 0)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain_model.state_dict().values()))
 
 
-def test_awp_switches_on_at_its_epoch_and_gamma_zero_is_no_wrapper(tiny_folder, tmp_path):
+def test_awp_switches_on_at_its_epoch_and_gamma_zero_is_no_decoration(tiny_folder, tmp_path):
     from utils.train import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--awp-gamma",
                              "5e-3", "--awp-warmup", "3", "--epochs", "4", "--warm-up", "1"])
     trainer, *_ = prepare(args)
-    steps = (trainer.warm_up_phase.step, trainer.main_phase.step)
-    assert all(isinstance(s, AWPStep) for s in steps)
-    trainer.main_phase.step.begin_epoch(2)
-    assert not trainer.main_phase.step.active
-    trainer.main_phase.step.begin_epoch(3)
-    assert trainer.main_phase.step.active
+    phases = (trainer.warm_up_phase, trainer.main_phase)
+    assert all(len(p.decorations) == 1 and isinstance(p.decorations[0], AWP) for p in phases)
+    trainer.main_phase.begin_epoch(2)
+    assert not trainer.main_phase.decorations[0].active
+    trainer.main_phase.begin_epoch(3)
+    assert trainer.main_phase.decorations[0].active
     plain, *_ = prepare(get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download",
                                           "--awp-gamma", "0"]))
-    assert type(plain.main_phase.step) is TrainStep
+    assert plain.main_phase.decorations == ()
     # A short AWP run trains and records its settings.
     res = train(tiny_folder, tmp_path, "--awp-gamma", "5e-3", "--model", "smallcnn-bn")
     assert res["epochs_done"] == 2 and res["args"]["awp_gamma"] == 5e-3

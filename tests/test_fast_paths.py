@@ -26,7 +26,7 @@ def test_bf16_training_step_close_to_fp32():
     advs = []
     for m in (model, Autocast(model)):
         torch.manual_seed(1)
-        advs.append(loss_fn.adversarial(m, x, y, eps))
+        advs.append(loss_fn.attack(m, x, y, eps))
     same = float(((advs[0] - advs[1]).abs() < 1e-6).float().mean())
     assert 0.8 <= same < 1.0                     # < 1: autocast really ran in bf16
     steps = []
@@ -54,13 +54,13 @@ def test_static_buffer_attack_equals_the_attack(method, loss, part_phase):
         eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
         for budget in (eps, 8 / 255):
             torch.manual_seed(seed)
-            a = plain.adversarial(model, x, y, budget)
+            a = plain.attack(model, x, y, budget)
             torch.manual_seed(seed)
             b = static(model, x, y, budget)
             assert torch.equal(a, b) and model.training
     assert len(static.slots) == 2                       # one per budget kind
     torch.manual_seed(3)
-    a = plain.adversarial(model, x[:3], y[:3], 8 / 255)
+    a = plain.attack(model, x[:3], y[:3], 8 / 255)
     torch.manual_seed(3)
     assert torch.equal(a, static(model, x[:3], y[:3], 8 / 255)) and len(static.slots) == 2
 

@@ -105,7 +105,7 @@ def test_training_attack_keeps_batchnorm_statistics(bn_model, method, part_phase
     loss = training_loss(args, METHODS[method].loss, part_phase, 8 / 255)
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     before = _bn_state(bn_model)
-    x_adv = loss.adversarial(bn_model, x, y, 8 / 255)
+    x_adv = loss.attack(bn_model, x, y, 8 / 255)
     assert bn_model.training and _unchanged(before, bn_model)
     assert not torch.equal(x_adv, x)
     loss.objective(bn_model, x, x_adv, y)    # the objective, in train mode, does update them

@@ -233,15 +233,15 @@ def test_report_fills_settings_older_results_lack(tmp_path):
 
 
 def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
-    """A results file written before a mask rule's or a step wrapper's flag existed lacks its key: the
+    """A results file written before a mask rule's or a step decoration's flag existed lacks its key: the
     report fills it with the flag's default ("not given" / "off"), so the old run still groups and
     pairs with runs that leave the flag alone."""
     from utils.args import get_args
     from utils.report import group_key
     from utils.rules import RULES
-    from utils.methods import STEP_WRAPPERS
+    from utils.methods import STEP_DECORATIONS
     new = vars(get_args("part", []))
-    flags = [f for entry in (*RULES.values(), *STEP_WRAPPERS) for f in entry.flags]
+    flags = [f for entry in (*RULES.values(), *STEP_DECORATIONS) for f in entry.flags]
     assert len(flags) >= 4                  # --region-eps, --random-share, --awp-gamma, --awp-warmup
     for f in flags:
         old = {k: v for k, v in new.items() if k != f.dest}

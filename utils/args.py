@@ -11,7 +11,7 @@ import sys
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int,  # noqa: F401
                             number, parse_fraction, positive_budget, positive_int, rate, seed_int)
 from utils.distributed import env_world_size
-from utils.methods import METHODS, STEP_WRAPPERS
+from utils.methods import METHODS, STEP_DECORATIONS
 from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, EVAL_SEEDINGS, MODEL_NAMES, NUM_CLASSES
 from utils.rules import RULES, rule_flag_errors
 
@@ -45,10 +45,10 @@ DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_
                  "given": Role.NONE}
 # What runs made before a setting existed ran with: the resume checks and the report's grouping fill a
 # missing setting with it, so older checkpoints and results compare with newer ones. The flags of the
-# registries' entries (a mask rule's, a step wrapper's) mean "not given" / "off" at their defaults, so
+# registries' entries (a mask rule's, a step decoration's) mean "not given" / "off" at their defaults, so
 # their defaults are what earlier runs ran with: a new entry needs no line here.
 EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch",
-                    **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_WRAPPERS) for f in entry.flags}}
+                    **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_DECORATIONS) for f in entry.flags}}
 
 
 # --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
@@ -118,7 +118,7 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
         prog=method.script,
         description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
                     "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
-                    "in utils/args.py (the mask rules' in utils/rules.py, the methods' and step wrappers' in "
+                    "in utils/args.py (the mask rules' in utils/rules.py, the methods' and step decorations' in "
                     "utils/methods.py).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = declare(p)
@@ -171,8 +171,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     for rule in RULES.values():
         for f in rule.flags:
             a(R, f.name, **f.kwargs)
-    for wrapper in STEP_WRAPPERS:
-        for f in wrapper.flags:
+    for decoration in STEP_DECORATIONS:
+        for f in decoration.flags:
             a(T, f.name, **f.kwargs)
     a(T, "--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
       help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")

@@ -97,7 +97,7 @@ def eval_list(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Flag:
-    """A flag declared by a registry entry (a mask rule, a step wrapper) rather than in utils/args.py."""
+    """A flag declared by a registry entry (a mask rule, a step decoration) rather than in utils/args.py."""
     name: str
     kwargs: dict                # argparse's add_argument keywords; the default means "not given" / "off"
     required: bool = False      # a mask rule needs it given

@@ -1,5 +1,6 @@
 """Adversarial Weight Perturbation (Wu, Xia and Wang, NeurIPS 2020; reference code csdongxian/AWP),
-as a wrapper of the training step, for every method and phase: `--awp-gamma G --awp-warmup E`.
+a decoration of the update of utils.recipe.train_batch, for every method and phase: `--awp-gamma G
+--awp-warmup E`.
 
 Per batch, after the adversarial examples are made on the unperturbed model:
   1. a proxy copy of the model (its weights and BatchNorm buffers loaded from the model, train mode)
@@ -15,40 +16,38 @@ Under torchrun the proxy's gradients are averaged over the processes, as the mod
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
 
-from attacks.common import Budget
 from models import Autocast
 from utils.distributed import Dist
-from utils.step import TrainStep
 
 EPS = 1e-20      # as the reference: a zero difference stays zero
 
 
-class AWPStep:
-    def __init__(self, step: TrainStep, model: nn.Module, gamma: float, start_epoch: int, lr: float,
+class AWP:
+    """`around(x, x_adv, y)`: the context the update of a batch runs in (the model perturbed inside it)."""
+
+    def __init__(self, model: nn.Module, objective: Callable, gamma: float, start_epoch: int, lr: float,
                  bf16: bool = False, dist: Dist = Dist()) -> None:
-        self.step, self.model, self.gamma, self.start_epoch, self.dist = step, model, gamma, start_epoch, dist
+        self.model, self.objective, self.gamma, self.start_epoch, self.dist = model, objective, gamma, start_epoch, dist
         self.proxy = copy.deepcopy(model)
         self.proxy_model = Autocast(self.proxy) if bf16 else self.proxy
         self.proxy_optimizer = torch.optim.SGD(self.proxy.parameters(), lr=lr)
         self.active = False
 
     def begin_epoch(self, epoch: int) -> None:
-        self.step.begin_epoch(epoch)
         self.active = epoch >= self.start_epoch
-
-    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
-        return self.step.adversarial(model, x, y, eps)
 
     def perturbation(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """{parameter name: G-free direction ||w|| / ||d|| * d} from one ascent step of the proxy."""
         self.proxy.load_state_dict(self.model.state_dict())
         self.proxy.train()
-        loss = -self.step.loss.objective(self.proxy_model, x, x_adv, y)
+        loss = -self.objective(self.proxy_model, x, x_adv, y)
         self.proxy_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.dist.parallel:
@@ -71,18 +70,17 @@ class AWPStep:
                 if name in diff:
                     p.add_(coeff * diff[name])
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
-                 step_model: nn.Module | None = None) -> torch.Tensor:
-        x_adv = self.step.adversarial(model, x, y, eps)
+    @contextlib.contextmanager
+    def around(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> Iterator[None]:
         if not self.active:
-            return self.step.update(step_model or model, x, x_adv, y)
+            yield
+            return
         diff = self.perturbation(x, x_adv, y)
         self._add(diff, self.gamma)
-        loss = self.step.update(step_model or model, x, x_adv, y)
+        yield
         self._add(diff, -self.gamma)
-        return loss
 
 
-def wrap(step: TrainStep, model: nn.Module, args, dist: Dist = Dist()) -> AWPStep:
-    """The registry's builder (utils.methods.STEP_WRAPPERS)."""
-    return AWPStep(step, model, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16", dist)
+def decoration(model: nn.Module, objective: Callable, args, dist: Dist = Dist()) -> AWP:
+    """The registry's builder (utils.methods.STEP_DECORATIONS)."""
+    return AWP(model, objective, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16", dist)

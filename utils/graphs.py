@@ -1,8 +1,7 @@
 """The training attack of a full batch as one CUDA graph (airbench style: the 10-step attack is
 launch-bound in eager mode; replaying a captured graph removes the per-kernel launch cost).
 
-`GraphedAttack` wraps an attack (`utils.losses.Attack`) by composition; `graphed` puts it into a
-`TrainingLoss`. The attack runs through static buffers: the batch, labels and budget map are copied
+`GraphedAttack` wraps an attack (`utils.losses.Attack`) by composition; `graphed` wraps it on CUDA. The attack runs through static buffers: the batch, labels and budget map are copied
 into tensors of fixed address, the attack reads them, and its result is copied out. On the CPU (and
 with --no-cuda-graphs) that same path runs eagerly, which tests check equals the plain attack bit
 for bit. On CUDA the path is captured once per batch shape and budget kind after a few eager warm-up
@@ -21,7 +20,7 @@ import torch.nn as nn
 
 from attacks.common import Budget
 from utils.errors import UserError
-from utils.losses import Attack, TrainingLoss
+from utils.losses import Attack
 
 GRAPH_TOLERANCE = 0.01        # share of elements allowed to differ between graph and eager
 WARMUP_RUNS = 3
@@ -110,9 +109,9 @@ def agreement(graph_out: torch.Tensor, eager_out: torch.Tensor) -> float:
     return 1.0 - differ
 
 
-def graphed(loss: TrainingLoss, batch_size: int, device: torch.device, enabled: bool) -> TrainingLoss:
-    """The loss with its attack captured on CUDA; unchanged on the CPU or when disabled."""
+def graphed(attack: Attack, batch_size: int, device: torch.device, enabled: bool) -> Attack | GraphedAttack:
+    """The attack captured as a CUDA graph on CUDA; itself on the CPU or when disabled."""
     if device.type != "cuda" or not enabled:
-        return loss
-    return TrainingLoss(GraphedAttack(loss.attack, batch_size, capture=True), loss.objective)
+        return attack
+    return GraphedAttack(attack, batch_size, capture=True)
 

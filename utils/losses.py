@@ -1,8 +1,7 @@
-"""Training losses: each is an attack (the inner maximisation, model in eval mode) followed by an
-objective (the outer minimisation, model in the caller's mode: train). The budget `eps` is a float
-for the base method and PART's per-pixel map otherwise; switching one for the other is the whole
-of PART. Hyper-parameters are fixed when a loss is built, so the attack alone can be captured
-(CUDA graphs) or replaced."""
+"""The two halves of a training loss: the attack (the inner maximisation, model in eval mode) with its
+hyper-parameters fixed, and the objectives (the outer minimisation, model in the caller's mode:
+train). The budget `eps` is a float for the base method and PART's per-pixel map otherwise; switching
+one for the other is the whole of PART. utils/recipe.py's train_batch puts them together."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,22 +34,6 @@ class Attack:
         with eval_mode(model):
             return self.fn(model, x, y, eps, self.step_size, self.steps, start=self.start,
                            start_epsilon=self.start_epsilon, **extra)
-
-
-@dataclass(frozen=True)
-class TrainingLoss:
-    attack: Attack          # or an attack wrapped by composition (utils.graphs.GraphedAttack)
-    objective: Objective
-
-    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
-        """The adversarial batch (the attack runs in eval mode: BatchNorm statistics untouched)."""
-        return self.attack(model, x, y, eps)
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
-                 step_model: nn.Module | None = None) -> torch.Tensor:
-        """The training loss; the objective runs through `step_model` (the DistributedDataParallel
-        wrapper under torchrun, which all-reduces its gradients) when given."""
-        return self.objective(step_model or model, x, self.adversarial(model, x, y, eps), y)
 
 
 # --- objectives on logits (tested against an independent re-derivation in tests/test_losses.py) ---

@@ -1,9 +1,10 @@
 """The three PART variants: which base method warms up and which loss PART reweights; the only
 table of them (scripts, checkpoint folders, result labels and the report's pairing derive from it).
-And the wrappers of the training step (AWP), the only table of them with their flags.
+And the decorations of the training step (AWP), the only table of them with their flags.
 Torch-free: the command line and the report read it."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from utils.argtypes import Flag, budget, non_negative, non_negative_int
@@ -44,19 +45,24 @@ BASE_OF = {m.label(False, rule): m.base for m in METHODS.values() for rule in ("
 
 
 @dataclass(frozen=True)
-class StepWrapper:
-    """A wrapper of the training step (utils.step.TrainStep), in every phase of every method: its torch
-    module builds it (`wrap(step, model, args, dist)`, imported only when on); its flags are declared
+class StepDecoration:
+    """A decoration of the update in utils.recipe.train_batch, in every phase of every method: its builder
+    ("module:function", imported only when on) maps (model, objective, args, dist) to an object with
+    begin_epoch(epoch) and around(x, x_adv, y), the context the update runs in; its flags are declared
     here (training settings, checked on resume); it is on when the flag `on` is non-zero, and off by
     default, so runs made before it existed compare with runs that leave it off."""
     name: str
-    module: str
+    builder: str
     on: str
     flags: tuple[Flag, ...]
 
+    def build(self):
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
 
-STEP_WRAPPERS = (
-    StepWrapper("awp", "utils.awp", "awp_gamma", (
+
+STEP_DECORATIONS = (
+    StepDecoration("awp", "utils.awp:decoration", "awp_gamma", (
         Flag("--awp-gamma", dict(type=budget, default=0.0, metavar="G",
                                  help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each "
                                       "weight's norm, in every phase (0: off; the AWP paper's 5e-3)")),

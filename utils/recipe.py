@@ -15,10 +15,11 @@ utils/budgets.py, the attacks in attacks/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -28,10 +29,9 @@ from attacks.common import Budget
 from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
 from utils.distributed import Dist
 from utils.graphs import graphed
-from utils.losses import Attack, TrainingLoss, at_objective, mart_objective, trades_objective
-from utils.methods import STEP_WRAPPERS
+from utils.losses import Attack, at_objective, mart_objective, trades_objective
+from utils.methods import STEP_DECORATIONS
 from utils.rules import RULES, rule_params
-from utils.step import TrainStep
 
 
 # --- 1. The base methods -------------------------------------------------------------------------
@@ -73,16 +73,21 @@ def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
     return "uniform_clipped"
 
 
+class Loss(NamedTuple):
+    attack: Attack           # the inner maximisation, eval mode: attack(model, x, y, eps) -> x_adv
+    objective: Callable      # the outer minimisation: objective(model, x, x_adv, y) -> loss
+
+
 def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
-                  start_epsilon: Budget | None = None) -> TrainingLoss:
-    """The loss of one phase (`loss`: a key of BASES) with every hyper-parameter taken from the
-    command line once. A float budget gives the base method, PART's ε map gives PART."""
+                  start_epsilon: Budget | None = None) -> Loss:
+    """The attack and objective of one phase (`loss`: a key of BASES) with every hyper-parameter taken
+    from the command line once. A float budget gives the base method, PART's ε map gives PART."""
     base = BASES[loss]
     attack = Attack(base.attack(args), args.step_size, args.num_steps, attack_start(args, loss, part_phase),
                     start_epsilon, base.projection)
     beta = getattr(args, "beta", 0.0)
     objective = functools.partial(base.objective, beta=beta) if base.takes_beta else base.objective
-    return TrainingLoss(attack, objective)
+    return Loss(attack, objective)
 
 
 # --- 2. The learning-rate schedule ---------------------------------------------------------------
@@ -105,9 +110,16 @@ def lr_at(args: argparse.Namespace, epoch: int) -> float:
 @dataclass(frozen=True)
 class Phase:
     name: str                 # warm-up, baseline or part
-    step: TrainStep           # or a wrapper of it (utils.methods.STEP_WRAPPERS, e.g. utils.awp.AWPStep)
-    budget: BudgetPolicy
+    budget: BudgetPolicy      # a float, a fixed map, or PART's CAM of the batch -> ε map (utils.budgets)
+    attack: Callable          # attack(model, x, y, eps) -> x_adv (a CUDA graph of it on CUDA: utils.graphs)
+    objective: Callable       # objective(model, x, x_adv, y) -> loss
+    optimizer: torch.optim.Optimizer
     tracks_budget: bool       # log the share of elements that keep the full budget
+    decorations: tuple = ()   # around the update (utils.methods.STEP_DECORATIONS: AWP), when on
+
+    def begin_epoch(self, epoch: int) -> None:
+        for d in self.decorations:
+            d.begin_epoch(epoch)
 
 
 def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -116,14 +128,12 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
     """The warm-up phase, the phase after it, and the budget the mask grids show."""
     a = args
 
-    def step(part_phase: bool, start_epsilon: Budget | None = None):
-        s = TrainStep(graphed(training_loss(a, loss, part_phase, start_epsilon), rank_batch, device,
-                              not a.no_cuda_graphs), optimizer)
-        for wrapper in STEP_WRAPPERS:        # e.g. AWP (utils/awp.py), when its flag is on
-            if getattr(a, wrapper.on):
-                s = importlib.import_module(wrapper.module).wrap(s, model, a, dist)
-        return s
-    warm = Phase("warm-up", step(False), FixedBudget(a.epsilon), False)
+    def phase(name: str, budget: BudgetPolicy, tracks: bool, part_phase: bool, start_epsilon: Budget | None = None):
+        attack, objective = training_loss(a, loss, part_phase, start_epsilon)
+        decorations = tuple(d.build()(model, objective, a, dist) for d in STEP_DECORATIONS if getattr(a, d.on))
+        return Phase(name, budget, graphed(attack, rank_batch, device, not a.no_cuda_graphs), objective, optimizer,
+                     tracks, decorations)
+    warm = phase("warm-up", FixedBudget(a.epsilon), False, False)
     if not RULES[a.mask_rule].needs_cam:         # the controls: no CAM (utils.budgets)
         grid, start_epsilon, tracks = RULES[a.mask_rule].build()(a, image_size, device)
     else:
@@ -131,19 +141,32 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
         grid, start_epsilon, tracks = (BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon,
                                                       a.low_epsilon, rule_params(a)), a.epsilon, True)
     if a.no_reweight:
-        return warm, Phase("baseline", step(False), FixedBudget(a.epsilon), False), grid
+        return warm, phase("baseline", FixedBudget(a.epsilon), False, False), grid
     budget = grid
     if isinstance(grid, BatchCamBudget) and a.cam_refresh == "official":
         budget = PairedCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon,
                                  mask_pass, a.warm_up + 1, a.save_weights, progress, rule_params(a))
-    return warm, Phase("part", step(True, start_epsilon), budget, tracks), grid
+    return warm, phase("part", budget, tracks, True, start_epsilon), grid
 
 
 # --- 4. The training step of a batch -------------------------------------------------------------
 
 def train_batch(phase: Phase, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_idx: int,
                 step_model: nn.Module | None = None) -> tuple[torch.Tensor, Budget]:
-    """The batch's budget (a float, or PART's ε map from the CAM of the batch under the current
-    model), the attack on it, the objective and the optimizer step. Returns (loss, budget)."""
+    """One batch of PART (Algorithm 1 of the paper), or of the warm-up / baseline, whose budget is the
+    float epsilon. Returns (loss, budget). `step_model`: the DistributedDataParallel wrapper under
+    torchrun (it all-reduces the gradients of the update); the attack and the CAM use the model itself."""
+    # The ε map: the CAM of this batch under the current model (eval mode, no weight gradients),
+    # epsilon on its important pixels, epsilon_low elsewhere (cam.masks); a float before PART starts.
     eps = phase.budget(batch_idx, x)
-    return phase.step(model, x, y, eps, step_model), eps
+    # The inner maximisation: the adversarial batch inside that budget (the attack owns eval mode).
+    x_adv = phase.attack(model, x, y, eps)
+    with contextlib.ExitStack() as decorated:     # AWP perturbs the weights for the update, when on
+        for d in phase.decorations:
+            decorated.enter_context(d.around(x, x_adv, y))
+        # The outer minimisation: the method's objective on (x, x_adv), in train mode, and one SGD step.
+        loss = phase.objective(step_model or model, x, x_adv, y)
+        phase.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        phase.optimizer.step()
+    return loss, eps

@@ -49,7 +49,7 @@ class SideOutputs:
             else:
                 cam = compute_cam(t.model, x, a.cam)
                 eps = t.grid_budget.from_cam(cam)
-            x_adv = t.main_phase.step.adversarial(t.train_model, x, y, eps)
+            x_adv = t.main_phase.attack(t.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         label = t.method.label(a.no_reweight, a.mask_rule)
         save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, rule {a.mask_rule}")

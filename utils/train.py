@@ -165,7 +165,7 @@ class Trainer:
             group["lr"] = lr
         if not position:
             phase.budget.begin_epoch(epoch)   # when continuing, the checkpoint brought the budget state
-        phase.step.begin_epoch(epoch)
+        phase.begin_epoch(epoch)
         return lr
 
     def batches(self, epoch: int, position: Position | None):
