@@ -132,11 +132,3 @@ def test_mask_grid_and_evaluation_keep_batchnorm_statistics(tiny_folder, tmp_pat
     ev = evaluate(model, test_loader, ["natural", "pgd20", "mma"], args, 10, verbose=False)
     assert ev["total"] == 4 and model.training and _unchanged(before, model)
 
-
-def test_every_method_has_its_base_in_the_recipe():
-    """utils.methods.METHODS (torch-free: the command line) and utils.recipe.BASES (the attack, the
-    objective, the start) are one axis in two tables: each method's loss key must name a base."""
-    from utils.recipe import BASES
-    assert {m.loss for m in METHODS.values()} == set(BASES)
-    for m in METHODS.values():
-        assert BASES[m.loss].takes_beta == any(f.name == "--beta" for f in m.flags), m.key

@@ -1,5 +1,7 @@
-"""The three PART variants: which base method warms up and which loss PART reweights; the only
-table of them (scripts, checkpoint folders, result labels and the report's pairing derive from it).
+"""The three PART variants, the only table of them: which base method warms up and which loss PART
+reweights, and that base method's attack (the inner maximisation), objective (the outer minimisation),
+random start and projection, as the official code has them; scripts, checkpoint folders, result
+labels, the report's pairing and utils/recipe.py's training loss derive from it.
 And the decorations of the training step (AWP), the only table of them with their flags.
 Torch-free: the command line and the report read it."""
 from __future__ import annotations
@@ -16,9 +18,21 @@ class Method:
     key: str          # entry-script suffix: part, part_t, part_m
     name: str         # PART, PART-T, PART-M
     base: str         # AT, TRADES, MART: the warm-up method and the --no-reweight baseline
-    loss: str         # at, trades or mart: the key of utils.recipe.BASES
+    loss: str         # at, trades or mart: the base method's key
     dir_name: str     # checkpoint folder, as the official code
-    flags: tuple[Flag, ...] = ()    # the base method's own flags (training settings)
+    attack: str       # the training attack (attacks.TRAIN_ATTACKS); "--attack": the flag chooses
+    objective: str    # "module:function": objective(model, x, x_adv, y[, beta]), imported when used
+    flags: tuple[Flag, ...] = ()    # the base method's own flags (training settings; --beta: the objective's)
+    fixed_start: str | None = None  # a start whatever --rand_init says (attacks.common.STARTS); None: recipe decides
+    projection: str | None = None   # the official projection of a float budget (attacks.common.PROJECTIONS)
+
+    @property
+    def takes_beta(self) -> bool:
+        return any(f.name == "--beta" for f in self.flags)
+
+    def build_objective(self):
+        module, _, function = self.objective.partition(":")
+        return getattr(importlib.import_module(module), function)
 
     @property
     def script(self) -> str:
@@ -35,11 +49,18 @@ def _beta(base: str) -> Flag:
 
 
 METHODS = {
-    "part": Method("part", "PART", "AT", "at", "PART",
+    # PGD-AT (Madry et al.) with PGD or MMA as the training attack (--attack).
+    "part": Method("part", "PART", "AT", "at", "PART", "--attack", "utils.losses:at_objective",
                    (Flag("--attack", dict(default="pgd", choices=("pgd", "mma"), help="training attack")),)),
-    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", (_beta("TRADES"),)),
-    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", (_beta("MART"),)),
+    # TRADES: the KL inner maximisation; it starts at x + 0.001 N(0, 1) (at x its gradient is zero).
+    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", "trades", "utils.losses:trades_objective",
+                     (_beta("TRADES"),), fixed_start="normal"),
+    # MART: PGD with the official mart_loss's min/max projection of a float budget; the same start.
+    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", "pgd", "utils.losses:mart_objective",
+                     (_beta("MART"),), fixed_start="normal", projection="minmax"),
 }
+# A base method's entry by its key (at, trades, mart).
+BY_LOSS = {m.loss: m for m in METHODS.values()}
 # The report's pairing: each label of a reweighted run -> the label of its baseline.
 BASE_OF = {m.label(False, rule): m.base for m in METHODS.values() for rule in ("official",) + CAM_FREE_RULES}
 

@@ -24,38 +24,20 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from attacks import TRAIN_ATTACKS, pgd, trades
+from attacks import TRAIN_ATTACKS
 from attacks.common import Budget
 from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
 from utils.distributed import Dist
 from utils.graphs import graphed
-from utils.losses import Attack, at_objective, mart_objective, trades_objective
-from utils.methods import STEP_DECORATIONS
+from utils.losses import Attack
+from utils.methods import BY_LOSS, STEP_DECORATIONS
 from utils.rules import RULES, rule_params
 
 
 # --- 1. The base methods -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Base:
-    """A base method: its inner maximisation, its outer minimisation and the random start the
-    official code gives its attack."""
-    attack: Callable[[argparse.Namespace], Callable]     # the attack function, given the command line
-    objective: Callable                                   # objective(model, x, x_adv, y[, beta])
-    takes_beta: bool                                      # the objective's regularisation weight (--beta)
-    fixed_start: str | None = None      # a start whatever --rand_init says; None: attack_start decides
-    projection: str | None = None       # the official projection of a float budget (attacks.common)
-
-
-# The only table of the base methods, keyed by utils.methods.Method.loss.
-BASES = {
-    # PGD-AT (Madry et al.) with PGD or MMA as the training attack (--attack).
-    "at": Base(lambda a: TRAIN_ATTACKS[getattr(a, "attack", "pgd")], at_objective, False),
-    # TRADES: the KL inner maximisation; it starts at x + 0.001 N(0, 1) (at x its gradient is zero).
-    "trades": Base(lambda a: trades, trades_objective, True, fixed_start="normal"),
-    # MART: PGD with the official mart_loss's min/max projection of a float budget; the same start.
-    "mart": Base(lambda a: pgd, mart_objective, True, fixed_start="normal", projection="minmax"),
-}
+# The base methods are entries of utils.methods.METHODS (by their key, BY_LOSS): each its attack, its
+# objective, its fixed start and projection, next to its script and flags.
 
 
 def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
@@ -64,8 +46,8 @@ def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
     PGD (uniform start clipped to [0, 1]); PART's `part_pgd` leaves its uniform start unclipped
     (--clip-part-start clips it as the warm-up does); MMA clips it in both. --rand_init false starts
     the PGD / MMA attacks at x."""
-    if BASES[loss].fixed_start:
-        return BASES[loss].fixed_start
+    if BY_LOSS[loss].fixed_start:
+        return BY_LOSS[loss].fixed_start
     if not args.rand_init:
         return "none"
     if getattr(args, "attack", "pgd") == "pgd" and part_phase and not args.clip_part_start:
@@ -80,13 +62,16 @@ class Loss(NamedTuple):
 
 def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
                   start_epsilon: Budget | None = None) -> Loss:
-    """The attack and objective of one phase (`loss`: a key of BASES) with every hyper-parameter taken
-    from the command line once. A float budget gives the base method, PART's ε map gives PART."""
-    base = BASES[loss]
-    attack = Attack(base.attack(args), args.step_size, args.num_steps, attack_start(args, loss, part_phase),
-                    start_epsilon, base.projection)
-    beta = getattr(args, "beta", 0.0)
-    objective = functools.partial(base.objective, beta=beta) if base.takes_beta else base.objective
+    """The attack and objective of one phase (`loss`: a base method's key, utils.methods.BY_LOSS) with
+    every hyper-parameter taken from the command line once. A float budget gives the base method, PART's
+    ε map gives PART."""
+    base = BY_LOSS[loss]
+    fn = TRAIN_ATTACKS[getattr(args, "attack", "pgd") if base.attack == "--attack" else base.attack]
+    attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon,
+                    base.projection)
+    objective = base.build_objective()
+    if base.takes_beta:
+        objective = functools.partial(objective, beta=getattr(args, "beta", 0.0))
     return Loss(attack, objective)
 
 
