@@ -1,12 +1,14 @@
 """PART in the paper's order: the one module to read beside the paper (Zhang et al., ICML 2024).
 
-  1. the base methods: AT, TRADES, MART, each an attack (the inner maximisation) and an objective
-     (the outer minimisation), with the random start the official code gives each in each phase;
+  1. the base methods (AT, TRADES, MART: entries of utils.methods.METHODS, each an attack, the inner
+     maximisation, and an objective, the outer minimisation) with the random start the official code
+     gives each in each phase;
   2. the learning-rate schedule;
   3. the phases: the warm-up (the base method at ε), then PART (ε on the pixels the CAM of the batch
      finds important, ε_low elsewhere), or the baseline (--no-reweight: the base method at ε
      throughout), or one of the controls (fixed region budgets, random placement);
-  4. the training step of a batch: its budget, the attack, the objective, the SGD step.
+  4. train_batch, the step of a batch written out: the CAM's ε map, the attack, the objective, backward,
+     the SGD step.
 
 Everything else (data, RNG streams, checkpoints, resume, logging, the evaluation) is infrastructure
 in utils/train.py and the modules it names; the CAM and the ε map are in cam/, the budget policies in
