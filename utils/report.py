@@ -197,6 +197,8 @@ def _interval(res: tuple[float, float, float] | None) -> str:
     if res is None:
         return "–"
     m, lo, hi = res
+    if hi - lo < 1e-6:  # every seed's difference the same: a t-interval has no width to give, and no star
+        return f"{m:+.2f} [the same at every seed]"
     return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("" if lo <= 0 <= hi else " *")
 
 
