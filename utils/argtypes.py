@@ -4,6 +4,7 @@ booleans, and the list flags."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -105,3 +106,9 @@ class Flag:
     @property
     def dest(self) -> str:
         return self.name.lstrip("-").replace("-", "_")
+
+
+def imported(spec: str):
+    """The object a registry entry names as "module:name", imported only now (entries stay torch-free)."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -6,10 +6,9 @@ And the decorations of the training step (AWP), the only table of them with thei
 Torch-free: the command line and the report read it."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
-from utils.argtypes import Flag, budget, non_negative, non_negative_int
+from utils.argtypes import Flag, budget, imported, non_negative, non_negative_int
 from utils.rules import CAM_FREE_RULES
 
 
@@ -31,8 +30,7 @@ class Method:
         return any(f.name == "--beta" for f in self.flags)
 
     def build_objective(self):
-        module, _, function = self.objective.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return imported(self.objective)
 
     @property
     def script(self) -> str:
@@ -78,8 +76,7 @@ class StepDecoration:
     flags: tuple[Flag, ...]
 
     def build(self):
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return imported(self.builder)
 
 
 STEP_DECORATIONS = (

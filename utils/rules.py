@@ -11,11 +11,10 @@ itself, whether the log tracks the full-budget share). A new rule is one entry h
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from utils.argtypes import Flag, number, region_list
+from utils.argtypes import Flag, imported, number, region_list
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,7 @@ class MaskRule:
     flags: tuple[Flag, ...] = field(default=())    # read only by this rule, refused without it
 
     def build(self) -> Callable:
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return imported(self.builder)
 
 
 RULES = {r.name: r for r in (
