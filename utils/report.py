@@ -14,6 +14,7 @@ from pathlib import Path
 from utils.args import EARLIER_DEFAULTS, OneLineParser, report_ignores, reweighting_only
 from utils.files import PROGRESS_SUFFIX
 from utils.methods import BASE_OF
+from utils.names import QUADRANTS
 from utils.rules import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
@@ -42,20 +43,12 @@ def load_runs(paths: list[str]) -> list[dict]:
     return runs
 
 
-def cpu_threads(run: dict) -> int | None:
-    """The torch threads of a CPU run (None on a GPU, or where the run did not record them): CPU
-    arithmetic differs slightly with the count, so runs at different counts are not averaged or paired."""
-    if run.get("device", "cpu") != "cpu":
-        return None
-    return (run.get("machine") or {}).get("threads")
-
-
 def settings(run: dict, drop: frozenset = frozenset()) -> tuple:
     """The run's settings (NOT_SETTINGS and `drop` left out) as a hashable, comparable key; a CPU run's
-    thread count is one of them."""
+    thread count is one of them (CPU arithmetic differs slightly with it; None where not recorded)."""
     args = {**EARLIER_DEFAULTS, **run["args"]}      # results made before a setting existed
     if run.get("device", "cpu") == "cpu":
-        args["cpu_threads"] = cpu_threads(run)
+        args["cpu_threads"] = (run.get("machine") or {}).get("threads")
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in args.items()
                         if k not in NOT_SETTINGS and k not in drop))
 
@@ -184,13 +177,16 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def paired(a: list[dict], b: list[dict], value) -> tuple[int, tuple[float, float, float] | None]:
-    """Runs of arms a and b matched by seed; (seeds matched, mean and 95 % t-interval of value(x) − value(y)
-    over the seeds where both have it, or None under 2 such seeds)."""
+def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
+    """The runs of arms a and b paired by seed."""
     by_seed = {r["args"].get("seed"): r for r in b}
-    matched = [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
-    diffs = [value(x) - value(y) for x, y in matched if value(x) is not None and value(y) is not None]
-    return len(matched), (t_interval(diffs) if len(diffs) >= 2 else None)
+    return [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
+
+
+def paired(pairs: list[tuple[dict, dict]], key: str) -> tuple[float, float, float] | None:
+    """Mean and 95 % t-interval of x[key] − y[key] over the pairs where both have it (None under 2)."""
+    diffs = [x[key] - y[key] for x, y in pairs if x.get(key) is not None and y.get(key) is not None]
+    return t_interval(diffs) if len(diffs) >= 2 else None
 
 
 def _interval(res: tuple[float, float, float] | None) -> str:
@@ -205,11 +201,11 @@ def _interval(res: tuple[float, float, float] | None) -> str:
 def paired_differences(runs: list[dict]) -> list[str]:
     rows, bounds = [], []
     for a, b, label in arm_pairs(runs):
-        n, _ = paired(a, b, lambda r: None)
-        if n < 2:
+        pairs = matched(a, b)
+        if len(pairs) < 2:
             continue
-        res = {k: paired(a, b, lambda r, k=k: r.get(k))[1] for k, _ in METRICS}
-        rows.append(f"| {label} | {n} | " + " | ".join(_interval(res[k]) for k, _ in METRICS) + " |")
+        res = {k: paired(pairs, k) for k, _ in METRICS}
+        rows.append(f"| {label} | {len(pairs)} | " + " | ".join(_interval(res[k]) for k, _ in METRICS) + " |")
         known = [(m, res[k]) for k, m in METRICS if res[k] is not None]
         if known:
             bounds.append(f"- {label}: at most " + ", ".join(f"{r[2]:+.2f} {m}" for m, r in known)
@@ -226,7 +222,8 @@ CAM_INFO = (("top", "top"), ("random", "random"), ("bottom", "bottom"), ("offici
 def cam_info_table(runs: list[dict]) -> list[str]:
     """The cam-info evaluation per arm: mean ± std of each set's robust accuracy over seeds, and the
     within-run differences random − top and official-random − official as mean [95 % t-interval]."""
-    groups = {k: [r for r in m if isinstance(r.get("cam-info"), dict)] for k, m in grouped(runs).items()}
+    arms = grouped(runs)
+    groups = {k: [r for r in m if isinstance(r.get("cam-info"), dict)] for k, m in arms.items()}
     groups = {k: m for k, m in groups.items() if m}
     if not groups:
         return []
@@ -241,7 +238,7 @@ def cam_info_table(runs: list[dict]) -> list[str]:
         cells = [_mean_std([i[k] for i in info]) for k, _ in CAM_INFO]
         diffs = [_interval(t_interval(v)) if len(v) >= 2 else _fmt(v[0]) for v in
                  ([i["random - top"] for i in info], [i["official-random - official"] for i in info])]
-        lines.append(f"| {group_label(key, grouped(runs))} | {len(members)} | {info[0].get('share')} | "
+        lines.append(f"| {group_label(key, arms)} | {len(members)} | {info[0].get('share')} | "
                      + " | ".join(cells + diffs) + " |")
     return lines
 
@@ -275,7 +272,7 @@ def figure1_table(runs: list[dict]) -> list[str]:
         return []
     by = {(figure1_quadrant(r), r["args"].get("seed")): r for r in fig}
     seeds = sorted({s for _, s in by})
-    quads = [q for q in ("ul", "ur", "bl", "br") if any((q, s) in by for s in seeds)]
+    quads = [q for q in QUADRANTS if any((q, s) in by for s in seeds)]
     lines = ["", "Figure 1 of the paper at this scale: one quadrant at the lower budget, the others at the higher "
              "(natural / PGD-20, %; paper, ResNet-18: br 76.77 / 46.75, ul 78.00 / 47.69):", "",
              "| low quadrant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
@@ -285,12 +282,11 @@ def figure1_table(runs: list[dict]) -> list[str]:
         nat = [by[q, s]["natural"] for s in seeds if (q, s) in by]
         rob = [by[q, s]["pgd20"] for s in seeds if (q, s) in by]
         lines.append(f"| {q} | " + " | ".join(cells) + f" | {_mean_std(nat)} / {_mean_std(rob)} |")
-    full = [s for s in seeds if all((q, s) in by for q in ("ul", "ur", "bl", "br"))]
+    full = [s for s in seeds if all((q, s) in by for q in QUADRANTS)]
     for k, m in (("natural", "natural"), ("pgd20", "PGD-20")):
         both = [s for s in seeds if ("ul", s) in by and ("br", s) in by]
         d = [by["ul", s][k] - by["br", s][k] for s in both]
-        spread = [max(by[q, s][k] for q in ("ul", "ur", "bl", "br")) - min(by[q, s][k] for q in ("ul", "ur", "bl", "br"))
-                  for s in full]
+        spread = [max(by[q, s][k] for q in QUADRANTS) - min(by[q, s][k] for q in QUADRANTS) for s in full]
         lines.append(f"- {m}: ul − br {_interval(t_interval(d)) if len(d) >= 2 else '–'} over {len(d)} seeds "
                      f"(paper {PAPER_FIGURE1['ul'][k != 'natural'] - PAPER_FIGURE1['br'][k != 'natural']:+.2f}); "
                      f"spread across the four quadrants per seed {', '.join(f'{v:.2f}' for v in spread) or '–'}"
