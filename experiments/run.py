@@ -37,13 +37,12 @@ COMMON = {"--eval-every": "5", "--eval-subset": "1000", "--save-masks": "8"}
 def command(name: str, args: argparse.Namespace) -> list[str]:
     _, script, run_args = SUITES[args.suite][name]
     model_dir = Path(args.checkpoint_dir).resolve() / name
-    own = shlex.split(run_args) + shlex.split(args.extra)
-    common = [t for flag, value in COMMON.items() if flag not in own for t in (flag, value)]  # its own win
-    cmd = [sys.executable, str(REPO / script), *common, *shlex.split(run_args),
+    own, extra = shlex.split(run_args), shlex.split(args.extra)
+    common = [t for flag, value in COMMON.items() if flag not in own + extra for t in (flag, value)]  # theirs win
+    cmd = [sys.executable, str(REPO / script), *common, *own,
            "--data-dir", str(Path(args.data_dir).resolve()), "--model-dir", str(model_dir),
            "--results", str(Path(args.results_dir).resolve() / f"{name}.json"), "--no-progress",
-           *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), "--resume", "auto",
-           *shlex.split(args.extra)]
+           *(["--aa-subset", str(args.aa_subset)] if args.aa_subset else []), "--resume", "auto", *extra]
     if "--threads" not in cmd:     # the cores shared among the runs that go at once
         cmd += ["--threads", str(default_threads(args.jobs))]
     return cmd

@@ -36,9 +36,14 @@ ALL = "--eval natural,pgd20,mma,aa,aa-standard"
 #   PGD-20 on 1,000 every 2 epochs for the learning curves;
 # - the evaluation seeded per batch (--eval-seeding batch), the scheme its first runs were evaluated
 #   with, so that every run of the study pairs with every other.
-STUDY = ("--model smallcnn-bn --channels-last --train-subset 10000 --test-subset 2000 --aa-subset 500 "
-         "--epochs 10 --warm-up 3 --adjust-first 6 --batch-size 32 --lr 0.05 --eval natural,pgd20,aa,aa-standard "
-         "--eval-every 2 --eval-subset 1000 --eval-seeding batch")
+def study(evals: str = "natural,pgd20,aa,aa-standard", warm_up: int = 3) -> str:
+    """The study's flags with these evaluations and warm-up epochs."""
+    return ("--model smallcnn-bn --channels-last --train-subset 10000 --test-subset 2000 --aa-subset 500 "
+            f"--epochs 10 --warm-up {warm_up} --adjust-first 6 --batch-size 32 --lr 0.05 --eval {evals} "
+            "--eval-every 2 --eval-subset 1000 --eval-seeding batch")
+
+
+STUDY = study()
 STUDY_SEEDS = (1, 2, 3, 4)
 # s: the share of elements that keep the full budget under PART, fixed from the PART arm of seed 1
 # (the mean of its logged share over the PART epochs 4-10: 0.2176); the random arm places that share at random,
@@ -85,9 +90,11 @@ def _cpu_study() -> dict[str, tuple[int, str, str]]:
     return runs
 
 
-# Round 2: the study's setting at 1 thread, with the cam-info evaluation (at the study's share).
-STUDY2 = STUDY.replace("--eval natural,pgd20,aa,aa-standard", "--eval natural,pgd20,aa,aa-standard,cam-info") + \
-    f" --threads 1 --cam-info-share {STUDY_SHARE}"
+def study2(evals: str = "natural,pgd20,aa,aa-standard,cam-info", warm_up: int = 3) -> str:
+    """Round 2: the study's setting at 1 thread, with the cam-info evaluation (at the study's share)."""
+    return f"{study(evals, warm_up)} --threads 1 --cam-info-share {STUDY_SHARE}"
+
+
 STUDY2_EXTRA_SEEDS = (5, 6, 7, 8)
 FIG1_LOW, FIG1_HIGH = "6/255", "12/255"
 
@@ -103,16 +110,15 @@ def study2_arms() -> dict[str, str]:
 
 
 def _cpu_study_2() -> dict[str, tuple[int, str, str]]:
-    runs = {f"{arm}_seed{seed}": (seed, "train_eval_part.py", f"--seed {seed} {flags} {STUDY2}")
+    runs = {f"{arm}_seed{seed}": (seed, "train_eval_part.py", f"--seed {seed} {flags} {study2()}")
             for seed in STUDY_SEEDS for arm, flags in study2_arms().items()}
-    fig1 = STUDY2.replace("--warm-up 3 ", "--warm-up 0 ").replace(
-        "--eval natural,pgd20,aa,aa-standard,cam-info", "--eval natural,pgd20,cam-info")
+    fig1 = study2("natural,pgd20,cam-info", warm_up=0)
     for seed in STUDY_SEEDS:
         for low in QUADRANTS:
             eps = ",".join(f"{q}={FIG1_LOW if q == low else FIG1_HIGH}" for q in QUADRANTS)
             runs[f"fig1_{low}6_seed{seed}"] = (10 + seed, "train_eval_part.py",
                                                f"--seed {seed} --mask-rule region --region-eps {eps} {fig1}")
-    more = STUDY2.replace("--eval natural,pgd20,aa,aa-standard,cam-info", "--eval natural,pgd20,aa-standard,cam-info")
+    more = study2("natural,pgd20,aa-standard,cam-info")
     for seed in STUDY2_EXTRA_SEEDS:
         for arm, flags in study2_arms().items():
             runs[f"{arm}_seed{seed}"] = (20 + seed, "train_eval_part.py", f"--seed {seed} {flags} {more}")

@@ -35,10 +35,15 @@ def random_like_count(important: torch.Tensor, noise: torch.Tensor) -> torch.Ten
     return (ranks < flat.sum(1, keepdim=True)).view(important.shape)
 
 
+def global_draw(device: torch.device):
+    """draw(k, shape): the k-th U[0, 1) draw of a batch from the global RNG, in order (the batch-seeded scheme)."""
+    return lambda k, shape: torch.rand(shape, device=device)
+
+
 def budgets(model: nn.Module, x: torch.Tensor, args: argparse.Namespace, draw=None) -> dict[str, torch.Tensor]:
     """The (B, 3, H, W) budget of each set for the clean images x; `draw(k, shape)` gives the k-th
-    U[0, 1) draw of the batch (default: the global RNG, in order)."""
-    draw = draw or (lambda k, shape: torch.rand(shape, device=x.device))
+    U[0, 1) draw of the batch (default: global_draw)."""
+    draw = draw or global_draw(x.device)
     eps, size = args.eval_epsilon, x.shape[-1]
     cam = compute_cam(model, x, args.cam)
     up = cam_upsampled(cam, size)
@@ -56,7 +61,7 @@ def budgets(model: nn.Module, x: torch.Tensor, args: argparse.Namespace, draw=No
 def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace, draw=None) -> list[int]:
     """Robust counts of one batch under each set (SETS order), then the number of the official map's
     full-budget elements (its share, summed over the batch). `draw`: as in budgets."""
-    draw = draw or (lambda k, shape: torch.rand(shape, device=x.device))
+    draw = draw or global_draw(x.device)
     maps = budgets(model, x, args, draw)
     robust = []
     for j, name in enumerate(SETS):

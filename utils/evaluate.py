@@ -213,7 +213,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
             x, y = (t.to(device) for t in group[dist.rank])
             seed = EVAL_BATCH_SEEDS[name]
             if scheme == "batch":      # the batch's own seeded stream, drawn in order
-                stream, draw = seed + i, lambda k, shape: torch.rand(shape, device=device)
+                stream, draw = seed + i, cam_info.global_draw(device)
             else:                       # each image's own stream (utils.rng.image_uniform)
                 mine_ids = ids[i * batch_size:][:len(y)].to(device)
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
