@@ -254,11 +254,12 @@ def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_
 
 
 def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results_path: Path,
-                              device: torch.device) -> tuple[str | None, dict | None]:
-    """The checkpoint --eval-only / --resume / --resume auto names, loaded; (None, None) for a fresh
-    run, after making sure it would not write over another run's files."""
+                              device: torch.device, loaded: dict | None = None) -> tuple[str | None, dict | None]:
+    """The checkpoint --eval-only / --resume / --resume auto names, loaded (--eval-only's: `loaded`, if
+    eval_only_settings loaded it already); (None, None) for a fresh run, after making sure it would not
+    write over another run's files."""
     if args.eval_only:
-        ckpt = load_checkpoint(args.eval_only, device)
+        ckpt = loaded if loaded is not None else load_checkpoint(args.eval_only, device)
         refuse_unless_overwrite(earlier_outputs(model_dir, results_path, True), args.overwrite, "this evaluation")
         return args.eval_only, ckpt
     if args.resume == "auto":
@@ -330,12 +331,15 @@ FROM_CHECKPOINT = ("model", "channels_last", "precision", "data", "test_subset",
 CPU_EVAL, CPU_EVAL_IMAGES = ["natural", "pgd20"], 1000
 
 
-def eval_only_settings(args: argparse.Namespace, dist: Dist) -> None:
+def eval_only_settings(args: argparse.Namespace, dist: Dist) -> dict:
     """--eval-only CKPT with nothing else: the settings FROM_CHECKPOINT (and its --data-dir, where that
     still exists) from the checkpoint's own record; on a CPU natural and PGD-20 on a fixed 1,000 test
-    images unless --eval / --test-subset say otherwise. Every flag given wins."""
+    images unless --eval / --test-subset say otherwise. Every flag given wins. Returns the checkpoint,
+    loaded to this process's device (it is not loaded again)."""
     given = set(getattr(args, "given", ()))
-    saved = load_checkpoint(args.eval_only, torch.device("cpu")).get("args") or {}
+    device = pick_device(args.device, dist)
+    ckpt = load_checkpoint(args.eval_only, device)
+    saved = ckpt.get("args") or {}
     taken = [k for k in FROM_CHECKPOINT if k not in given and k in saved and saved[k] != getattr(args, k, None)]
     for k in taken:
         setattr(args, k, saved[k])
@@ -345,25 +349,25 @@ def eval_only_settings(args: argparse.Namespace, dist: Dist) -> None:
     if taken:
         print("--eval-only: from the checkpoint " + ", ".join(f"{flag(k)} {getattr(args, k)}" for k in taken),
               flush=True)
-    if pick_device(args.device, dist).type == "cpu" and "eval" not in given:
+    if device.type == "cpu" and "eval" not in given:
         args.eval = list(CPU_EVAL)
         if "test_subset" not in given and args.test_subset is None:
             args.test_subset = CPU_EVAL_IMAGES
         print(f"--eval-only on the CPU: {', '.join(args.eval)} on {args.test_subset} fixed test images by default "
               "(MMA and AutoAttack of all 10,000 take hours on a CPU); --eval and --test-subset choose more", flush=True)
+    return ckpt
 
 
 def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     """Check everything that needs no data, load, train (or continue, or only load the weights to
     evaluate), evaluate, and write the results."""
-    if args.eval_only:
-        eval_only_settings(args, dist)
+    loaded = eval_only_settings(args, dist) if args.eval_only else None
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
     if args.eval_only and not args.results and not args.model_dir:
         results_path = Path(args.eval_only).with_suffix(".eval.json")    # never a training run's results
     outputs = ([] if args.eval_only else [model_dir]) + [results_path.parent]
-    ckpt_path, ckpt, differences = _start_from(args, model_dir, results_path, outputs, dist)
+    ckpt_path, ckpt, differences = _start_from(args, model_dir, results_path, outputs, dist, loaded)
     if ckpt is _FINISHED:
         return json.loads(results_path.read_text())
     trainer, test_loader, train_split, test_split = prepare(args, dist)
@@ -399,11 +403,12 @@ _FINISHED = object()      # _start_from's answer for a finished run under --resu
 
 
 def _start_from(args: argparse.Namespace, model_dir: Path, results_path: Path, outputs: list[Path],
-                dist: Dist) -> tuple[str | None, dict | None, dict]:
+                dist: Dist, loaded: dict | None = None) -> tuple[str | None, dict | None, dict]:
     """The checkpoint to start from (None for a fresh run), checked against this command line, the
     model it must fit and the folders it will write, before any data are loaded (tens of seconds
     for CIFAR-10); (path, _FINISHED, {}) when --resume auto finds the run finished."""
-    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist))
+    ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist),
+                                                loaded)
     chosen = dist.gather(ckpt_path)
     if len(set(chosen)) > 1:
         raise UserError(f"the processes would start from different checkpoints ({', '.join(map(str, chosen))}); "
