@@ -3,12 +3,12 @@ the CAM's important pixels, --low-epsilon elsewhere), then natural / PGD-20 / MM
 --no-reweight trains the MART baseline; --beta (6.0) weighs MART's KL term.
 
 Its own flag: --beta 6.0. The shared flags and their official defaults (ResNet-18, CIFAR-10, 80
-epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255): utils/args.py; the step of a batch:
-utils/recipe.py; `--help` lists every flag by section.
+epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255): utils/cli/settings.py; the step of a batch:
+utils/method/recipe.py; `--help` lists every flag by section.
 """
 import sys
 
-from utils.cli import main
+from utils.main import main
 
 if __name__ == "__main__":
     sys.exit(main("part_m"))

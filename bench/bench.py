@@ -16,12 +16,13 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from utils.args import OneLineParser, get_args, positive_int
-from models import eval_mode
-from utils.names import MODEL_NAMES
+from models import MODEL_NAMES
+from models.zoo import eval_mode
+from utils.argtypes import OneLineParser, positive_int
+from utils.cli.args import get_args
 from utils.data import Split, load_splits
-from utils.evaluate import evaluate
-from utils.train import Trainer, prepare
+from utils.evaluation.evaluate import evaluate
+from utils.training.trainer import Trainer, prepare
 
 # Seconds, measured on one NVIDIA H100 80GB (torch 2.11), ResNet-18, CIFAR-10, batch 128; source:
 # issue 4 ("Speed: a PART epoch in 12 seconds on one H100"). Keys: what this script times.

@@ -36,10 +36,10 @@ from pathlib import Path
 import torch
 
 from bench.bench import CASES, Row, floor_seconds, header, table, time_epoch
-from utils.args import OneLineParser, positive_int
+from utils.argtypes import OneLineParser, positive_int
 from utils.data import load_splits
-from utils.errors import UserError
-from utils.evaluate import evaluate
+from utils.evaluation.evaluate import evaluate
+from utils.infra.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 

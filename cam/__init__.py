@@ -1,7 +1,22 @@
-"""Class activation maps and the per-pixel budgets PART derives from them."""
-from cam.masks import MASK_RULES, QUADRANTS, epsilon_map, official_weight, region_map
-from cam.native import NATIVE_METHODS, compute_cam
-from utils.names import CAM_METHODS
+"""Class activation maps (`cam.native.compute_cam`) and the per-pixel maps PART derives from them
+(`cam.masks`). Here: the names of the CAM methods, kept free of torch so that `--help` starts without it."""
+from __future__ import annotations
 
-__all__ = ["compute_cam", "epsilon_map", "official_weight", "region_map", "MASK_RULES", "QUADRANTS",
-           "NATIVE_METHODS", "CAM_METHODS"]
+NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
+# --cam name -> class name in pytorch_grad_cam
+LIBRARY_CAMS = {
+    "gradcam++": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "gradcamelementwise": "GradCAMElementWise",
+    "fullgrad": "FullGrad",
+    "lib-gradcam": "GradCAM",
+    "lib-xgradcam": "XGradCAM",
+    "lib-layercam": "LayerCAM",
+}
+CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
+# The image quadrants of --mask-rule region (Figure 1 of the paper), upper / bottom, left / right.
+QUADRANTS = ("ul", "ur", "bl", "br")

@@ -1,6 +1,6 @@
 """Any CAM method of the grad-cam package (pytorch_grad_cam), batched, hooks released afterwards.
 
-These maps come back at the input resolution, min-max normalised by the package; epsilon_map then
+These maps come back at the input resolution, min-max normalised by the package; a mask rule then
 resizes size->size, which is the identity for both mask rules' resamplers.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from models import cam_layer, eval_mode
-from utils.names import LIBRARY_CAMS as LIBRARY_METHODS
+from cam import LIBRARY_CAMS as LIBRARY_METHODS
+from models.zoo import cam_layer, eval_mode
 
 
 

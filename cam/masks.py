@@ -23,8 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils.names import QUADRANTS  # noqa: F401 (re-exported)
-from utils.rules import MASK_RULES, RULES  # noqa: F401 (MASK_RULES re-exported)
+from cam import QUADRANTS
 
 
 
@@ -128,7 +127,7 @@ def cam_upsampled(cam: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(cam[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
 
 
-# The CAM rules' builders (utils/rules.py names them): the (B, 3, size, size) bool map of the elements
+# The CAM rules' builders (utils/method/rules.py names them): the (B, 3, size, size) bool map of the elements
 # that keep the full budget, from the CAM and the rule's own flags.
 
 def official_important(cam: torch.Tensor, size: int) -> torch.Tensor:
@@ -143,23 +142,9 @@ def top_important(cam: torch.Tensor, size: int, top_share: float) -> torch.Tenso
     return top_pixels(cam_upsampled(cam, size), top_share).expand(-1, 3, -1, -1)
 
 
-def important_map(cam: torch.Tensor, size: int, rule: str = "official", **params) -> torch.Tensor:
-    """(B, 3, size, size) bool: the elements that keep the full budget; `params`: the rule's own flags."""
-    if rule not in RULES or not RULES[rule].needs_cam:
-        raise ValueError(f"unknown CAM mask rule {rule!r}; choose from "
-                         f"{', '.join(n for n, r in RULES.items() if r.needs_cam)}")
-    return RULES[rule].build()(cam, size, **params)
-
-
 def budget_from(important: torch.Tensor, epsilon: float, low_epsilon: float) -> torch.Tensor:
     """float32 epsilon where `important`, low_epsilon elsewhere (Python scalars: no host copy)."""
     return torch.where(important, epsilon, low_epsilon).float()
-
-
-def epsilon_map(cam: torch.Tensor, size: int, epsilon: float, low_epsilon: float,
-                rule: str = "official", **params) -> torch.Tensor:
-    """(B, 3, size, size) float32 per-pixel budget on the CAM's device."""
-    return budget_from(important_map(cam, size, rule, **params), epsilon, low_epsilon)
 
 
 def region_map(size: int, budgets: dict[str, float], default: float,

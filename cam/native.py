@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from cam import NATIVE_CAMS as NATIVE_METHODS
 from cam.backend import LIBRARY_METHODS, library_cam
-from models import eval_mode
-from utils.names import NATIVE_CAMS as NATIVE_METHODS
+from models.zoo import eval_mode
 
 
 def _combine(method: str, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from experiments.runs import SUITE_DIRS, SUITES
-from utils.args import OneLineParser, positive_int
-from utils.provenance import default_threads, source_changes
+from utils.argtypes import OneLineParser, positive_int
+from utils.infra.provenance import default_threads, source_changes
 
 REPO = Path(__file__).resolve().parent.parent
 # Every run keeps a learning curve (1,000 fixed test images every 5 epochs, unless its flags say

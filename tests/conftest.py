@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.args import get_args
-from utils.train import run
+from utils.cli.args import get_args
+from utils.training.trainer import run
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
@@ -115,8 +115,8 @@ def _trained_a_little(name: str):
     import torch
     import torch.nn.functional as F
 
-    from models import build_model
     from models.wideresnet import WideResNet
+    from models.zoo import build_model
     torch.manual_seed(0)
     model = WideResNet(10, 10, 1) if name == "wideresnet" else build_model(name, 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -166,9 +166,9 @@ def real_run(tmp_path_factory) -> tuple[dict, Path]:
 def real_at_model(real_run):
     import torch
 
-    from models import build_model
-    from utils.checkpoint import load_checkpoint
+    from models.zoo import build_model
     from utils.data import load_splits
+    from utils.infra.checkpoint import load_checkpoint
 
     results, out = real_run
     model = build_model(REAL_MODEL, 10)

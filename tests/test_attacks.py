@@ -4,7 +4,7 @@ import torch
 import torchattacks
 
 from attacks import mma, pgd
-from models import build_model
+from models.zoo import build_model
 from tests.conftest import REAL_EPS, REAL_STEP
 
 EPS = 8 / 255
@@ -109,8 +109,8 @@ def test_aa_standard_equals_the_package_called_directly(real_at_model):
     import pyautoattack
     from torch.utils.data import DataLoader, TensorDataset
 
-    from utils.args import get_args
-    from utils.evaluate import evaluate
+    from utils.cli.args import get_args
+    from utils.evaluation.evaluate import evaluate
     model, x, y = real_at_model
     torch.manual_seed(0)
     with torch.no_grad():
@@ -131,8 +131,8 @@ def test_evaluation_uses_eval_epsilon_not_epsilon(real_at_model):
     """PGD-20 reads --eval-epsilon; the training budgets (--epsilon, --low-epsilon) leave it alone."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from utils.args import get_args
-    from utils.evaluate import evaluate
+    from utils.cli.args import get_args
+    from utils.evaluation.evaluate import evaluate
     model, x, y = real_at_model
     loader = DataLoader(TensorDataset(x[:64], y[:64]), batch_size=64)
 

@@ -1,4 +1,4 @@
-"""Adversarial Weight Perturbation (utils/awp.py) against an independent re-derivation of the
+"""Adversarial Weight Perturbation (utils/method/awp.py) against an independent re-derivation of the
 reference update (csdongxian/AWP: proxy loaded from the model, one SGD ascent step on the method's
 own loss, per-layer rescaling to gamma * ||w|| / ||diff|| of the >1-dim weights, perturb, step,
 restore), on a tiny BatchNorm model."""
@@ -8,11 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import build_model
 from tests.conftest import train, trained_a_little
-from utils.args import get_args
-from utils.awp import AWP
-from utils.recipe import Phase, train_batch, training_loss
+from utils.cli.args import get_args
+from utils.method.awp import AWP
+from utils.method.recipe import Phase, train_batch, training_loss
 
 GAMMA, LR = 5e-3, 0.05
 
@@ -28,7 +27,7 @@ def _setup(method, loss):
 
 def _phase(model, loss, eps, gamma=None):
     """A PART phase of `loss` (fixed budget `eps`), with AWP of size `gamma` around its update if given."""
-    from utils.budgets import FixedBudget
+    from utils.method.budgets import FixedBudget
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=2e-4)
     awp = () if gamma is None else (AWP(model, loss.objective, gamma, 1, LR),)
     return Phase("part", FixedBudget(eps), loss.attack, loss.objective, optimizer, True, awp)
@@ -111,7 +110,7 @@ def test_the_proxy_leaves_the_model_alone():
 
 
 def test_awp_switches_on_at_its_epoch_and_gamma_zero_is_no_decoration(tiny_folder, tmp_path):
-    from utils.train import prepare
+    from utils.training.trainer import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--awp-gamma",
                              "5e-3", "--awp-warmup", "3", "--epochs", "4", "--warm-up", "1"])
     trainer, *_ = prepare(args)

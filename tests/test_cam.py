@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from cam import compute_cam
+from cam.native import compute_cam
 from cam.native import minmax_normalise
-from models import build_model, cam_layer
+from models.zoo import build_model, cam_layer
 from tests.conftest import trained_a_little
 
 LIBRARY = {"gradcam": GradCAM, "xgradcam": XGradCAM, "layercam": LayerCAM}

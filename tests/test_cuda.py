@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from cam import epsilon_map
 from tests.conftest import FIXTURE, train, trained_a_little
-from utils.args import get_args
-from utils.checkpoint import load_checkpoint
+from utils.cli.args import get_args
 from utils.data import ArraySplit, ResidentLoader, load_splits, make_loader
-from utils.graphs import GraphedAttack, _Captured
-from utils.recipe import training_loss
+from utils.infra.checkpoint import load_checkpoint
+from utils.method.graphs import GraphedAttack, _Captured
+from utils.method.recipe import training_loss
+from utils.method.rules import epsilon_map
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")
@@ -52,7 +52,7 @@ def test_graph_equals_eager(method, loss):
 def test_a_graph_that_disagrees_with_eager_stops_the_run():
     """Inject a mismatch: an attack whose eager result changes after capture (a Python scale baked into
     the graph at 1, then 2) must stop at the first replay's check with the --no-cuda-graphs hint."""
-    from utils.errors import UserError
+    from utils.infra.errors import UserError
     scale = {"now": 1.0}
     graphed = GraphedAttack(lambda model, x, y, eps: x * scale["now"], 8, capture=True)
     x, y = torch.rand(8, 3, 4, 4, device=CUDA), torch.zeros(8, dtype=torch.long, device=CUDA)
@@ -104,9 +104,9 @@ def test_evaluation_on_cuda_matches_cpu(tiny_folder, tmp_path):
 def test_sigterm_mid_epoch_and_resume_on_cuda(tiny_folder, tmp_path, monkeypatch):
     """The signal-safe checkpoint with the resident loader and CUDA graphs: a PART epoch stopped after
     a batch continues and finishes (bit equality is a CPU promise; cuDNN may pick other kernels)."""
-    from utils.cli import main
-    from utils.interrupt import TEST_HOOK
     from tests.conftest import tiny_argv
+    from utils.infra.interrupt import TEST_HOOK
+    from utils.main import main
     argv = tiny_argv(tiny_folder, tmp_path, "--batch-size", "16", "--device", "cuda", "--eval", "natural")
     monkeypatch.setenv(TEST_HOOK, "2:2:SIGTERM")
     assert main("part", argv) == 143 and (tmp_path / "epoch2_batch3.pt").exists()

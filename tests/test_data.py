@@ -6,7 +6,7 @@ import torchvision
 
 from tests.conftest import CLASSES, SVHN_CLASSES, TINY_CLASSES
 from utils.data import ArraySplit, load_splits, train_augmentation
-from utils.errors import UserError
+from utils.infra.errors import UserError
 
 
 def _same_multiset(split, images, labels) -> None:
@@ -196,7 +196,7 @@ def test_shared_zip_with_the_wrong_data_is_refused_before_decoding(tmp_path, cap
     import time
 
     from tests.conftest import SHARED_ZIP
-    from utils.cli import main
+    from utils.main import main
     if not SHARED_ZIP.exists():
         pytest.skip("the shared CIFAR-10 zip is not there")
     t0 = time.perf_counter()

@@ -5,8 +5,8 @@ import pytest
 
 from experiments import run as runner
 from experiments.runs import RUNS
-from utils.interrupt import TEST_HOOK
-from utils.methods import METHODS
+from utils.infra.interrupt import TEST_HOOK
+from utils.method.methods import METHODS
 
 
 
@@ -79,8 +79,9 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     pairs them (every arm minus AT, PART minus each control); the uniform arm's budget is PART's mean."""
     import shlex
     from experiments.runs import SUITES, STUDY_SEEDS, STUDY_SHARE, uniform_budget
-    from utils import report
-    from utils.args import get_args, parse_fraction
+    from utils.argtypes import parse_fraction
+    from utils.cli.args import get_args
+    from utils.evaluation import report
     study = SUITES["cpu-study"]
     arms = {n: v for n, v in study.items() if v[1] == "train_eval_part.py"}
     assert len(arms) == 4 * len(STUDY_SEEDS) >= 16 and {p for p, _, _ in arms.values()} == set(STUDY_SEEDS)

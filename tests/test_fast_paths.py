@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import Autocast
+from models.zoo import Autocast
 from tests.conftest import tiny_argv, train, trained_a_little
 from tests.helpers.compare import weights
-from utils.args import get_args
-from utils.graphs import GraphedAttack
-from utils.recipe import training_loss
+from utils.cli.args import get_args
+from utils.method.graphs import GraphedAttack
+from utils.method.recipe import training_loss
 
 
 def test_bf16_training_step_close_to_fp32():
@@ -75,8 +75,8 @@ def test_graph_check_stops_on_disagreement():
     """The check of a graph's first replay (on CUDA; the arithmetic is device-free): equal results pass,
     results that differ on more than GRAPH_TOLERANCE of the elements stop the run naming --no-cuda-graphs,
     a difference within the tolerance (sign flips of near-zero gradients) passes."""
-    from utils.errors import UserError
-    from utils.graphs import GRAPH_TOLERANCE, agreement
+    from utils.infra.errors import UserError
+    from utils.method.graphs import GRAPH_TOLERANCE, agreement
     eager = torch.rand(10_000)
     assert agreement(eager.clone(), eager) == 1.0
     few = eager.clone()
@@ -102,7 +102,7 @@ def test_bf16_training_run_on_the_cpu(tiny_folder, tmp_path):
 def test_channels_last_trains_like_nchw(tiny_folder, tmp_path):
     """--channels-last changes the memory format of the model (and so the convolution kernels), not the
     arithmetic's result beyond rounding: its weights agree with the NCHW run's."""
-    from utils.train import prepare
+    from utils.training.trainer import prepare
     args = get_args("part", tiny_argv(tiny_folder, tmp_path / "p", "--model", "smallcnn-bn", "--channels-last"))
     trainer = prepare(args)[0]
     conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))

@@ -8,15 +8,14 @@ import torch.nn.functional as F
 
 from attacks import trades
 from attacks.common import project
-from cam import compute_cam
-from models import build_model
-from tests.conftest import train
-from utils.args import get_args
-from utils.evaluate import evaluate
-from utils.losses import mart_objective_logits, trades_objective_logits
-from utils.methods import METHODS
-from utils.recipe import training_loss
-from utils.train import prepare
+from cam.native import compute_cam
+from models.zoo import build_model
+from utils.cli.args import get_args
+from utils.evaluation.evaluate import evaluate
+from utils.method.losses import mart_objective_logits, trades_objective_logits
+from utils.method.methods import METHODS
+from utils.method.recipe import training_loss
+from utils.training.trainer import prepare
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -127,7 +126,7 @@ def test_mask_grid_and_evaluation_keep_batchnorm_statistics(tiny_folder, tmp_pat
     model = trainer.model.train()
     model(torch.rand(8, 3, 32, 32))
     before = _bn_state(model)
-    trainer.side.mask_grid(1, tmp_path / "grid.png")
+    trainer.mask_grid(1, tmp_path / "grid.png")
     assert (tmp_path / "grid.png").exists() and model.training and _unchanged(before, model)
     ev = evaluate(model, test_loader, ["natural", "pgd20", "mma"], args, 10, verbose=False)
     assert ev["total"] == 4 and model.training and _unchanged(before, model)

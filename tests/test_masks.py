@@ -4,10 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cam import epsilon_map, official_weight
+from cam.masks import official_weight
 from cam.masks import pil_bicubic_matrix
 from cam.native import minmax_normalise
 from tests.conftest import FIXTURE
+from utils.method.rules import epsilon_map
 
 EPS, LOW = 8 / 255, 7 / 255
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models import build_model, cam_layer, eval_mode
+from models.zoo import build_model, cam_layer, eval_mode
 
 
 @pytest.mark.parametrize("name", ["resnet", "smallcnn", "smallcnn-bn"])

@@ -7,22 +7,22 @@ import pytest
 import torch
 from PIL import Image
 
-import utils.side_outputs
-import utils.train
 from tests.conftest import train
-from utils import report
-from utils.checkpoint import load_checkpoint
+from utils.evaluation import report
+from utils.infra.checkpoint import load_checkpoint
+import utils.training.side_outputs
+import utils.training.trainer
 
 
 @pytest.fixture
 def captured_panels(monkeypatch):
     seen = []
-    real = utils.side_outputs.save_mask_grid
+    real = utils.training.side_outputs.save_mask_grid
 
     def spy(panels, path, title=""):
         seen.append((panels, path))
         real(panels, path, title)
-    monkeypatch.setattr(utils.side_outputs, "save_mask_grid", spy)
+    monkeypatch.setattr(utils.training.side_outputs, "save_mask_grid", spy)
     return seen
 
 
@@ -108,7 +108,7 @@ def test_report_seed_summary_and_bad_input(tmp_path, capsys):
 
 
 def _fake_run(tmp_path, name, method, flags, natural, aa=None):
-    from utils.args import get_args
+    from utils.cli.args import get_args
     key = {"PART": "part", "AT": "part", "PART-T": "part_t", "TRADES": "part_t", "AT-random": "part",
            "AT-region": "part", "PART-M": "part_m", "MART": "part_m"}[method]
     args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES", "MART") else [])))
@@ -197,16 +197,17 @@ def test_report_pairs_only_within_a_base_method(tmp_path):
 ])
 def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_panels, method, flags, attack, start):
     import attacks
-    from cam import compute_cam, epsilon_map
-    from models import eval_mode
-    from utils.args import get_args
-    from utils.visualize import grid_panels
+    from cam.native import compute_cam
+    from models.zoo import eval_mode
+    from utils.cli.args import get_args
+    from utils.evaluation.visualize import grid_panels
+    from utils.method.rules import epsilon_map
     args = get_args(method, ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--num-steps",
                              "3", "--save-masks", "3", "--no-progress", "--model-dir", str(tmp_path), *flags])
-    trainer, _, _, _ = utils.train.prepare(args)
+    trainer, _, _, _ = utils.training.trainer.prepare(args)
     model = trainer.model
     torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)     # gradients that differ between attacks
-    trainer.side.mask_grid(2, tmp_path / "grid.png")
+    trainer.mask_grid(2, tmp_path / "grid.png")
     (panels, _), = captured_panels
     x, y = trainer.side.grid_images
     with trainer.streams.fork("grid", 2):
@@ -236,10 +237,10 @@ def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
     """A results file written before a mask rule's or a step decoration's flag existed lacks its key: the
     report fills it with the flag's default ("not given" / "off"), so the old run still groups and
     pairs with runs that leave the flag alone."""
-    from utils.args import get_args
-    from utils.report import group_key
-    from utils.rules import RULES
-    from utils.methods import STEP_DECORATIONS
+    from utils.cli.args import get_args
+    from utils.evaluation.report import group_key
+    from utils.method.methods import STEP_DECORATIONS
+    from utils.method.rules import RULES
     new = vars(get_args("part", []))
     flags = [f for entry in (*RULES.values(), *STEP_DECORATIONS) for f in entry.flags]
     assert len(flags) >= 4                  # --region-eps, --random-share, --awp-gamma, --awp-warmup

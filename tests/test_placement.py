@@ -1,7 +1,6 @@
 """The controls of PART's placement and the measure of the CAM's information: the paper's rule at a
 fixed share (--mask-rule top), the region rule's attack start (--region-start), --eval cam-info, and
 the runner's second round of the CPU-scale study."""
-import json
 import shlex
 
 import pytest
@@ -9,14 +8,15 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import train
-from utils.args import get_args
+from utils.cli.args import get_args
 
 EPS, LOW = 8 / 255, 7 / 255
 
 
 @pytest.mark.parametrize("share", [0.2176, 0.5, 0.01])
 def test_top_rule_keeps_epsilon_on_exactly_the_highest_cam_pixels(share):
-    from cam.masks import cam_upsampled, epsilon_map
+    from cam.masks import cam_upsampled
+    from utils.method.rules import epsilon_map
     torch.manual_seed(0)
     cam = torch.rand(5, 8, 8)
     eps = epsilon_map(cam, 32, EPS, LOW, "top", top_share=share)
@@ -84,7 +84,7 @@ class QuadrantLinear(nn.Module):
 def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     """With a CAM that points at the only pixels the model reads, attacking the CAM's top share breaks
     it, its bottom share cannot, a random share lies between."""
-    from utils import cam_info
+    from utils.evaluation import cam_info
     model = QuadrantLinear().eval()
     cam = torch.zeros(64, 8, 8)
     cam[:, :4, :4] = 1.0                     # the upper-left quadrant (bilinear-upsampled: inside it)
@@ -119,13 +119,13 @@ def test_cam_info_in_a_run_and_in_its_results(tiny_folder, tmp_path, capsys):
 
 
 def test_the_report_pairs_rules_and_shows_cam_info_and_figure1():
-    from utils import report
+    from utils.evaluation import report
 
     def run(name, seed, argv, nat, info=None):
         return {"name": name, "method": "x", "device": "cpu", "machine": {"threads": 1},
                 "args": vars(get_args("part", [*argv, "--seed", str(seed)])), "natural": nat, "pgd20": nat / 2,
                 **({"cam-info": info} if info else {})}
-    from utils.methods import METHODS
+    from utils.method.methods import METHODS
     runs = []
     for seed in (1, 2, 3):
         info = {"share": 0.2, "top": 10.0, "random": 12.0 + seed, "bottom": 15.0, "official": 11.0,
@@ -178,17 +178,17 @@ def test_round_two_of_the_study(capsys, tmp_path, monkeypatch):
 def test_runs_start_only_from_committed_source(capsys, monkeypatch, tmp_path):
     from experiments import run as runner
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runner, "source_changes", lambda: ["utils/train.py"])
+    monkeypatch.setattr(runner, "source_changes", lambda: ["utils/training/trainer.py"])
     with pytest.raises(SystemExit) as exc:
         runner.main(["at_seed1", "--data-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1 and "utils/train.py" in err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "utils/training/trainer.py" in err
     assert not (tmp_path / "results").exists()
 
 
 def test_jobs_divide_the_cores(monkeypatch):
     from experiments import run as runner
-    monkeypatch.setattr("utils.provenance.cores_available", lambda: 8)
+    monkeypatch.setattr("utils.infra.provenance.cores_available", lambda: 8)
     args = runner.argparse.Namespace(suite="reproduction", checkpoint_dir="c", data_dir="d", results_dir="r",
                                      aa_subset=None, extra="", jobs=4)
     cmd = runner.command("at_seed1", args)

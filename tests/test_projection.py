@@ -13,8 +13,8 @@ import torchattacks
 from attacks import mma, pgd, trades
 from attacks.common import project
 from tests.conftest import trained_a_little
-from utils.args import get_args
-from utils.recipe import training_loss
+from utils.cli.args import get_args
+from utils.method.recipe import training_loss
 
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 10
 

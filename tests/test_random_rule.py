@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from tests.conftest import train
-from utils.args import get_args
-from utils.budgets import RandomBudget
+from utils.cli.args import get_args
+from utils.method.budgets import RandomBudget
 
 EPS, LOW = 8 / 255, 7 / 255
 
@@ -36,12 +36,12 @@ def test_training_logs_the_share_and_differs_from_part(tiny_folder, tmp_path):
     assert abs(row["full_budget_fraction"] - 0.2) < 0.01
 
 
-@pytest.mark.parametrize("rule", list(__import__("utils.rules", fromlist=["RULES"]).RULES))
+@pytest.mark.parametrize("rule", list(__import__("utils.method.rules", fromlist=["RULES"]).RULES))
 def test_every_mask_rule_builds_a_budget_between_low_and_epsilon(rule):
-    """Each rule of the one table (utils.rules.RULES) builds, from its entry alone, a budget of every
+    """Each rule of the one table (utils.method.rules.RULES) builds, from its entry alone, a budget of every
     element in {ε_low .. ε}: a CAM rule from a CAM, a CAM-free rule a policy from the command line."""
-    from cam.masks import epsilon_map
-    from utils.rules import RULES, rule_params
+    from utils.method.rules import RULES, rule_params
+    from utils.method.rules import epsilon_map
     flags = {"top": ["--top-share", "0.3"], "random": ["--random-share", "0.3"],
              "region": ["--region-eps", "ul=7.5/255"]}.get(rule, [])
     args = get_args("part", ["--mask-rule", rule, *flags])
@@ -49,7 +49,7 @@ def test_every_mask_rule_builds_a_budget_between_low_and_epsilon(rule):
     if RULES[rule].needs_cam:
         eps = epsilon_map(torch.rand(4, 8, 8), 32, EPS, LOW, rule, **rule_params(args))
     else:
-        policy, _, _ = RULES[rule].build()(args, 32, torch.device("cpu"))
+        policy, _, _ = RULES[rule].builder(args, 32, torch.device("cpu"))
         eps = policy(0, x).expand_as(x)
     assert eps.shape == x.shape and eps.min() >= torch.tensor(LOW) and eps.max() <= torch.tensor(EPS)
     assert eps.max() > eps.min()               # every rule gives some elements more than others here

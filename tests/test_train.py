@@ -6,10 +6,10 @@ import torch
 
 from tests.conftest import train
 from tests.helpers.compare import same, weights
-from utils.args import get_args
-from utils.checkpoint import load_checkpoint
-from utils.errors import UserError
-from utils.recipe import lr_at
+from utils.cli.args import get_args
+from utils.infra.checkpoint import load_checkpoint
+from utils.infra.errors import UserError
+from utils.method.recipe import lr_at
 
 CPU = torch.device("cpu")
 
@@ -153,7 +153,7 @@ def _recording(monkeypatch, cls, name):
 
 
 def test_full_budget_fraction_is_the_share_of_full_budget_elements(tiny_folder, tmp_path, monkeypatch):
-    from utils.budgets import BatchCamBudget
+    from utils.method.budgets import BatchCamBudget
     budgets = _recording(monkeypatch, BatchCamBudget, "__call__")
     res = train(tiny_folder, tmp_path, "--epochs", "3", "--eval", "natural", "--mask-rule", "cam")
     assert len(budgets) == 2 * 3                        # 2 PART epochs of 80 / 32 -> 3 batches
@@ -167,7 +167,7 @@ def test_full_budget_fraction_is_the_share_of_full_budget_elements(tiny_folder, 
 def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path, monkeypatch):
     """--cam-refresh official: the masks are CAMs of a separate pass in another order, so the mask of
     batch i belongs to other images; --cam-refresh batch: the CAM of the batch itself."""
-    from utils.budgets import BatchCamBudget, PairedCamBudget
+    from utils.method.budgets import BatchCamBudget, PairedCamBudget
     cams = _recording(monkeypatch, BatchCamBudget, "important")
     batches = _recording(monkeypatch, PairedCamBudget, "__call__")
     train(tiny_folder, tmp_path / "o", "--augmentation", "none", "--cam-refresh", "official", "--eval", "natural")
@@ -187,7 +187,7 @@ def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path,
 def test_prepare_leaves_the_arguments_as_given(tiny_folder, tmp_path):
     """--loader auto is resolved by the trainer, not written back into the args (which go into every
     checkpoint); the results record the loader used."""
-    from utils.train import prepare
+    from utils.training.trainer import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download"])
     before = dict(vars(args))
     trainer, *_ = prepare(args)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import REPO, tiny_argv
-from utils.checkpoint import load_checkpoint
-from utils.cli import main
-from utils.errors import UserError
+from utils.infra.checkpoint import load_checkpoint
+from utils.infra.errors import UserError
+from utils.main import main
 
 CPU = torch.device("cpu")
 SMALL = ("--batch-size", "16", "--num-steps", "1", "--test-subset", "16", "--epochs", "1", "--eval", "natural")
@@ -140,7 +140,7 @@ def test_resume_auto_with_only_unreadable_checkpoints_says_what_to_do(tiny_folde
 
 
 def test_stale_temporaries_of_a_killed_write_are_removed(tiny_folder, tmp_path, capsys):
-    from utils.files import _HOST
+    from utils.infra.files import _HOST
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()                 # a process that has exited
     stale = [tmp_path / f".epoch1.pt.{dead}@{_HOST}.0123abcd.tmp", tmp_path / f".results.json.{dead}@{_HOST}.fedc9876.tmp"]
@@ -186,9 +186,9 @@ def test_results_record_the_folders_used_and_eval_only_says_so(trained, tiny_fol
 def test_every_progress_bar_is_closed(monkeypatch, capsys):
     """With progress bars on, each is closed before its accuracy line is printed (an attack's bar is
     advanced by hand and never exhausted, so nothing closes it by itself)."""
-    import utils.evaluate as evaluate_module
-    from models import build_model
-    from utils.args import get_args
+    from models.zoo import build_model
+    from utils.cli.args import get_args
+    import utils.evaluation.evaluate as evaluate_module
     bars, events = [], []
 
     class Recording(evaluate_module.tqdm):
@@ -216,7 +216,7 @@ def test_every_progress_bar_is_closed(monkeypatch, capsys):
 _SCRIPT = """
 import hashlib, multiprocessing as mp, sys, time
 sys.path.insert(0, {repo!r})
-from utils.interrupt import StopRequest
+from utils.infra.interrupt import StopRequest
 with StopRequest() as stop:
     child = mp.get_context("fork").Process(target=time.sleep, args=(60,))
     child.start()

@@ -7,15 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cam import compute_cam, epsilon_map, region_map
+from cam.masks import region_map
+from cam.native import compute_cam
 from cam.native import minmax_normalise
-from models import cam_layer
+from models.zoo import cam_layer
 from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
 from tests.helpers.compare import same, weights
-from utils.args import get_args
+from utils.cli.args import get_args
 from utils.data import load_splits
-from utils.methods import METHODS as REGISTRY
-from utils.recipe import attack_start
+from utils.method.methods import METHODS as REGISTRY
+from utils.method.recipe import attack_start
+from utils.method.rules import epsilon_map
 
 METHOD_LOSS = {key: m.loss for key, m in REGISTRY.items()}     # part -> at, part_t -> trades, ...
 

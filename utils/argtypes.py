@@ -1,15 +1,31 @@
-"""argparse types of the command line, torch-free: finite fractions within a range (so that a negative
-learning rate or a NaN budget stops at the command line, not an epoch later), bounded integers,
-booleans, and the list flags."""
+"""The parser of every command here (one line on a mistake, exit 2) and the argparse types of the
+command line, torch-free: finite fractions within a range (so that a negative learning rate or a NaN
+budget stops at the command line, not an epoch later), bounded integers, booleans, the list flags;
+and `Flag`, a flag that a table entry (a mask rule, a base method, a step decoration) declares."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import math
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
-from utils.names import EVALS, QUADRANTS
+from cam import QUADRANTS
+from utils.names import EVALS
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line on stderr, exit code 2, and takes flags only
+    by their full names (an abbreviation such as --batch would slip past the checks of get_args)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
 
 
 def parse_fraction(text: str) -> float:
@@ -98,7 +114,7 @@ def eval_list(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Flag:
-    """A flag declared by a registry entry (a mask rule, a step decoration) rather than in utils/args.py."""
+    """A flag declared by a registry entry (a mask rule, a step decoration) rather than in utils/cli/settings.py."""
     name: str
     kwargs: dict                # argparse's add_argument keywords; the default means "not given" / "off"
     required: bool = False      # a mask rule needs it given

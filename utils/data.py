@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from utils.distributed import shard
-from utils.errors import UserError
-from utils.names import CLASS_NAMES, DATASETS, IMAGE_SIZE, NUM_CLASSES  # noqa: F401 (re-exported)
+from utils.infra.distributed import shard
+from utils.infra.errors import UserError
+from utils.names import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 # Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,

@@ -10,31 +10,11 @@ NUM_CLASSES = {"CIFAR10": 10, "SVHN": 10, "TinyImagenet": 200}
 # (their sorted order is the canonical one), SVHN's digits; TinyImageNet's are WordNet ids (n + 8 digits).
 CLASS_NAMES = {"CIFAR10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
                "SVHN": tuple(str(d) for d in range(10))}
-MODEL_NAMES = ("resnet", "wideresnet", "smallcnn", "smallcnn-bn")
-# Checkpoint folders, as in the official code.
-MODEL_DIR_NAMES = {"resnet": "ResNet_18", "wideresnet": "WideResnet-34", "smallcnn": "SmallCNN", "smallcnn-bn": "SmallCNN-BN"}
-NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
-# --cam name -> class name in pytorch_grad_cam
-LIBRARY_CAMS = {
-    "gradcam++": "GradCAMPlusPlus",
-    "hirescam": "HiResCAM",
-    "scorecam": "ScoreCAM",
-    "ablationcam": "AblationCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGradCAM",
-    "gradcamelementwise": "GradCAMElementWise",
-    "fullgrad": "FullGrad",
-    "lib-gradcam": "GradCAM",
-    "lib-xgradcam": "XGradCAM",
-    "lib-layercam": "LayerCAM",
-}
-CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
-QUADRANTS = ("ul", "ur", "bl", "br")
 # aa: AutoAttack through torchattacks (the official PART evaluation); aa-standard: the authors'
 # implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.
-# cam-info: PGD-20 restricted to the CAM's top, random and bottom pixels (utils/cam_info.py); not a default.
+# cam-info: PGD-20 restricted to the CAM's top, random and bottom pixels (utils/evaluation/cam_info.py); not a default.
 EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard", "cam-info")
 DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
 AUTOATTACKS = ("aa", "aa-standard")
-# How an attack evaluation seeds its random starts (utils.rng): per image (the default) or per batch.
+# How an attack evaluation seeds its random starts (utils.infra.rng): per image (the default) or per batch.
 EVAL_SEEDINGS = ("image", "batch")

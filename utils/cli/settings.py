@@ -1,32 +1,21 @@
-"""Command line shared by the three entry scripts: the official flags (same names and defaults,
-correctly typed) plus this project's additions. `get_args(method, argv)` parses and validates."""
+"""Every setting of a run and its role, torch-free and without argparse: the flags the three scripts
+share (`declare_flags`: the official ones, same names and defaults, correctly typed, plus this
+project's additions; the mask rules' flags come from `utils.method.rules`, the methods' and step
+decorations' from `utils.method.methods`), and what each is to a run (`Role`). The parser
+(`utils.cli.args`), the resume checks and the report's grouping all derive from this one list."""
 from __future__ import annotations
 
-import argparse
 import enum
 import functools
-import math
-import sys
+from collections.abc import Callable
 
-from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int,  # noqa: F401
-                            number, parse_fraction, positive_budget, positive_int, rate, seed_int)
-from utils.distributed import env_world_size
-from utils.methods import METHODS, STEP_DECORATIONS
-from utils.names import CAM_METHODS, DATASETS, DEFAULT_EVALS, EVAL_SEEDINGS, MODEL_NAMES, NUM_CLASSES
-from utils.rules import RULES, rule_flag_errors
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as one line on stderr, exit code 2, and takes flags only
-    by their full names (an abbreviation such as --batch would slip past the checks of get_args)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
+from cam import CAM_METHODS
+from models import MODEL_NAMES
+from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, positive_budget,
+                            positive_int, rate, seed_int)
+from utils.method.methods import METHODS, STEP_DECORATIONS, Method
+from utils.method.rules import RULES
+from utils.names import DATASETS, DEFAULT_EVALS, EVAL_SEEDINGS
 
 
 class Role(enum.Enum):
@@ -51,77 +40,8 @@ EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch",
                     **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_DECORATIONS) for f in entry.flags}}
 
 
-# --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
-HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
-               "part": "PART: the pixel reweighting (a --no-reweight baseline ignores these)",
-               "evaluation": "evaluation (what is measured at the end, and on the way)",
-               "run": "running (data and output folders, devices, resuming, speed, messages)"}
-GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
-EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "eval_only", "test_subset",
-                              "aa_subset", "eval_every", "eval_subset", "save_masks"})
-
-
-def declare(p: argparse.ArgumentParser):
-    """p.add_argument with the flag's Role first; the roles collect in p.roles, and --help lists each flag
-    in its section (HELP_GROUPS: by role, the evaluation's flags apart; --epochs and --no-reweight with
-    training)."""
-    p.roles = {}
-    groups = {k: p.add_argument_group(title) for k, title in HELP_GROUPS.items()}
-
-    def add(role: Role, *names: str, **kwargs) -> argparse.Action:
-        dest = kwargs.get("dest") or names[0].lstrip("-").replace("-", "_")
-        group = "evaluation" if dest in EVALUATION_FLAGS else "training" if dest in ("epochs", "no_reweight") \
-            else GROUP_OF_ROLE[role.name]
-        action = groups[group].add_argument(*names, **kwargs)
-        p.roles[action.dest] = role
-        return action
-    return add
-
-
-@functools.cache
-def _parsers() -> tuple[argparse.ArgumentParser, ...]:
-    """Every script's parser, built once for the tables derived from them."""
-    return tuple(build_parser(key) for key in METHODS)
-
-
-@functools.cache
-def roles() -> dict[str, Role]:
-    """{setting: Role} over every script's flags and the derived settings."""
-    out = dict(DERIVED_ROLES)
-    for p in _parsers():
-        out.update(p.roles)
-    return out
-
-
-def flag_names() -> dict[str, str]:
-    """{setting: the flag as a user types it} (its first spelling)."""
-    return {a.dest: a.option_strings[0] for p in _parsers() for a in p._actions if a.option_strings}
-
-
-def must_match() -> tuple[str, ...]:
-    return tuple(k for k, r in roles().items() if r in (Role.TRAINING, Role.REWEIGHTING))
-
-
-def reweighting_only() -> frozenset[str]:
-    return frozenset(k for k, r in roles().items() if r is Role.REWEIGHTING)
-
-
-def report_ignores() -> frozenset[str]:
-    """Keys that are not settings of an arm: the NONE role, and the report's own axes (the script, and
-    the seed that tells replicates apart)."""
-    return frozenset(k for k, r in roles().items() if r is Role.NONE) | {"method", "seed"}
-
-
-def build_parser(method_key: str) -> argparse.ArgumentParser:
-    method = METHODS[method_key]
-    p = OneLineParser(
-        prog=method.script,
-        description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
-                    "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
-                    "in utils/args.py (the mask rules' in utils/rules.py, the methods' and step decorations' in "
-                    "utils/methods.py).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a = declare(p)
+def declare_flags(a: Callable[..., object], method: Method) -> None:
+    """Every flag of `method`'s script, as a(role, *names, **argparse keywords)."""
     T, R, S, N = Role.TRAINING, Role.REWEIGHTING, Role.RESULT, Role.NONE
     # The official flags.
     a(T, "--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
@@ -188,7 +108,7 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     a(N, "--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
       help="comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
            "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench), cam-info (PGD-20 on the "
-           "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in utils/cam_info.py)")
+           "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in utils/evaluation/cam_info.py)")
     a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
       help="with --eval cam-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
            "PART share)")
@@ -234,50 +154,43 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
            "--jobs N gives each run the cores / N); CPU results differ slightly with the count, which every "
            "results JSON records (machine.threads)")
     a(N, "--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(method=method_key)
-    return p
 
 
-# What the official scripts force for SVHN; applied unless the user gives the flag. The settings added
-# by get_args: DERIVED_ROLES.
-SVHN_OVERRIDES = {"step_size": ("--step-size", 1 / 255), "weight_decay": ("--weight-decay", 0.0035),
-                  "lr": ("--lr", 0.01), "batch_size": ("--batch-size", 128)}
+def flag_dest(names: tuple[str, ...], kwargs: dict) -> str:
+    return kwargs.get("dest") or names[0].lstrip("-").replace("-", "_")
 
 
-def _given(argv: list[str], *flags: str) -> bool:
-    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+@functools.cache
+def _declared() -> tuple[tuple[str, str, Role], ...]:
+    """(setting, flag as a user types it, role) over every script's flags."""
+    out = []
+    for method in METHODS.values():
+        declare_flags(lambda role, *names, **kwargs: out.append((flag_dest(names, kwargs), names[0], role)), method)
+    return tuple(out)
 
 
-def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespace:
-    parser = build_parser(method_key)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    # The settings given on the command line (--eval-only takes the others from its checkpoint).
-    args.given = sorted({a.dest for a in parser._actions if a.option_strings and _given(argv, *a.option_strings)})
-    args.dataset_overrides = {}
-    if args.data == "SVHN":
-        for dest, (flag, value) in SVHN_OVERRIDES.items():
-            if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
-                setattr(args, dest, value)
-                args.dataset_overrides[flag] = value
-    if args.augmentation == "auto":
-        args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
-    for error in rule_flag_errors(args):
-        parser.error(error)
-    if args.low_epsilon > args.epsilon:
-        parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
-    if args.warm_up > args.epochs:
-        parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
-    if args.num_class is not None and args.num_class != NUM_CLASSES[args.data]:
-        parser.error(f"--num-class {args.num_class} does not match the {NUM_CLASSES[args.data]} classes of {args.data}")
-    if args.eval_only and args.resume:
-        parser.error("--eval-only and --resume exclude each other")
-    args.world_size = env_world_size()
-    if args.batch_size % args.world_size and not args.eval_only:    # evaluation deals out whole batches
-        parser.error(f"--batch-size {args.batch_size} (the global batch) does not divide among the "
-                     f"{args.world_size} processes torchrun started; give a multiple of {args.world_size}")
-    if args.no_cuda:
-        if args.device == "cuda":
-            parser.error("--no-cuda and --device cuda exclude each other")
-        args.device = "cpu"
-    return args
+@functools.cache
+def roles() -> dict[str, Role]:
+    """{setting: Role} over every script's flags and the derived settings."""
+    out = dict(DERIVED_ROLES)
+    out.update({dest: role for dest, _, role in _declared()})
+    return out
+
+
+def flag_names() -> dict[str, str]:
+    """{setting: the flag as a user types it} (its first spelling)."""
+    return {dest: name for dest, name, _ in _declared()}
+
+
+def must_match() -> tuple[str, ...]:
+    return tuple(k for k, r in roles().items() if r in (Role.TRAINING, Role.REWEIGHTING))
+
+
+def reweighting_only() -> frozenset[str]:
+    return frozenset(k for k, r in roles().items() if r is Role.REWEIGHTING)
+
+
+def report_ignores() -> frozenset[str]:
+    """Keys that are not settings of an arm: the NONE role, and the report's own axes (the script, and
+    the seed that tells replicates apart)."""
+    return frozenset(k for k, r in roles().items() if r is Role.NONE) | {"method", "seed"}

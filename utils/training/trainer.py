@@ -15,26 +15,27 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models import MODEL_DIR_NAMES, Autocast, build_model
+from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
-from utils.budgets import BudgetPolicy
-from utils.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
-                              remove_partials_before, remove_stale_temporaries, set_rng_state, weights_fingerprint)
-from utils.data import (IMAGE_SIZE, NUM_CLASSES, ArraySplit, AtMost, ResidentLoader, Split, load_splits, make_loader,
+from models.zoo import Autocast, build_model
+from utils.data import (ArraySplit, AtMost, ResidentLoader, Split, load_splits, make_loader,
                         subset_indices, train_augmentation, train_loader)
-from utils.distributed import Dist, process_group
-from utils.errors import UserError
-from utils.interrupt import Interrupted, StopRequest
-from utils.evaluate import EvalProgress, evaluate
-from utils.files import write_json
-from utils.methods import METHODS
-from utils.names import AUTOATTACKS, EVALS
-from utils.provenance import cores_available, cpu_model, git_commit, source_changes
-from utils.recipe import Phase, lr_at, phases, train_batch
-from utils.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag,
-                          progress_file, refuse_unless_overwrite, remove, restore_checkpoint, save_checkpoint)
-from utils.rng import RANK_SEED_STRIDE, Streams, set_seed
-from utils.side_outputs import SideOutputs
+from utils.evaluation.evaluate import EvalProgress, evaluate
+from utils.infra.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
+                                    remove_partials_before, remove_stale_temporaries, set_rng_state, weights_fingerprint)
+from utils.infra.distributed import Dist, process_group
+from utils.infra.errors import UserError
+from utils.infra.files import write_json
+from utils.infra.interrupt import Interrupted, StopRequest
+from utils.infra.provenance import cores_available, cpu_model, git_commit, source_changes
+from utils.infra.rng import RANK_SEED_STRIDE, Streams, set_seed
+from utils.method.budgets import BudgetPolicy
+from utils.method.methods import METHODS
+from utils.method.recipe import Phase, lr_at, phases, train_batch
+from utils.names import AUTOATTACKS, EVALS, IMAGE_SIZE, NUM_CLASSES
+from utils.training.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag,
+                                   progress_file, refuse_unless_overwrite, remove, restore_checkpoint, save_checkpoint)
+from utils.training.side_outputs import SideOutputs
 
 
 def pick_device(choice: str, dist: Dist = Dist()) -> torch.device:
@@ -109,7 +110,31 @@ class Trainer:
         self.history: list[dict] = []
         self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed
         self.warm_up_phase, self.main_phase, self.grid_budget = self._phases()
-        self.side = SideOutputs(self, test_split)
+        self.side = SideOutputs(args, test_split, model, self.train_model, self.streams, dist)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint holds of the trainer (besides the epoch, position and RNG states, which
+        utils.training.resume adds): weights, optimizer, the run's settings, its history and resumptions."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "method": self.method.key,
+                "args": vars(self.args), "history": self.history, "resumes": self.resumes}
+
+    def mask_grid(self, epoch: int, path: Path) -> None:
+        """The --save-masks picture: PART's budget and the main phase's attack on fixed test images."""
+        self.side.mask_grid(epoch, path, self.grid_budget, self.main_phase.attack,
+                            self.method.label(self.args.no_reweight, self.args.mask_rule))
+
+    def budget_state(self) -> dict | None:
+        """This process's share of the checkpoint: the PART budget policy's state (the official pairing's
+        masks; None for every other policy)."""
+        return self.main_phase.budget.state()
+
+    def load_state_dict(self, state: dict, path: str, budget: dict | None) -> None:
+        """The inverse of state_dict (+ budget_state); `path` names the file in a mismatch's message."""
+        load_model_state(self.model, state, path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = list(state.get("history", []))
+        self.resumes = list(state.get("resumes", []))
+        self.main_phase.budget.load_state(budget)
 
     def _phases(self) -> tuple[Phase, Phase, BudgetPolicy]:
         return phases(self.args, self.method.loss, self.model, self.optimizer, self.image_size, self.rank_batch,
@@ -133,7 +158,7 @@ class Trainer:
 
     # --- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, position: Position | None = None, stop: StopRequest | None = None) -> dict:
-        """One epoch of the phase's training step (utils.recipe.train_batch); from `position` on if a
+        """One epoch of the phase's training step (utils.method.recipe.train_batch); from `position` on if a
         signal stopped it before. With `stop`, a signal ends it after the current batch (EpochStopped,
         with the position to continue from)."""
         phase, lr, t0 = self.phase(epoch), self.begin_epoch(epoch, position), time.perf_counter()
@@ -289,7 +314,7 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
             row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
         except EpochStopped as stopped:
             path = model_dir / f"epoch{epoch}_batch{stopped.position.batches}.pt"
-            save_checkpoint(trainer, path, epoch - 1, stopped.position)
+            save_checkpoint(trainer, trainer.dist, path, epoch - 1, stopped.position)
             raise Interrupted(stopped.signum, f"in epoch {epoch} after batch {stopped.position.batches} of "
                                               f"{stopped.batches}: checkpoint {path} written",
                               ["--resume", str(path)]) from None
@@ -299,12 +324,12 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
         print(log_row(row, args.epochs, method.base), flush=True)
         if args.save_masks and epoch in (args.warm_up, args.epochs) and dist.main:
             grid = model_dir / f"masks_epoch{epoch}.png"
-            trainer.side.mask_grid(epoch, grid)
+            trainer.mask_grid(epoch, grid)
             print(f"mask grid written to {grid}", flush=True)
         path = model_dir / f"epoch{epoch}.pt"
         signum = stop.agreed(dist, trainer.device) if epoch < args.epochs else None
         if epoch % args.save_freq == 0 or epoch == args.epochs or signum:
-            save_checkpoint(trainer, path, epoch)
+            save_checkpoint(trainer, trainer.dist, path, epoch)
             if dist.main:
                 remove_partials_before(model_dir, (epoch, 0))
         if signum:
@@ -455,7 +480,7 @@ def _announce(args: argparse.Namespace, trainer: Trainer, train_split: Split, te
 
 def _continue(trainer: Trainer, ckpt: dict, ckpt_path: str, differences: dict) -> tuple[int, Position | None]:
     """Restore a checkpoint of ours; (the epoch to start, the position inside it or None)."""
-    epochs_done, position = restore_checkpoint(trainer, ckpt, ckpt_path, differences)
+    epochs_done, position = restore_checkpoint(trainer, trainer.dist, ckpt, ckpt_path, differences)
     where = f" and {position.batches} batches of epoch {epochs_done + 1}" if position else ""
     allowed = "; allowed differences (--resume-anyway): " + ", ".join(
         f"{flag(k)} {old} -> {new}" for k, (old, new) in differences.items()) if differences else ""

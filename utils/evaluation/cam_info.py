@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 
 from attacks import pgd
-from cam import compute_cam
 from cam.masks import budget_from, cam_upsampled, official_weight, top_pixels
+from cam.native import compute_cam
 
 # The sets, in the order of the counts an evaluation batch returns.
 SETS = ("top", "random", "bottom", "official", "official-random")

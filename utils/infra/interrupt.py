@@ -128,7 +128,7 @@ class StopRequest:
             _ACTIVE.remove(self)
 
     def agreed(self, dist, device) -> int | None:
-        """The signal to stop on, the same on every rank (`dist`: utils.distributed.Dist): a signal that
+        """The signal to stop on, the same on every rank (`dist`: utils.infra.distributed.Dist): a signal that
         reached one rank stops them all after the same batch. None: go on."""
         return dist.max_int(self.signum or 0, device) or None
 

@@ -1,7 +1,7 @@
 """The two halves of a training loss: the attack (the inner maximisation, model in eval mode) with its
 hyper-parameters fixed, and the objectives (the outer minimisation, model in the caller's mode:
 train). The budget `eps` is a float for the base method and PART's per-pixel map otherwise; switching
-one for the other is the whole of PART. utils/recipe.py's train_batch puts them together."""
+one for the other is the whole of PART. utils/method/recipe.py's train_batch puts them together."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks.common import Budget
-from models import eval_mode
+from models.zoo import eval_mode
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -1,7 +1,7 @@
 """Natural, PGD-20, MMA and AutoAttack accuracy, printed in the official format.
 
 Each test image's random start (PGD-20, MMA, the cam-info draws) comes from its own stream, keyed by
-its index in the test split (--eval-seeding image, utils.rng.image_uniform); AutoAttack seeds itself
+its index in the test split (--eval-seeding image, utils.infra.rng.image_uniform); AutoAttack seeds itself
 per call and runs on fixed chunks of AA_CHUNK images. So an accuracy depends only on the weights and
 the test images, not on the batch size, the torchrun ranks or what ran before it, and an interrupted
 evaluation continues at the next batch with the same result (`EvalProgress`, a JSON file beside the
@@ -22,14 +22,14 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from attacks import autoattack, autoattack_standard, mma, pgd
-from models import eval_mode
+from models.zoo import eval_mode
 from utils.data import subset_indices
-from utils.distributed import Dist
-from utils.files import write_json
-from utils.interrupt import Interrupted, StopRequest
+from utils.evaluation import cam_info
+from utils.infra.distributed import Dist
+from utils.infra.files import write_json
+from utils.infra.interrupt import Interrupted, StopRequest
+from utils.infra.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
 from utils.names import AUTOATTACKS
-from utils import cam_info
-from utils.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info"}
 EVAL_STEPS = 20
@@ -214,12 +214,12 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
             seed = EVAL_BATCH_SEEDS[name]
             if scheme == "batch":      # the batch's own seeded stream, drawn in order
                 stream, draw = seed + i, cam_info.global_draw(device)
-            else:                       # each image's own stream (utils.rng.image_uniform)
+            else:                       # each image's own stream (utils.infra.rng.image_uniform)
                 mine_ids = ids[i * batch_size:][:len(y)].to(device)
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
             with seeded(stream, device):
                 if name == "cam-info":
-                    mine = attack(model, x, y, draw)       # the robust count of each set (utils.cam_info)
+                    mine = attack(model, x, y, draw)       # the robust count of each set (utils.evaluation.cam_info)
                 else:
                     mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
 from attacks.common import Budget
-from cam import compute_cam, region_map
-from cam.masks import budget_from, important_map
-from utils.checkpoint import pack_masks, unpack_masks
+from cam.masks import budget_from
+from cam.native import compute_cam
 
 
 class BudgetPolicy:
@@ -57,19 +57,20 @@ class RandomBudget(BudgetPolicy):
 
 
 class BatchCamBudget(BudgetPolicy):
-    """`rule`: a CAM rule of utils.rules.RULES; `params`: its own flags' values (utils.rules.rule_params)."""
+    """`rule`: a CAM rule's builder (utils.method.rules.RULES) with its own flags bound: CAM (B, h, w)
+    -> the (B, 3, size, size) bool map of the elements that keep epsilon."""
 
-    def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float,
-                 low_epsilon: float, params: dict | None = None) -> None:
-        self.model, self.cam, self.rule, self.size = model, cam, rule, size
-        self.epsilon, self.low_epsilon, self.params = epsilon, low_epsilon, params or {}
+    def __init__(self, model: nn.Module, cam: str, rule: Callable[[torch.Tensor], torch.Tensor], epsilon: float,
+                 low_epsilon: float) -> None:
+        self.model, self.cam, self.rule = model, cam, rule
+        self.epsilon, self.low_epsilon = epsilon, low_epsilon
 
     def important(self, x: torch.Tensor) -> torch.Tensor:
-        return important_map(compute_cam(self.model, x, self.cam), self.size, self.rule, **self.params)
+        return self.rule(compute_cam(self.model, x, self.cam))
 
     def from_cam(self, cam: torch.Tensor) -> torch.Tensor:
         """The budget of an already computed CAM (the mask grids show the CAM too)."""
-        return budget_from(important_map(cam, self.size, self.rule, **self.params), self.epsilon, self.low_epsilon)
+        return budget_from(self.rule(cam), self.epsilon, self.low_epsilon)
 
     def __call__(self, batch_idx: int, x: torch.Tensor) -> torch.Tensor:
         return budget_from(self.important(x), self.epsilon, self.low_epsilon)
@@ -80,10 +81,10 @@ class PairedCamBudget(BatchCamBudget):
     masks are recomputed in the first PART epoch and then every `every` PART epochs, as upstream's
     `--save-weights`. The masks held go into checkpoints (as bits), so a resume continues with them."""
 
-    def __init__(self, model: nn.Module, cam: str, rule: str, size: int, epsilon: float, low_epsilon: float,
-                 mask_pass: Callable[[int], Iterable[torch.Tensor]], first_epoch: int, every: int,
-                 progress: bool = False, params: dict | None = None) -> None:
-        super().__init__(model, cam, rule, size, epsilon, low_epsilon, params)
+    def __init__(self, model: nn.Module, cam: str, rule: Callable[[torch.Tensor], torch.Tensor], epsilon: float,
+                 low_epsilon: float, mask_pass: Callable[[int], Iterable[torch.Tensor]], first_epoch: int,
+                 every: int, progress: bool = False) -> None:
+        super().__init__(model, cam, rule, epsilon, low_epsilon)
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
@@ -104,19 +105,19 @@ class PairedCamBudget(BatchCamBudget):
         return budget_from(self.masks[batch_idx], self.epsilon, self.low_epsilon)
 
 
-# --- The CAM-free rules' builders (utils.rules.RULES names them: region, random) ------------------
-# Each builds (the policy, the random start's span: None for the map itself, whether the log tracks
-# the full-budget share) from the arguments.
-
-def region_budget(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
-    # Figure 1: fixed per-quadrant budgets; the random start spans the region map itself (--region-start
-    # map, the default) or +-epsilon (--region-start epsilon: PART's part_pgd start, as the random rule).
-    start = None if getattr(args, "region_start", "map") == "map" else args.epsilon
-    return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), start, False
+def pack_masks(masks: list[torch.Tensor]) -> dict:
+    """Boolean masks (one per batch) as bits: a CIFAR-10 epoch's masks take 19 MB instead of 154 MB."""
+    flat = torch.cat([m.reshape(len(m), -1) for m in masks]).cpu().numpy()
+    return {"bits": torch.from_numpy(np.packbits(flat, axis=1)), "sizes": [len(m) for m in masks],
+            "shape": list(masks[0].shape[1:])}
 
 
-def random_budget(args, image_size: int, device: torch.device) -> tuple[BudgetPolicy, float | None, bool]:
-    # The placement control: PART's share of full-budget elements, placed at random; the start in
-    # +-epsilon, as PART's part_pgd.
-    return RandomBudget(args.random_share, args.epsilon, args.low_epsilon), args.epsilon, True
-
+def unpack_masks(packed: dict, device: torch.device) -> list[torch.Tensor]:
+    shape = packed["shape"]
+    n = int(np.prod(shape))
+    flat = np.unpackbits(packed["bits"].cpu().numpy(), axis=1, count=n).astype(bool)
+    out, start = [], 0
+    for size in packed["sizes"]:
+        out.append(torch.from_numpy(flat[start:start + size]).reshape(size, *shape).to(device))
+        start += size
+    return out

@@ -1,15 +1,16 @@
 """The three PART variants, the only table of them: which base method warms up and which loss PART
 reweights, and that base method's attack (the inner maximisation), objective (the outer minimisation),
 random start and projection, as the official code has them; scripts, checkpoint folders, result
-labels, the report's pairing and utils/recipe.py's training loss derive from it.
+labels, the report's pairing and utils/method/recipe.py's training loss derive from it.
 And the decorations of the training step (AWP), the only table of them with their flags.
 Torch-free: the command line and the report read it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from utils.argtypes import Flag, budget, imported, non_negative, non_negative_int
-from utils.rules import CAM_FREE_RULES
+from utils.method.rules import CAM_FREE_RULES
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,13 @@ def _beta(base: str) -> Flag:
 
 METHODS = {
     # PGD-AT (Madry et al.) with PGD or MMA as the training attack (--attack).
-    "part": Method("part", "PART", "AT", "at", "PART", "--attack", "utils.losses:at_objective",
+    "part": Method("part", "PART", "AT", "at", "PART", "--attack", "utils.method.losses:at_objective",
                    (Flag("--attack", dict(default="pgd", choices=("pgd", "mma"), help="training attack")),)),
     # TRADES: the KL inner maximisation; it starts at x + 0.001 N(0, 1) (at x its gradient is zero).
-    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", "trades", "utils.losses:trades_objective",
+    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", "trades", "utils.method.losses:trades_objective",
                      (_beta("TRADES"),), fixed_start="normal"),
     # MART: PGD with the official mart_loss's min/max projection of a float budget; the same start.
-    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", "pgd", "utils.losses:mart_objective",
+    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", "pgd", "utils.method.losses:mart_objective",
                      (_beta("MART"),), fixed_start="normal", projection="minmax"),
 }
 # A base method's entry by its key (at, trades, mart).
@@ -63,24 +64,27 @@ BY_LOSS = {m.loss: m for m in METHODS.values()}
 BASE_OF = {m.label(False, rule): m.base for m in METHODS.values() for rule in ("official",) + CAM_FREE_RULES}
 
 
+def awp(model, objective: Callable, args, dist):
+    """AWP (utils.method.awp): imported here, when a run turns it on, so that this table stays torch-free."""
+    from utils.method.awp import AWP
+    return AWP.from_args(model, objective, args, dist)
+
+
 @dataclass(frozen=True)
 class StepDecoration:
-    """A decoration of the update in utils.recipe.train_batch, in every phase of every method: its builder
-    ("module:function", imported only when on) maps (model, objective, args, dist) to an object with
-    begin_epoch(epoch) and around(x, x_adv, y), the context the update runs in; its flags are declared
-    here (training settings, checked on resume); it is on when the flag `on` is non-zero, and off by
-    default, so runs made before it existed compare with runs that leave it off."""
+    """A decoration of the update in utils.method.recipe.train_batch, in every phase of every method: `build`
+    maps (model, objective, args, dist) to an object with begin_epoch(epoch) and around(x, x_adv, y),
+    the context the update runs in; its flags are declared here (training settings, checked on resume);
+    it is on when the flag `on` is non-zero, and off by default, so runs made before it existed compare
+    with runs that leave it off."""
     name: str
-    builder: str
+    build: Callable
     on: str
     flags: tuple[Flag, ...]
 
-    def build(self):
-        return imported(self.builder)
-
 
 STEP_DECORATIONS = (
-    StepDecoration("awp", "utils.awp:decoration", "awp_gamma", (
+    StepDecoration("awp", awp, "awp_gamma", (
         Flag("--awp-gamma", dict(type=budget, default=0.0, metavar="G",
                                  help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each "
                                       "weight's norm, in every phase (0: off; the AWP paper's 5e-3)")),

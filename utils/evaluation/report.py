@@ -1,7 +1,7 @@
 """Report over results JSON files: a markdown table (each PART variant minus its baseline), training
 curves per run, and the accuracy-robustness trade-off plot.
 
-    python -m utils.report results/*.json -o results/
+    python -m utils.evaluation.report results/*.json -o results/
 """
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import statistics
 import sys
 from pathlib import Path
 
-from utils.args import EARLIER_DEFAULTS, OneLineParser, report_ignores, reweighting_only
-from utils.files import PROGRESS_SUFFIX
-from utils.methods import BASE_OF
-from utils.names import QUADRANTS
-from utils.rules import CAM_FREE_RULES
+from cam import QUADRANTS
+from utils.argtypes import OneLineParser
+from utils.cli.settings import EARLIER_DEFAULTS, report_ignores, reweighting_only
+from utils.infra.files import PROGRESS_SUFFIX
+from utils.method.methods import BASE_OF
+from utils.method.rules import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 # Runs are averaged together, or paired with a baseline, only when all their settings agree: every
-# recorded argument except those whose Role (utils/args.py) is NONE, the script and the seed.
+# recorded argument except those whose Role (utils/cli/settings.py) is NONE, the script and the seed.
 NOT_SETTINGS = report_ignores()
 # Settings only the pixel reweighting reads (Role.REWEIGHTING): a baseline (--no-reweight) ignores them.
 PART_ONLY = reweighting_only()
@@ -449,7 +450,7 @@ def write_report(paths: list[str], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m utils.report", description=__doc__,
+    p = OneLineParser(prog="python -m utils.evaluation.report", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="results JSON files")
     p.add_argument("-o", "--out", default="results", help="output folder")
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_report(args.results, Path(args.out)):
             print(path)
     except ValueError as exc:
-        print(f"python -m utils.report: error: {exc}", file=sys.stderr)
+        print(f"python -m utils.evaluation.report: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shlex
 import sys
 
-from utils.args import get_args
-from utils.errors import NonFiniteLoss, UserError
-from utils.interrupt import Interrupted
-from utils.methods import METHODS
+from utils.cli.args import get_args
+from utils.infra.errors import NonFiniteLoss, UserError
+from utils.infra.interrupt import Interrupted
+from utils.method.methods import METHODS
 
 
 def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> str:
@@ -27,7 +27,7 @@ def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> 
 def main(method_key: str, argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args(method_key, argv)
-    from utils.train import run   # torch, torchvision, the models: only once the flags are good
+    from utils.training.trainer import run   # torch, torchvision, the models: only once the flags are good
     try:
         run(args)
     except UserError as exc:

@@ -1,5 +1,5 @@
 """Adversarial Weight Perturbation (Wu, Xia and Wang, NeurIPS 2020; reference code csdongxian/AWP),
-a decoration of the update of utils.recipe.train_batch, for every method and phase: `--awp-gamma G
+a decoration of the update of utils.method.recipe.train_batch, for every method and phase: `--awp-gamma G
 --awp-warmup E`.
 
 Per batch, after the adversarial examples are made on the unperturbed model:
@@ -23,14 +23,19 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn as nn
 
-from models import Autocast
-from utils.distributed import Dist
+from models.zoo import Autocast
+from utils.infra.distributed import Dist
 
 EPS = 1e-20      # as the reference: a zero difference stays zero
 
 
 class AWP:
     """`around(x, x_adv, y)`: the context the update of a batch runs in (the model perturbed inside it)."""
+
+    @classmethod
+    def from_args(cls, model: nn.Module, objective: Callable, args, dist: Dist = Dist()) -> "AWP":
+        """From the run's settings (--awp-gamma, --awp-warmup, --lr, --precision)."""
+        return cls(model, objective, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16", dist)
 
     def __init__(self, model: nn.Module, objective: Callable, gamma: float, start_epoch: int, lr: float,
                  bf16: bool = False, dist: Dist = Dist()) -> None:
@@ -79,8 +84,3 @@ class AWP:
         self._add(diff, self.gamma)
         yield
         self._add(diff, -self.gamma)
-
-
-def decoration(model: nn.Module, objective: Callable, args, dist: Dist = Dist()) -> AWP:
-    """The registry's builder (utils.methods.STEP_DECORATIONS)."""
-    return AWP(model, objective, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16", dist)

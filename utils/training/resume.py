@@ -8,18 +8,19 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import torch
 
-from utils.args import EARLIER_DEFAULTS, flag_names, must_match
-from utils.checkpoint import checkpoints_in, load_model_state, progress_name, rng_state, save_atomic, set_rng_state
-from utils.distributed import Dist
-from utils.errors import NonFiniteLoss, UserError
-from utils.methods import METHODS
+from utils.cli.settings import EARLIER_DEFAULTS, flag_names, must_match
+from utils.infra.checkpoint import checkpoints_in, progress_name, rng_state, save_atomic, set_rng_state
+from utils.infra.distributed import Dist
+from utils.infra.errors import NonFiniteLoss, UserError
+from utils.method.methods import METHODS
 
 # The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
-# utils/args.py): a checkpoint is continued only with the same values (--resume-anyway overrides, and
+# utils/cli/settings.py): a checkpoint is continued only with the same values (--resume-anyway overrides, and
 # the results record it). --epochs is not one of them: the learning rate of an epoch does not depend
 # on it, so a larger value trains on.
 MUST_MATCH = must_match()
@@ -189,23 +190,26 @@ class Tally:
         return self.loss.item() / seen, None if self.epsilon is None else self.high.item() / seen
 
 
-# --- a trainer's (utils.train.Trainer) checkpoints ---------------------------------------------
+# --- a trainer's checkpoints ------------------------------------------------------------------
+class Checkpointed(Protocol):
+    """What a checkpoint is written from and restored into (utils.training.trainer.Trainer)."""
+    def state_dict(self) -> dict: ...
+    def budget_state(self) -> dict | None: ...
+    def load_state_dict(self, state: dict, path: str, budget: dict | None) -> None: ...
 
-# --- checkpoints ----------------------------------------------------------------------------
-def save_checkpoint(trainer, path: Path, epoch: int, position: Position | None = None) -> None:
+
+def save_checkpoint(trainer: Checkpointed, dist: Dist, path: Path, epoch: int,
+                    position: Position | None = None) -> None:
     """`epoch`: the epochs complete; `position`: how far the next one got (a signal stopped it).
     Under torchrun every rank calls it: rank 0 writes, with each rank's RNG states, position and
     masks in `ranks`, so that each continues its own stream."""
     rng = position.rng if position else rng_state()
-    budget = trainer.main_phase.budget.state()
+    budget = trainer.budget_state()
     ranks = None
-    if trainer.dist.parallel:
-        ranks = trainer.dist.gather({"rng": rng, "position": position.to_dict() if position else None,
-                                     "budget": budget})
-    if trainer.dist.main:
-        state = {"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
-                 "epoch": epoch, "method": trainer.method.key, "args": vars(trainer.args),
-                 "history": trainer.history, "resumes": trainer.resumes, "rng": rng}
+    if dist.parallel:
+        ranks = dist.gather({"rng": rng, "position": position.to_dict() if position else None, "budget": budget})
+    if dist.main:
+        state = {**trainer.state_dict(), "epoch": epoch, "rng": rng}
         if position is not None:
             state["position"] = position.to_dict()
         if budget is not None:
@@ -213,28 +217,26 @@ def save_checkpoint(trainer, path: Path, epoch: int, position: Position | None =
         if ranks is not None:
             state["ranks"] = ranks
         save_atomic(state, path)
-    trainer.dist.barrier()
+    dist.barrier()
 
 
-def restore_checkpoint(trainer, ckpt: dict, path: str, differences: dict) -> tuple[int, Position | None]:
+def restore_checkpoint(trainer: Checkpointed, dist: Dist, ckpt: dict, path: str,
+                       differences: dict) -> tuple[int, Position | None]:
     """Load a checkpoint of ours: (epochs complete, the position inside the next one or None)."""
     missing = [k for k in ("optimizer", "epoch", "rng") if k not in ckpt]
     if missing:
         raise UserError(f"cannot resume from {path}: it holds weights only (no {', '.join(missing)})")
-    load_model_state(trainer.model, ckpt, path)
-    trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    trainer.history = list(ckpt.get("history", []))
     # This process's RNG states, position and masks: the checkpoint's own with one process, its
     # `ranks` entry under torchrun. A checkpoint of another process count (--resume-anyway, at an
     # epoch boundary) was sharded otherwise: its streams start afresh and its masks are recomputed.
     own = None
-    if ckpt.get("args", {}).get("world_size", 1) == trainer.dist.world:
-        own = ckpt["ranks"][trainer.dist.rank] if trainer.dist.parallel else ckpt
-    trainer.main_phase.budget.load_state(own.get("budget") if own else None)
+    if ckpt.get("args", {}).get("world_size", 1) == dist.world:
+        own = ckpt["ranks"][dist.rank] if dist.parallel else ckpt
     position = Position.from_checkpoint(own) if own else None
-    if own and position is None:
-        set_rng_state(own["rng"])        # a mid-epoch position sets it after skipping its batches
-    trainer.resumes = list(ckpt.get("resumes", [])) + [
+    resumes = list(ckpt.get("resumes", [])) + [
         {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
          "batches": position.batches if position else 0, "differences": differences}]
+    trainer.load_state_dict({**ckpt, "resumes": resumes}, path, own.get("budget") if own else None)
+    if own and position is None:
+        set_rng_state(own["rng"])        # a mid-epoch position sets it after skipping its batches
     return int(ckpt["epoch"]), position

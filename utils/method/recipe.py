@@ -1,6 +1,6 @@
 """PART in the paper's order: the one module to read beside the paper (Zhang et al., ICML 2024).
 
-  1. the base methods (AT, TRADES, MART: entries of utils.methods.METHODS, each an attack, the inner
+  1. the base methods (AT, TRADES, MART: entries of utils.method.methods.METHODS, each an attack, the inner
      maximisation, and an objective, the outer minimisation) with the random start the official code
      gives each in each phase;
   2. the learning-rate schedule;
@@ -11,8 +11,8 @@
      the SGD step.
 
 Everything else (data, RNG streams, checkpoints, resume, logging, the evaluation) is infrastructure
-in utils/train.py and the modules it names; the CAM and the ε map are in cam/, the budget policies in
-utils/budgets.py, the attacks in attacks/.
+in utils/training/trainer.py and the modules it names; the CAM and the ε map are in cam/, the budget policies in
+utils/method/budgets.py, the attacks in attacks/.
 """
 from __future__ import annotations
 
@@ -28,17 +28,17 @@ import torch.nn as nn
 
 from attacks import TRAIN_ATTACKS
 from attacks.common import Budget
-from utils.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
-from utils.distributed import Dist
-from utils.graphs import graphed
-from utils.losses import Attack
-from utils.methods import BY_LOSS, STEP_DECORATIONS
-from utils.rules import RULES, rule_params
+from utils.infra.distributed import Dist
+from utils.method.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
+from utils.method.graphs import graphed
+from utils.method.losses import Attack
+from utils.method.methods import BY_LOSS, STEP_DECORATIONS
+from utils.method.rules import RULES, rule_params
 
 
 # --- 1. The base methods -------------------------------------------------------------------------
 
-# The base methods are entries of utils.methods.METHODS (by their key, BY_LOSS): each its attack, its
+# The base methods are entries of utils.method.methods.METHODS (by their key, BY_LOSS): each its attack, its
 # objective, its fixed start and projection, next to its script and flags.
 
 
@@ -64,7 +64,7 @@ class Loss(NamedTuple):
 
 def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
                   start_epsilon: Budget | None = None) -> Loss:
-    """The attack and objective of one phase (`loss`: a base method's key, utils.methods.BY_LOSS) with
+    """The attack and objective of one phase (`loss`: a base method's key, utils.method.methods.BY_LOSS) with
     every hyper-parameter taken from the command line once. A float budget gives the base method, PART's
     ε map gives PART."""
     base = BY_LOSS[loss]
@@ -97,12 +97,12 @@ def lr_at(args: argparse.Namespace, epoch: int) -> float:
 @dataclass(frozen=True)
 class Phase:
     name: str                 # warm-up, baseline or part
-    budget: BudgetPolicy      # a float, a fixed map, or PART's CAM of the batch -> ε map (utils.budgets)
-    attack: Callable          # attack(model, x, y, eps) -> x_adv (a CUDA graph of it on CUDA: utils.graphs)
+    budget: BudgetPolicy      # a float, a fixed map, or PART's CAM of the batch -> ε map (utils.method.budgets)
+    attack: Callable          # attack(model, x, y, eps) -> x_adv (a CUDA graph of it on CUDA: utils.method.graphs)
     objective: Callable       # objective(model, x, x_adv, y) -> loss
     optimizer: torch.optim.Optimizer
     tracks_budget: bool       # log the share of elements that keep the full budget
-    decorations: tuple = ()   # around the update (utils.methods.STEP_DECORATIONS: AWP), when on
+    decorations: tuple = ()   # around the update (utils.method.methods.STEP_DECORATIONS: AWP), when on
 
     def begin_epoch(self, epoch: int) -> None:
         for d in self.decorations:
@@ -117,22 +117,25 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
 
     def phase(name: str, budget: BudgetPolicy, tracks: bool, part_phase: bool, start_epsilon: Budget | None = None):
         attack, objective = training_loss(a, loss, part_phase, start_epsilon)
-        decorations = tuple(d.build()(model, objective, a, dist) for d in STEP_DECORATIONS if getattr(a, d.on))
+        decorations = tuple(d.build(model, objective, a, dist) for d in STEP_DECORATIONS if getattr(a, d.on))
         return Phase(name, budget, graphed(attack, rank_batch, device, not a.no_cuda_graphs), objective, optimizer,
                      tracks, decorations)
     warm = phase("warm-up", FixedBudget(a.epsilon), False, False)
-    if not RULES[a.mask_rule].needs_cam:         # the controls: no CAM (utils.budgets)
-        grid, start_epsilon, tracks = RULES[a.mask_rule].build()(a, image_size, device)
+    rule = RULES[a.mask_rule]
+    if not rule.needs_cam:                       # the controls: no CAM (utils.method.rules)
+        grid, start_epsilon, tracks = rule.builder(a, image_size, device)
     else:
-        # PART: the CAM of each batch; the official part_pgd / part_mma start in +-epsilon.
-        grid, start_epsilon, tracks = (BatchCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon,
-                                                      a.low_epsilon, rule_params(a)), a.epsilon, True)
+        # PART: the CAM of each batch -> the rule's important elements; the official part_pgd / part_mma
+        # start in +-epsilon.
+        rule_of_cam = functools.partial(rule.builder, size=image_size, **rule_params(a))
+        grid = BatchCamBudget(model, a.cam, rule_of_cam, a.epsilon, a.low_epsilon)
+        start_epsilon, tracks = a.epsilon, True
     if a.no_reweight:
         return warm, phase("baseline", FixedBudget(a.epsilon), False, False), grid
     budget = grid
     if isinstance(grid, BatchCamBudget) and a.cam_refresh == "official":
-        budget = PairedCamBudget(model, a.cam, a.mask_rule, image_size, a.epsilon, a.low_epsilon,
-                                 mask_pass, a.warm_up + 1, a.save_weights, progress, rule_params(a))
+        budget = PairedCamBudget(model, a.cam, grid.rule, a.epsilon, a.low_epsilon, mask_pass, a.warm_up + 1,
+                                 a.save_weights, progress)
     return warm, phase("part", budget, tracks, True, start_epsilon), grid
 
 

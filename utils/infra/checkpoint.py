@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.errors import UserError
-from utils.files import PROGRESS_SUFFIX, atomic_write, stale_temporaries
+from utils.infra.errors import UserError
+from utils.infra.files import PROGRESS_SUFFIX, atomic_write, stale_temporaries
 
 _NAME = re.compile(r"epoch(?P<epoch>\d+)(?:_batch(?P<batch>\d+))?\.pt")
 
@@ -57,7 +57,7 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_atomic(obj: object, path: str | os.PathLike) -> None:
-    """torch.save, written atomically (utils.files.atomic_write)."""
+    """torch.save, written atomically (utils.infra.files.atomic_write)."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -162,7 +162,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
 def misfit(state: dict[str, torch.Tensor], model: str, num_classes: int, image_size: int) -> str | None:
     """Why the weights `state` do not fit `build_model(model, num_classes, image_size)`, in words
     naming the model they are when it is one of ours; None when they fit."""
-    from models import identify_weights, weight_shapes
+    from models.zoo import identify_weights, weight_shapes
     want = weight_shapes(model, num_classes, image_size)
     have = {k: tuple(v.shape) for k, v in state.items()}
     if want == have:
@@ -265,21 +265,3 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def pack_masks(masks: list[torch.Tensor]) -> dict:
-    """Boolean masks (one per batch) as bits: a CIFAR-10 epoch's masks take 19 MB instead of 154 MB."""
-    flat = torch.cat([m.reshape(len(m), -1) for m in masks]).cpu().numpy()
-    return {"bits": torch.from_numpy(np.packbits(flat, axis=1)), "sizes": [len(m) for m in masks],
-            "shape": list(masks[0].shape[1:])}
-
-
-def unpack_masks(packed: dict, device: torch.device) -> list[torch.Tensor]:
-    shape = packed["shape"]
-    n = int(np.prod(shape))
-    flat = np.unpackbits(packed["bits"].cpu().numpy(), axis=1, count=n).astype(bool)
-    out, start = [], 0
-    for size in packed["sizes"]:
-        out.append(torch.from_numpy(flat[start:start + size]).reshape(size, *shape).to(device))
-        start += size
-    return out

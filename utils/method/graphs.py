@@ -1,10 +1,10 @@
 """The training attack of a full batch as one CUDA graph (airbench style: the 10-step attack is
 launch-bound in eager mode; replaying a captured graph removes the per-kernel launch cost).
 
-`GraphedAttack` wraps an attack (`utils.losses.Attack`) by composition; `graphed` wraps it on CUDA. The attack runs through static buffers: the batch, labels and budget map are copied
-into tensors of fixed address, the attack reads them, and its result is copied out. On the CPU (and
-with --no-cuda-graphs) that same path runs eagerly, which tests check equals the plain attack bit
-for bit. On CUDA the path is captured once per batch shape and budget kind after a few eager warm-up
+`GraphedAttack` wraps an attack (`utils.method.losses.Attack`) by composition; `graphed` wraps it on
+CUDA. The attack runs through static buffers: the batch, labels and budget map are copied into tensors
+of fixed address, the attack reads them, and its result is copied out. On the CPU (and with
+--no-cuda-graphs) that same path runs eagerly, which tests check equals the plain attack bit for bit. On CUDA the path is captured once per batch shape and budget kind after a few eager warm-up
 runs on a side stream, and replayed afterwards; a batch of another shape (the odd last batch of an
 epoch, a mask grid) runs eagerly.
 
@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 
 from attacks.common import Budget
-from utils.errors import UserError
-from utils.losses import Attack
+from utils.infra.errors import UserError
+from utils.method.losses import Attack
 
 GRAPH_TOLERANCE = 0.01        # share of elements allowed to differ between graph and eager
 WARMUP_RUNS = 3

@@ -1,0 +1,95 @@
+"""The parser the three entry scripts share: every flag of `utils.cli.settings` in its --help section,
+and `get_args(method, argv)`, which parses and validates."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from utils.argtypes import OneLineParser
+from utils.cli.settings import Role, declare_flags, flag_dest
+from utils.infra.distributed import env_world_size
+from utils.method.methods import METHODS
+from utils.method.rules import rule_flag_errors
+from utils.names import NUM_CLASSES
+
+
+# --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
+HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
+               "part": "PART: the pixel reweighting (a --no-reweight baseline ignores these)",
+               "evaluation": "evaluation (what is measured at the end, and on the way)",
+               "run": "running (data and output folders, devices, resuming, speed, messages)"}
+GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
+EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "eval_only", "test_subset",
+                              "aa_subset", "eval_every", "eval_subset", "save_masks"})
+
+
+def declare(p: argparse.ArgumentParser):
+    """p.add_argument with the flag's Role first: --help lists each flag in its section (HELP_GROUPS: by
+    role, the evaluation's flags apart; --epochs and --no-reweight with training)."""
+    groups = {k: p.add_argument_group(title) for k, title in HELP_GROUPS.items()}
+
+    def add(role: Role, *names: str, **kwargs) -> argparse.Action:
+        dest = flag_dest(names, kwargs)
+        group = "evaluation" if dest in EVALUATION_FLAGS else "training" if dest in ("epochs", "no_reweight") \
+            else GROUP_OF_ROLE[role.name]
+        return groups[group].add_argument(*names, **kwargs)
+    return add
+
+
+def build_parser(method_key: str) -> argparse.ArgumentParser:
+    method = METHODS[method_key]
+    p = OneLineParser(
+        prog=method.script,
+        description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
+                    "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
+                    "in utils/cli/settings.py (the mask rules' in utils/method/rules.py, the methods' and step "
+                    "decorations' in utils/method/methods.py).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    declare_flags(declare(p), method)
+    p.set_defaults(method=method_key)
+    return p
+
+
+# What the official scripts force for SVHN; applied unless the user gives the flag. The settings added
+# by get_args: DERIVED_ROLES.
+SVHN_OVERRIDES = {"step_size": ("--step-size", 1 / 255), "weight_decay": ("--weight-decay", 0.0035),
+                  "lr": ("--lr", 0.01), "batch_size": ("--batch-size", 128)}
+
+
+def _given(argv: list[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
+def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser(method_key)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    # The settings given on the command line (--eval-only takes the others from its checkpoint).
+    args.given = sorted({a.dest for a in parser._actions if a.option_strings and _given(argv, *a.option_strings)})
+    args.dataset_overrides = {}
+    if args.data == "SVHN":
+        for dest, (flag, value) in SVHN_OVERRIDES.items():
+            if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
+                setattr(args, dest, value)
+                args.dataset_overrides[flag] = value
+    if args.augmentation == "auto":
+        args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
+    for error in rule_flag_errors(args):
+        parser.error(error)
+    if args.low_epsilon > args.epsilon:
+        parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
+    if args.warm_up > args.epochs:
+        parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
+    if args.num_class is not None and args.num_class != NUM_CLASSES[args.data]:
+        parser.error(f"--num-class {args.num_class} does not match the {NUM_CLASSES[args.data]} classes of {args.data}")
+    if args.eval_only and args.resume:
+        parser.error("--eval-only and --resume exclude each other")
+    args.world_size = env_world_size()
+    if args.batch_size % args.world_size and not args.eval_only:    # evaluation deals out whole batches
+        parser.error(f"--batch-size {args.batch_size} (the global batch) does not divide among the "
+                     f"{args.world_size} processes torchrun started; give a multiple of {args.world_size}")
+    if args.no_cuda:
+        if args.device == "cuda":
+            parser.error("--no-cuda and --device cuda exclude each other")
+        args.device = "cpu"
+    return args

@@ -1,0 +1,61 @@
+"""What a run shows besides training, each pass on its own seeded stream (utils.infra.rng.Streams), so
+that switching one on changes no trained weight (tested): natural and PGD-20 accuracy on
+--eval-subset fixed test images every --eval-every epochs (the learning curves), and the mask grids
+of --save-masks fixed test images after the warm-up and at the end."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cam.native import compute_cam
+from utils.data import ArraySplit, Split, make_loader
+from utils.evaluation.evaluate import evaluate
+from utils.evaluation.visualize import grid_panels, save_mask_grid
+from utils.infra.distributed import Dist
+from utils.infra.rng import Streams
+from utils.method.budgets import BatchCamBudget, BudgetPolicy
+from utils.method.losses import Attack
+
+
+class SideOutputs:
+    def __init__(self, args, test_split: Split, model: torch.nn.Module, train_model: torch.nn.Module,
+                 streams: Streams, dist: Dist) -> None:
+        """`model`: the one trained (`train_model`: it under --precision, what the training attack sees);
+        `streams`: the run's random streams, of which each pass forks its own."""
+        a = args
+        self.args, self.model, self.train_model, self.streams, self.dist = args, model, train_model, streams, dist
+        self.num_classes = len(test_split.classes)
+        self.eval_loader = None if not a.eval_every else make_loader(
+            ArraySplit(test_split.subset(a.eval_subset)), a.batch_size, None, a.workers)
+        self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
+        if a.save_masks:
+            few = ArraySplit(test_split.subset(a.save_masks))
+            self.grid_images = (few.images.float() / 255, few.labels)
+
+    def periodic_eval(self, epoch: int, row: dict) -> None:
+        """Adds natural and PGD-20 accuracy to the epoch's log row every --eval-every epochs and at the end."""
+        a = self.args
+        if self.eval_loader is None or (epoch % a.eval_every and epoch != a.epochs):
+            return
+        with self.streams.fork("eval", epoch):
+            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False,
+                          dist=self.dist)
+        row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
+
+    def mask_grid(self, epoch: int, path: Path, budget: BudgetPolicy, attack: Attack, label: str) -> None:
+        """The budget PART gives N fixed test images under the current model (`budget`: PART's, for a
+        grid even of a baseline), and the perturbation of `attack`, the one the method trains with after
+        the warm-up (PGD, MMA, or the TRADES KL attack)."""
+        a = self.args
+        x, y = (v.to(next(self.model.parameters()).device) for v in self.grid_images)
+        with self.streams.fork("grid", epoch):
+            if not isinstance(budget, BatchCamBudget):      # a CAM-free rule
+                cam = None
+                eps = budget(0, x).expand(len(x), -1, -1, -1)
+            else:
+                cam = compute_cam(self.model, x, a.cam)
+                eps = budget.from_cam(cam)
+            x_adv = attack(self.train_model, x, y, eps)
+        panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
+        save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, rule {a.mask_rule}")
