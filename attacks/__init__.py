@@ -5,7 +5,7 @@ from attacks.mma import mma
 from attacks.pgd import pgd
 from attacks.trades import trades
 
-# The training attacks by name (utils.methods.Method.attack; --attack chooses between pgd and mma).
+# The training attacks by name (utils.method.methods.Method.attack; --attack chooses between pgd and mma).
 TRAIN_ATTACKS = {"pgd": pgd, "mma": mma, "trades": trades}
 
 __all__ = ["pgd", "mma", "trades", "autoattack", "autoattack_standard", "TRAIN_ATTACKS"]

@@ -19,7 +19,7 @@ def random_start_point(x: torch.Tensor, radius: Budget, kind: str = "uniform",
                        noise: torch.Tensor | None = None) -> torch.Tensor:
     """The starting point of an attack; `radius` is used by the uniform starts only. `noise`: U[0, 1)
     values of x's shape to use instead of drawing them from the global RNG (the evaluation's per-image
-    streams, utils.rng.image_uniform)."""
+    streams, utils.infra.rng.image_uniform)."""
     if kind == "none":
         return x
     if kind == "normal":
