@@ -5,7 +5,6 @@ and `Flag`, a flag that a table entry (a mask rule, a base method, a step decora
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 from dataclasses import dataclass
@@ -122,9 +121,3 @@ class Flag:
     @property
     def dest(self) -> str:
         return self.name.lstrip("-").replace("-", "_")
-
-
-def imported(spec: str):
-    """The object a registry entry names as "module:name", imported only now (entries stay torch-free)."""
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)

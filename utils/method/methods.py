@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from utils.argtypes import Flag, budget, imported, non_negative, non_negative_int
+from utils.argtypes import Flag, budget, non_negative, non_negative_int
 from utils.method.rules import CAM_FREE_RULES
 
 
@@ -21,7 +21,7 @@ class Method:
     loss: str         # at, trades or mart: the base method's key
     dir_name: str     # checkpoint folder, as the official code
     attack: str       # the training attack (attacks.TRAIN_ATTACKS); "--attack": the flag chooses
-    objective: str    # "module:function": objective(model, x, x_adv, y[, beta]), imported when used
+    objective: Callable[[], Callable]   # returns objective(model, x, x_adv, y[, beta]); imports it only then
     flags: tuple[Flag, ...] = ()    # the base method's own flags (training settings; --beta: the objective's)
     fixed_start: str | None = None  # a start whatever --rand_init says (attacks.common.STARTS); None: recipe decides
     projection: str | None = None   # the official projection of a float budget (attacks.common.PROJECTIONS)
@@ -30,8 +30,8 @@ class Method:
     def takes_beta(self) -> bool:
         return any(f.name == "--beta" for f in self.flags)
 
-    def build_objective(self):
-        return imported(self.objective)
+    def build_objective(self) -> Callable:
+        return self.objective()
 
     @property
     def script(self) -> str:
@@ -43,19 +43,36 @@ class Method:
         return self.base if no_reweight else f"{self.base}-{mask_rule}" if mask_rule in CAM_FREE_RULES else self.name
 
 
+# The objectives (the outer minimisation, utils/method/losses.py), each imported when a run asks for it,
+# so that this table stays torch-free.
+def at_objective() -> Callable:
+    from utils.method.losses import at_objective
+    return at_objective
+
+
+def trades_objective() -> Callable:
+    from utils.method.losses import trades_objective
+    return trades_objective
+
+
+def mart_objective() -> Callable:
+    from utils.method.losses import mart_objective
+    return mart_objective
+
+
 def _beta(base: str) -> Flag:
     return Flag("--beta", dict(type=non_negative, default=6.0, help=f"{base} regularisation weight"))
 
 
 METHODS = {
     # PGD-AT (Madry et al.) with PGD or MMA as the training attack (--attack).
-    "part": Method("part", "PART", "AT", "at", "PART", "--attack", "utils.method.losses:at_objective",
+    "part": Method("part", "PART", "AT", "at", "PART", "--attack", at_objective,
                    (Flag("--attack", dict(default="pgd", choices=("pgd", "mma"), help="training attack")),)),
     # TRADES: the KL inner maximisation; it starts at x + 0.001 N(0, 1) (at x its gradient is zero).
-    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", "trades", "utils.method.losses:trades_objective",
+    "part_t": Method("part_t", "PART-T", "TRADES", "trades", "PART_T", "trades", trades_objective,
                      (_beta("TRADES"),), fixed_start="normal"),
     # MART: PGD with the official mart_loss's min/max projection of a float budget; the same start.
-    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", "pgd", "utils.method.losses:mart_objective",
+    "part_m": Method("part_m", "PART-M", "MART", "mart", "PART_M", "pgd", mart_objective,
                      (_beta("MART"),), fixed_start="normal", projection="minmax"),
 }
 # A base method's entry by its key (at, trades, mart).
