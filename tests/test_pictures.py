@@ -87,6 +87,11 @@ def test_report_matches_its_json(tiny_folder, tmp_path):
     for name in ("tradeoff.png", "curves_at.png", "curves_part.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 300
+    # What the runs cost and where: from each JSON's seconds and machine.
+    walls = sorted(sum(r["seconds"].values()) / 60 for r in (base, part))
+    cost = (out / "table.md").read_text().split("Cost: ")[1]
+    assert cost.startswith(f"2 runs, each {walls[0]:.1f}–{walls[1]:.1f} min")
+    assert f"{part['machine']['cpu']}, {part['machine']['threads']} torch thread" in cost and "(2 runs)" in cost
 
 
 def test_report_seed_summary_and_bad_input(tmp_path, capsys):

@@ -119,8 +119,27 @@ def markdown_table(runs: list[dict]) -> str:
         lines += ["| difference | seeds | " + " | ".join(f"Δ {m}" for _, m in METRICS) + " |",
                   "|" + "---|" * (2 + len(METRICS))]
         lines += pair_rows
-    lines += cam_info_table(runs) + figure1_table(runs)
+    lines += cam_info_table(runs) + figure1_table(runs) + cost_lines(runs)
     return "\n".join(lines) + "\n"
+
+
+def cost_lines(runs: list[dict]) -> list[str]:
+    """What the runs cost and where they ran: each run's training + evaluation seconds (its JSON's
+    `seconds`), and the machines (CPU model or device, torch threads) with their run counts."""
+    walls = [sum(r["seconds"].values()) for r in runs if r.get("seconds")]
+    if not walls:
+        return []
+    machines: dict[str, int] = {}
+    for r in runs:
+        m = r.get("machine")
+        threads = m and m.get("threads")
+        where = (f"{m.get('cpu') or r.get('device', '?')}, {threads} torch thread{'s' if threads != 1 else ''}" if m
+                 else f"{r.get('device', '?')} (CPU model and threads not recorded)")
+        machines[where] = machines.get(where, 0) + 1
+    return ["", f"Cost: {len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min of training and "
+            f"evaluation (median {statistics.median(walls) / 60:.1f}), {sum(walls) / 3600:.1f} h summed over the runs "
+            "(runs that ran side by side overlap). Machines: "
+            + "; ".join(f"{k} ({n} runs)" for k, n in machines.items()) + "."]
 
 
 def seed_summary(runs: list[dict]) -> list[str]:
