@@ -127,8 +127,8 @@ def cam_upsampled(cam: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(cam[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
 
 
-# The CAM rules' builders (utils/method/rules.py names them): the (B, 3, size, size) bool map of the elements
-# that keep the full budget, from the CAM and the rule's own flags.
+# The CAM rules' maps (the builders official_rule, cam_rule, top_rule of utils/method/rules.py call them): the
+# (B, 3, size, size) bool map of the elements that keep the full budget, from the CAM and the rule's own flags.
 
 def official_important(cam: torch.Tensor, size: int) -> torch.Tensor:
     return official_weight(cam, size) > 1

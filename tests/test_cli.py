@@ -161,10 +161,12 @@ def test_every_flag_declares_its_role(method):
     """The resume checks and the report's grouping are derived from the roles: a flag added without
     one (p.add_argument directly) would be neither checked on resume nor a setting of the report."""
     from utils.cli.args import build_parser
-    from utils.cli.settings import roles
+    from utils.cli.settings import declare_flags, flag_dest, roles
     parser = build_parser(method)
     flags = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
-    assert flags <= set(roles())
+    declared = {}
+    declare_flags(lambda role, *names, **kwargs: declared.update({flag_dest(names, kwargs): role}), METHODS[method])
+    assert flags == set(declared) and all(roles()[k] is r for k, r in declared.items())
 
 
 @pytest.mark.parametrize("argv,resume_differs,report_differs", [

@@ -61,6 +61,12 @@ def source_files() -> list[str]:
     return sorted(p.relative_to(ROOT).as_posix() for p in files if not p.name.startswith("."))
 
 
+def test_provenance_knows_the_checkout():
+    """The runner and bench.jobs start the scripts from provenance's REPO: it must be the checkout's root."""
+    from utils.infra.provenance import REPO
+    assert REPO == ROOT and (REPO / "train_eval_part.py").is_file()
+
+
 def test_every_source_file_has_a_place():
     assert [f for f in source_files() if f.startswith(("utils/", "cam/", "attacks/", "models/"))]
     for f in source_files():

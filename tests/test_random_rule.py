@@ -40,8 +40,7 @@ def test_training_logs_the_share_and_differs_from_part(tiny_folder, tmp_path):
 def test_every_mask_rule_builds_a_budget_between_low_and_epsilon(rule):
     """Each rule of the one table (utils.method.rules.RULES) builds, from its entry alone, a budget of every
     element in {ε_low .. ε}: a CAM rule from a CAM, a CAM-free rule a policy from the command line."""
-    from utils.method.rules import RULES, rule_params
-    from utils.method.rules import epsilon_map
+    from utils.method.rules import RULES, epsilon_map, rule_params
     flags = {"top": ["--top-share", "0.3"], "random": ["--random-share", "0.3"],
              "region": ["--region-eps", "ul=7.5/255"]}.get(rule, [])
     args = get_args("part", ["--mask-rule", rule, *flags])

@@ -1,4 +1,4 @@
-"""Every setting of a run and its role, torch-free and without argparse: the flags the three scripts
+"""Every setting of a run and its role, torch-free and without the parser: the flags the three scripts
 share (`declare_flags`: the official ones, same names and defaults, correctly typed, plus this
 project's additions; the mask rules' flags come from `utils.method.rules`, the methods' and step
 decorations' from `utils.method.methods`), and what each is to a run (`Role`). The parser

@@ -8,7 +8,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]     # the checkout: utils/infra/provenance.py
 # Tracked files that are not source: results the runs themselves write and regenerate.
 NOT_SOURCE = ("results/",)
 

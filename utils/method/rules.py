@@ -52,7 +52,6 @@ def random_rule(args, image_size: int, device):
     return RandomBudget(args.random_share, args.epsilon, args.low_epsilon), args.epsilon, True
 
 
-
 @dataclass(frozen=True)
 class MaskRule:
     name: str
@@ -90,7 +89,6 @@ RULES = {r.name: r for r in (
                                                       "keeps --epsilon (the rest get --low-epsilon)"),
              required=True),)),
 )}
-MASK_RULES = tuple(RULES)
 CAM_FREE_RULES = tuple(name for name, rule in RULES.items() if not rule.needs_cam)
 
 

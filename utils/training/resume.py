@@ -8,8 +8,8 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
