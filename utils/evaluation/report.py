@@ -316,12 +316,13 @@ def figure1_table(runs: list[dict]) -> list[str]:
 
 def group_label(key: tuple, groups: dict[tuple, list[dict]]) -> str:
     """The method, plus the settings in which this group differs from the other summarised groups of
-    that method."""
+    that method (and that it sets)."""
     method, mine = key
     others = [dict(k[1]) for k in groups if k[0] == method and k != key]
     mine = dict(mine)
     differ = sorted(k for k in mine if any(o.get(k) != mine[k] for o in others))
-    return method + "".join(f", {k}={json.loads(mine[k])}" for k in differ)
+    # A setting this group leaves unset (None: a rule's flag under another rule) names nothing.
+    return method + "".join(f", {k}={json.loads(mine[k])}" for k in differ if json.loads(mine[k]) is not None)
 
 
 def _pyplot():
