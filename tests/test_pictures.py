@@ -105,6 +105,8 @@ def test_report_seed_summary_and_bad_input(tmp_path, capsys):
     runs = report.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0), str(tmp_path / "s3.eval-progress.json")])
     table = report.markdown_table(runs)
     assert len(runs) == 2 and "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – |" in table
+    # The same arm seed by seed: only the accuracies some run has, each run in its seed's column.
+    assert "Seed by seed (natural / PGD-20, %):" in table and "| PART | 80.00 / 40.00 | 82.00 / 40.00 |" in table
     (tmp_path / "bad.json").write_text("{")
     capsys.readouterr()
     assert report.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2

@@ -107,6 +107,7 @@ def markdown_table(runs: list[dict]) -> str:
         cells += [b["name"] if b else f"ambiguous: {', '.join(m['name'] for m in many)}" if many else "–"]
         cells += [_delta(r.get(k), b.get(k)) if b else "–" for k, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += by_seed(runs)
     summary = seed_summary(runs)
     if summary:
         lines += ["", "Mean ± standard deviation over seeds (runs whose settings agree, seed aside):", ""]
@@ -140,6 +141,22 @@ def cost_lines(runs: list[dict]) -> list[str]:
             f"evaluation (median {statistics.median(walls) / 60:.1f}), {sum(walls) / 3600:.1f} h summed over the runs "
             "(runs that ran side by side overlap). Machines: "
             + "; ".join(f"{k} ({n} runs)" for k, n in machines.items()) + "."]
+
+
+def by_seed(runs: list[dict]) -> list[str]:
+    """The arms with several seeds, seed by seed: each cell the run's accuracies, in METRICS order."""
+    groups = {k: m for k, m in grouped(runs).items() if len({r["args"].get("seed") for r in m}) >= 2}
+    if not groups:
+        return []
+    seeds = sorted({r["args"].get("seed") for m in groups.values() for r in m})
+    shown = [(k, name) for k, name in METRICS if any(r.get(k) is not None for m in groups.values() for r in m)]
+    lines = ["", "Seed by seed (" + " / ".join(name for _, name in shown) + ", %):", "",
+             "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
+    for key, members in groups.items():
+        runs_of = {r["args"].get("seed"): r for r in members}
+        cells = [" / ".join(_fmt(runs_of[s].get(k)) for k, _ in shown) if s in runs_of else "" for s in seeds]
+        lines.append(f"| {group_label(key, grouped(runs))} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def seed_summary(runs: list[dict]) -> list[str]:
