@@ -257,3 +257,11 @@ def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
         # ... while the flag is a setting: another value is another group.
         other = {**new, f.dest: "another value"}
         assert group_key({"method": "part", "args": other}) != group_key({"method": "part", "args": new}), f.name
+
+
+def test_report_labels_show_budgets_as_the_command_line_takes_them():
+    """An arm's label gives budgets in 255ths and quadrants in the paper's order, shares as they are."""
+    quadrants = {"br": 12 / 255, "bl": 12 / 255, "ul": 6 / 255, "ur": 12 / 255}
+    assert report._value_text("region_eps", quadrants) == "ul=6/255,ur=12/255,bl=12/255,br=12/255"
+    assert report._value_text("low_epsilon", 0.028304313725490197) == "7.2176/255"
+    assert report._value_text("top_share", 0.2176) == "0.2176"

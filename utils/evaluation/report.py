@@ -339,7 +339,22 @@ def group_label(key: tuple, groups: dict[tuple, list[dict]]) -> str:
     mine = dict(mine)
     differ = sorted(k for k in mine if any(o.get(k) != mine[k] for o in others))
     # A setting this group leaves unset (None: a rule's flag under another rule) names nothing.
-    return method + "".join(f", {k}={json.loads(mine[k])}" for k in differ if json.loads(mine[k]) is not None)
+    return method + "".join(f", {k}={_value_text(k, json.loads(mine[k]))}" for k in differ
+                            if json.loads(mine[k]) is not None)
+
+
+# Settings that are budgets: shown in 255ths, as the command line takes them.
+BUDGET_SETTINGS = frozenset({"epsilon", "low_epsilon", "step_size", "eval_epsilon", "region_eps"})
+
+
+def _value_text(key: str, v: object) -> str:
+    """A setting as a reader types it: a budget in 255ths (7.2176/255), a quadrant map as ul=6/255,..."""
+    if isinstance(v, dict):
+        return ",".join(f"{q}={_value_text(key, v[q])}" for q in sorted(v, key=lambda q: (
+            QUADRANTS.index(q) if q in QUADRANTS else len(QUADRANTS), q)))
+    if key in BUDGET_SETTINGS and isinstance(v, float):
+        return f"{round(v * 255, 4):g}/255"
+    return str(v)
 
 
 def _pyplot():
