@@ -9,6 +9,7 @@ import argparse
 import json
 import statistics
 import sys
+import textwrap
 from pathlib import Path
 
 from cam import QUADRANTS
@@ -433,15 +434,20 @@ def plot_arms(runs: list[dict], path: Path, robust: str = "aa") -> None:
         color = f"C{i}"
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, color=color, alpha=0.6)
         mx, my = statistics.mean(p[0] for p in pts), statistics.mean(p[1] for p in pts)
-        ax.scatter([mx], [my], s=140, marker="X", color=color, edgecolor="black", label=f"{arm} (n={len(pts)})")
+        ax.scatter([mx], [my], s=140, marker="X", color=color, edgecolor="black",
+                   label=_legend_text(f"{arm} (n={len(pts)})"))
     ax.set_xlabel(f"{label} accuracy (%)")
     ax.set_ylabel("natural accuracy (%)")
     ax.set_title("every seed a point, arm means marked ✕", fontsize=9)
     if ax.collections:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def _legend_text(text: str, width: int = 48) -> str:
+    """A long arm label on several lines, so that a legend beside the plot stays readable."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
 
 
 def plot_arm_curves(runs: list[dict], path: Path) -> None:
@@ -459,20 +465,21 @@ def plot_arm_curves(runs: list[dict], path: Path) -> None:
             if by_epoch:
                 epochs = sorted(by_epoch)
                 ax.plot(epochs, [statistics.mean(by_epoch[e]) for e in epochs], marker=".", color=f"C{i}",
-                        label=f"{arm} (n={len(members)})")
+                        label=_legend_text(f"{arm} (n={len(members)})"))
     titles = ("training loss", "natural accuracy (%), periodic subset", "PGD-20 accuracy (%), periodic subset")
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
     if axes[0].lines:
-        axes[0].legend(fontsize=7)
+        axes[-1].legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1),
+                        borderaxespad=0)
     warm = runs[0]["args"].get("warm_up", 0) if runs else 0
     for ax in axes:
         if warm:
             ax.axvline(warm + 0.5, color="grey", linestyle="--", linewidth=1)
     fig.suptitle("mean over seeds per arm; dashed line: end of warm-up", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
