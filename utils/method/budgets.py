@@ -57,8 +57,8 @@ class RandomBudget(BudgetPolicy):
 
 
 class BatchCamBudget(BudgetPolicy):
-    """`rule`: a CAM rule's builder (utils.method.rules.RULES) with its own flags bound: CAM (B, h, w)
-    -> the (B, 3, size, size) bool map of the elements that keep epsilon."""
+    """`rule`: a CAM rule (utils.method.rules.important_map) with its image size and flags bound: CAM
+    (B, h, w) -> the (B, 3, size, size) bool map of the elements that keep epsilon."""
 
     def __init__(self, model: nn.Module, cam: str, rule: Callable[[torch.Tensor], torch.Tensor], epsilon: float,
                  low_epsilon: float) -> None:

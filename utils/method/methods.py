@@ -30,9 +30,6 @@ class Method:
     def takes_beta(self) -> bool:
         return any(f.name == "--beta" for f in self.flags)
 
-    def build_objective(self) -> Callable:
-        return self.objective()
-
     @property
     def script(self) -> str:
         return f"train_eval_{self.key}.py"

@@ -33,7 +33,7 @@ from utils.method.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, Pair
 from utils.method.graphs import graphed
 from utils.method.losses import Attack
 from utils.method.methods import BY_LOSS, STEP_DECORATIONS
-from utils.method.rules import RULES, rule_params
+from utils.method.rules import RULES, important_map, rule_params
 
 
 # --- 1. The base methods -------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def training_loss(args: argparse.Namespace, loss: str, part_phase: bool,
     fn = TRAIN_ATTACKS[getattr(args, "attack", "pgd") if base.attack == "--attack" else base.attack]
     attack = Attack(fn, args.step_size, args.num_steps, attack_start(args, loss, part_phase), start_epsilon,
                     base.projection)
-    objective = base.build_objective()
+    objective = base.objective()
     if base.takes_beta:
         objective = functools.partial(objective, beta=getattr(args, "beta", 0.0))
     return Loss(attack, objective)
@@ -127,7 +127,7 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
     else:
         # PART: the CAM of each batch -> the rule's important elements; the official part_pgd / part_mma
         # start in +-epsilon.
-        rule_of_cam = functools.partial(rule.builder, size=image_size, **rule_params(a))
+        rule_of_cam = functools.partial(important_map, size=image_size, rule=a.mask_rule, **rule_params(a))
         grid = BatchCamBudget(model, a.cam, rule_of_cam, a.epsilon, a.low_epsilon)
         start_epsilon, tracks = a.epsilon, True
     if a.no_reweight:
