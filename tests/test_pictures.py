@@ -177,6 +177,13 @@ def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
     assert "| AT-region − AT | 3 | +0.17 [-2.96, +3.29] |" in table
     # PART − AT-random: 1, 2, 3: mean 2, sd 1, half-width 2.484.
     assert "| PART − AT-random | 3 | +2.00 [-0.48, +4.48] |" in table
+    # A measure some seeds lack (AutoAttack not run at seed 3 of AT): its cells say over how many seeds.
+    at3 = json.loads(Path(paths[5]).read_text())
+    Path(paths[5]).write_text(json.dumps({**at3, "aa": None}))
+    table = report.markdown_table(report.load_runs(paths))
+    # PART − AT on AA: 5, 5.5 at seeds 1 and 2 only: mean 5.25, half-width 12.706 * 0.354 / sqrt(2) = 3.18.
+    assert "| PART − AT | 3 | +5.50 [+4.26, +6.74] * | +0.00 [the same at every seed] | – | +5.25 [+2.07, +8.43] * (2 seeds) |" in table
+    assert "+8.43 AA (2 seeds)" in table and "| AT | 3 | 75.50 ± 0.50 | 40.00 ± 0.00 | – | 35.25 ± 0.35 (2 runs) |" in table
     # A missing seed of one arm: paired over the common seeds only.
     written = report.write_report(paths[:-1], tmp_path / "out")
     assert "| PART − AT-region | 2 |" in (tmp_path / "out" / "table.md").read_text()

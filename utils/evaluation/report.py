@@ -168,7 +168,8 @@ def seed_summary(runs: list[dict]) -> list[str]:
         cells = []
         for k, _ in METRICS:
             vals = [m[k] for m in members if m.get(k) is not None]
-            cells.append("–" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}")
+            cells.append("–" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
+                         + _fewer(len(vals), len(members), "runs"))
         rows.append(f"| {group_label(key, groups)} | {len(members)} | " + " | ".join(cells) + " |")
     return rows
 
@@ -221,10 +222,20 @@ def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
     return [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
 
 
+def _both(pairs: list[tuple[dict, dict]], key: str) -> list[float]:
+    return [x[key] - y[key] for x, y in pairs if x.get(key) is not None and y.get(key) is not None]
+
+
 def paired(pairs: list[tuple[dict, dict]], key: str) -> tuple[float, float, float] | None:
     """Mean and 95 % t-interval of x[key] − y[key] over the pairs where both have it (None under 2)."""
-    diffs = [x[key] - y[key] for x, y in pairs if x.get(key) is not None and y.get(key) is not None]
+    diffs = _both(pairs, key)
     return t_interval(diffs) if len(diffs) >= 2 else None
+
+
+def _fewer(n: int, of: int, what: str) -> str:
+    """' (n what)' where a measure has fewer values than its row counts (e.g. an AutoAttack some seeds
+    did not run), so that no cell reads as over more seeds than it has."""
+    return f" ({n} {what})" if n != of else ""
 
 
 def _interval(res: tuple[float, float, float] | None) -> str:
@@ -243,11 +254,13 @@ def paired_differences(runs: list[dict]) -> list[str]:
         if len(pairs) < 2:
             continue
         res = {k: paired(pairs, k) for k, _ in METRICS}
-        rows.append(f"| {label} | {len(pairs)} | " + " | ".join(_interval(res[k]) for k, _ in METRICS) + " |")
-        known = [(m, res[k]) for k, m in METRICS if res[k] is not None]
+        few = {k: _fewer(len(_both(pairs, k)), len(pairs), "seeds") for k, _ in METRICS}
+        rows.append(f"| {label} | {len(pairs)} | " + " | ".join(_interval(res[k]) + (few[k] if res[k] else "")
+                                                           for k, _ in METRICS) + " |")
+        known = [(m, res[k], few[k]) for k, m in METRICS if res[k] is not None]
         if known:
-            bounds.append(f"- {label}: at most " + ", ".join(f"{r[2]:+.2f} {m}" for m, r in known)
-                          + "; at least " + ", ".join(f"{r[1]:+.2f} {m}" for m, r in known))
+            bounds.append(f"- {label}: at most " + ", ".join(f"{r[2]:+.2f} {m}{f}" for m, r, f in known)
+                          + "; at least " + ", ".join(f"{r[1]:+.2f} {m}{f}" for m, r, f in known))
     if bounds:
         rows += ["", "The same as bounds at 95 % (the intervals' ends, in points):", "", *bounds]
     return rows
