@@ -184,6 +184,11 @@ def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
     # PART − AT on AA: 5, 5.5 at seeds 1 and 2 only: mean 5.25, half-width 12.706 * 0.354 / sqrt(2) = 3.18.
     assert "| PART − AT | 3 | +5.50 [+4.26, +6.74] * | +0.00 [the same at every seed] | – | +5.25 [+2.07, +8.43] * (2 seeds) |" in table
     assert "+8.43 AA (2 seeds)" in table and "| AT | 3 | 75.50 ± 0.50 | 40.00 ± 0.00 | – | 35.25 ± 0.35 (2 runs) |" in table
+    # The pictures' robust axis: the AutoAttack most runs have; PGD-20 where none has one.
+    runs = report.load_runs(paths)
+    assert report.robust_axis(runs) == "aa"
+    assert report.robust_axis([{**r, "aa": None, "aa-standard": 30.0 if i else None} for i, r in enumerate(runs)]) == "aa-standard"
+    assert report.robust_axis([{**r, "aa": None} for r in runs]) == "pgd20"
     # A missing seed of one arm: paired over the common seeds only.
     written = report.write_report(paths[:-1], tmp_path / "out")
     assert "| PART − AT-region | 2 |" in (tmp_path / "out" / "table.md").read_text()
