@@ -1,5 +1,6 @@
 """Mask grids, periodic evaluation and the report command."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_report_seed_summary_and_bad_input(tmp_path, capsys):
     (tmp_path / "s3.eval-progress.json").write_text(json.dumps({"key": {}, "batches": {"aa": [[1, 2]]}}))
     runs = report.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0), str(tmp_path / "s3.eval-progress.json")])
     table = report.markdown_table(runs)
-    assert len(runs) == 2 and "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – |" in table
+    assert len(runs) == 2 and "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – | – | – |" in table
     # The same arm seed by seed: only the accuracies some run has, each run in its seed's column.
     assert "Seed by seed (natural / PGD-20, %):" in table and "| PART | 80.00 / 40.00 | 82.00 / 40.00 |" in table
     (tmp_path / "bad.json").write_text("{")
@@ -177,6 +178,14 @@ def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
     assert "| AT-region − AT | 3 | +0.17 [-2.96, +3.29] |" in table
     # PART − AT-random: 1, 2, 3: mean 2, sd 1, half-width 2.484.
     assert "| PART − AT-random | 3 | +2.00 [-0.48, +4.48] |" in table
+    # Every arm's training start after the warm-up: PART's part_pgd and the random rule unclipped in ±ε,
+    # AT's torchattacks PGD clipped, the region rule within its own map (--region-start map, the default).
+    for arm, start in (("PART", "uniform ±ε"), ("AT-random", "uniform ±ε"), ("AT", "uniform ±ε, clipped to [0, 1]"),
+                       ("AT-region", "uniform within its budget map")):
+        assert re.search(rf"^\| {arm}(, [^|]*)? \| 3 \| .* \| {re.escape(start)} \|$", table, re.M), arm
+    clean = _fake_run(tmp_path, "clean", "AT-region", ["--mask-rule", "region", "--region-eps", "ul=7/255",
+                                                        "--region-start", "epsilon"], 74.0)
+    assert report.start_of(report.load_runs([clean])[0]) == "uniform ±ε"
     # A measure some seeds lack (AutoAttack not run at seed 3 of AT): its cells say over how many seeds.
     at3 = json.loads(Path(paths[5]).read_text())
     Path(paths[5]).write_text(json.dumps({**at3, "aa": None}))

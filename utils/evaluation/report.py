@@ -112,7 +112,8 @@ def markdown_table(runs: list[dict]) -> str:
     summary = seed_summary(runs)
     if summary:
         lines += ["", "Mean ± standard deviation over seeds (runs whose settings agree, seed aside):", ""]
-        lines += ["| method | runs | " + " | ".join(m for _, m in METRICS) + " |", "|" + "---|" * (2 + len(METRICS))]
+        lines += ["| method | runs | " + " | ".join(m for _, m in METRICS) + " | training attack's start after the warm-up |",
+                  "|" + "---|" * (3 + len(METRICS))]
         lines += summary
     pair_rows = paired_differences(runs)
     if pair_rows:
@@ -170,8 +171,18 @@ def seed_summary(runs: list[dict]) -> list[str]:
             vals = [m[k] for m in members if m.get(k) is not None]
             cells.append("–" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
                          + _fewer(len(vals), len(members), "runs"))
-        rows.append(f"| {group_label(key, groups)} | {len(members)} | " + " | ".join(cells) + " |")
+        rows.append(f"| {group_label(key, groups)} | {len(members)} | " + " | ".join(cells) + f" | {start_of(members[0])} |")
     return rows
+
+
+def start_of(run: dict) -> str:
+    """The run's training attack's random start after the warm-up, in words (utils.method.recipe); "–"
+    where its recorded arguments do not say."""
+    from utils.method.recipe import start_in_words
+    try:
+        return start_in_words(argparse.Namespace(**{**EARLIER_DEFAULTS, **run["args"]}))
+    except (AttributeError, KeyError):
+        return "–"
 
 
 def arm_kind(run: dict) -> str:

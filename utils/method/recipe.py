@@ -32,8 +32,8 @@ from utils.infra.distributed import Dist
 from utils.method.budgets import BatchCamBudget, BudgetPolicy, FixedBudget, PairedCamBudget
 from utils.method.graphs import graphed
 from utils.method.losses import Attack
-from utils.method.methods import BY_LOSS, STEP_DECORATIONS
-from utils.method.rules import RULES, important_map, rule_params
+from utils.method.methods import BY_LOSS, METHODS, STEP_DECORATIONS
+from utils.method.rules import RULES, important_map, rule_params, start_radius
 
 
 # --- 1. The base methods -------------------------------------------------------------------------
@@ -55,6 +55,15 @@ def attack_start(args: argparse.Namespace, loss: str, part_phase: bool) -> str:
     if getattr(args, "attack", "pgd") == "pgd" and part_phase and not args.clip_part_start:
         return "uniform"
     return "uniform_clipped"
+
+
+def start_in_words(args: argparse.Namespace) -> str:
+    """The training attack's random start after the warm-up, in words (the report names each arm's)."""
+    kind = attack_start(args, METHODS[args.method].loss, not args.no_reweight)
+    if kind in ("none", "normal"):
+        return {"none": "none (x)", "normal": "x + 0.001·N(0, 1)"}[kind]
+    radius = "±ε" if args.no_reweight or start_radius(args) is not None else "within its budget map"
+    return f"uniform {radius}" + (", clipped to [0, 1]" if kind == "uniform_clipped" else "")
 
 
 class Loss(NamedTuple):
@@ -129,7 +138,7 @@ def phases(args: argparse.Namespace, loss: str, model: nn.Module, optimizer: tor
         # start in +-epsilon.
         rule_of_cam = functools.partial(important_map, size=image_size, rule=a.mask_rule, **rule_params(a))
         grid = BatchCamBudget(model, a.cam, rule_of_cam, a.epsilon, a.low_epsilon)
-        start_epsilon, tracks = a.epsilon, True
+        start_epsilon, tracks = start_radius(a), True
     if a.no_reweight:
         return warm, phase("baseline", FixedBudget(a.epsilon), False, False), grid
     budget = grid

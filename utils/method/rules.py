@@ -36,20 +36,26 @@ def top_rule(cam, size: int, top_share: float):
     return top_important(cam, size, top_share)
 
 
+def start_radius(args) -> float | None:
+    """The radius of the random start after the warm-up: +-epsilon, as the official part_pgd, for every
+    rule (the random rule too) but the region rule with --region-start map, whose start spans the region
+    map itself (None: the attack's own budget)."""
+    return None if args.mask_rule == "region" and getattr(args, "region_start", "map") == "map" else args.epsilon
+
+
 def region_rule(args, image_size: int, device):
     """Figure 1: fixed per-quadrant budgets; the random start spans the region map itself (--region-start
     map, the default) or +-epsilon (--region-start epsilon: PART's part_pgd start, as the random rule)."""
     from cam.masks import region_map
     from utils.method.budgets import FixedBudget
-    start = None if getattr(args, "region_start", "map") == "map" else args.epsilon
-    return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), start, False
+    return FixedBudget(region_map(image_size, args.region_eps, args.epsilon, device)), start_radius(args), False
 
 
 def random_rule(args, image_size: int, device):
     """The placement control: PART's share of full-budget elements, placed at random; the start in
     +-epsilon, as PART's part_pgd."""
     from utils.method.budgets import RandomBudget
-    return RandomBudget(args.random_share, args.epsilon, args.low_epsilon), args.epsilon, True
+    return RandomBudget(args.random_share, args.epsilon, args.low_epsilon), start_radius(args), True
 
 
 @dataclass(frozen=True)
