@@ -233,14 +233,9 @@ def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
     return [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
 
 
-def _both(pairs: list[tuple[dict, dict]], key: str) -> list[float]:
+def paired(pairs: list[tuple[dict, dict]], key: str) -> list[float]:
+    """x[key] − y[key] over the pairs where both have it."""
     return [x[key] - y[key] for x, y in pairs if x.get(key) is not None and y.get(key) is not None]
-
-
-def paired(pairs: list[tuple[dict, dict]], key: str) -> tuple[float, float, float] | None:
-    """Mean and 95 % t-interval of x[key] − y[key] over the pairs where both have it (None under 2)."""
-    diffs = _both(pairs, key)
-    return t_interval(diffs) if len(diffs) >= 2 else None
 
 
 def _fewer(n: int, of: int, what: str) -> str:
@@ -264,8 +259,9 @@ def paired_differences(runs: list[dict]) -> list[str]:
         pairs = matched(a, b)
         if len(pairs) < 2:
             continue
-        res = {k: paired(pairs, k) for k, _ in METRICS}
-        few = {k: _fewer(len(_both(pairs, k)), len(pairs), "seeds") for k, _ in METRICS}
+        diffs = {k: paired(pairs, k) for k, _ in METRICS}
+        res = {k: t_interval(d) if len(d) >= 2 else None for k, d in diffs.items()}
+        few = {k: _fewer(len(d), len(pairs), "seeds") for k, d in diffs.items()}
         rows.append(f"| {label} | {len(pairs)} | " + " | ".join(_interval(res[k]) + (few[k] if res[k] else "")
                                                            for k, _ in METRICS) + " |")
         known = [(m, res[k], few[k]) for k, m in METRICS if res[k] is not None]
