@@ -4,7 +4,7 @@ elsewhere — then natural / PGD-20 / MMA / AutoAttack accuracy. --no-reweight t
 
 Its own flag: --attack pgd (or mma, MMA-AT). The shared flags and their official defaults
 (ResNet-18, CIFAR-10, 80 epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255):
-utils/cli/settings.py; the step of a batch: utils/method/recipe.py; `--help` lists every flag by section.
+utils/cli/settings.py; the step of a batch: part/step.py; `--help` lists every flag by section.
 """
 import sys
 

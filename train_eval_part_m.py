@@ -4,7 +4,7 @@ the CAM's important pixels, --low-epsilon elsewhere), then natural / PGD-20 / MM
 
 Its own flag: --beta 6.0. The shared flags and their official defaults (ResNet-18, CIFAR-10, 80
 epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255): utils/cli/settings.py; the step of a batch:
-utils/method/recipe.py; `--help` lists every flag by section.
+part/step.py; `--help` lists every flag by section.
 """
 import sys
 

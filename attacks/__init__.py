@@ -1,11 +1,5 @@
-"""Attacks, one per module, with the common call `attack(model, x, y, epsilon, step_size, steps, ...)`."""
-from attacks.autoattack import autoattack
-from attacks.autoattack_standard import autoattack_standard
-from attacks.mma import mma
-from attacks.pgd import pgd
-from attacks.trades import trades
-
-# The training attacks by name (utils.method.methods.Method.attack; --attack chooses between pgd and mma).
-TRAIN_ATTACKS = {"pgd": pgd, "mma": mma, "trades": trades}
-
-__all__ = ["pgd", "mma", "trades", "autoattack", "autoattack_standard", "TRAIN_ATTACKS"]
+"""The attacks (inner maximisations), one per module with the common call
+`attack(model, x, y, epsilon, step_size, steps, start=, project=, ...)`, and the base methods'
+objectives (outer minimisations) beside their attacks: pgd.py (PGD, AT's objective), mma.py,
+trades.py (the TRADES attack and objective), mart.py (MART's objective), autoattack.py (torchattacks),
+autoattack_standard.py (the authors'); common.py: the starts and projections they take."""

@@ -1,22 +1,3 @@
-"""Class activation maps (`cam.native.compute_cam`) and the per-pixel maps PART derives from them
-(`cam.masks`). Here: the names of the CAM methods, kept free of torch so that `--help` starts without it."""
-from __future__ import annotations
-
-NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
-# --cam name -> class name in pytorch_grad_cam
-LIBRARY_CAMS = {
-    "gradcam++": "GradCAMPlusPlus",
-    "hirescam": "HiResCAM",
-    "scorecam": "ScoreCAM",
-    "ablationcam": "AblationCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGradCAM",
-    "gradcamelementwise": "GradCAMElementWise",
-    "fullgrad": "FullGrad",
-    "lib-gradcam": "GradCAM",
-    "lib-xgradcam": "XGradCAM",
-    "lib-layercam": "LayerCAM",
-}
-CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
-# The image quadrants of --mask-rule region (Figure 1 of the paper), upper / bottom, left / right.
-QUADRANTS = ("ul", "ur", "bl", "br")
+"""What PART reads of a batch before it attacks it: the importance maps (`cam/maps.py`: CAMs, input
+gradients, a dataset's boxes; `cam/backend.py`: the grad-cam package's CAMs) and the mask rules that
+turn a map into the per-pixel budget (`cam/rules.py`). Both registries are torch-free at import."""

@@ -13,17 +13,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cam import LIBRARY_CAMS as LIBRARY_METHODS
 from models.zoo import cam_layer, eval_mode
 
 
-
-def library_cam(model: nn.Module, x: torch.Tensor, method: str,
+def library_cam(model: nn.Module, x: torch.Tensor, class_name: str,
                 targets: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, H, W) maps in [0, 1] from pytorch_grad_cam for the predicted class (or `targets`)."""
+    """(B, H, W) maps in [0, 1] from pytorch_grad_cam's `class_name` (GradCAMPlusPlus, ScoreCAM, ...) for
+    the predicted class (or `targets`)."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    cls = getattr(importlib.import_module("pytorch_grad_cam"), LIBRARY_METHODS[method])
+    cls = getattr(importlib.import_module("pytorch_grad_cam"), class_name)
     try:
         # ScoreCAM and AblationCAM draw their own progress bars on stderr; keep the log clean.
         with eval_mode(model), torch.enable_grad(), contextlib.redirect_stderr(io.StringIO()), \

@@ -19,7 +19,7 @@ the arms it pairs with), every run with the cam-info evaluation:
 """
 from __future__ import annotations
 
-from cam import QUADRANTS
+from cam.rules import QUADRANTS
 
 FIG1 = "--warm-up 0 --mask-rule region --eval natural,pgd20 --region-eps"
 ALL = "--eval natural,pgd20,mma,aa,aa-standard"

@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
-from cam import QUADRANTS
 from utils.names import EVALS
 
 
@@ -89,18 +88,6 @@ def boolean(text: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)")
-
-
-def region_list(text: str) -> dict[str, float]:
-    """'ul=6/255,ur=12/255,bl=12/255,br=12/255' -> {quadrant: budget}."""
-    out: dict[str, float] = {}
-    for item in (t.strip() for t in text.split(",") if t.strip()):
-        key, sep, value = item.partition("=")
-        if not sep or key.strip() not in QUADRANTS:
-            raise argparse.ArgumentTypeError(
-                f"invalid --region-eps item {item!r}: use {','.join(q + '=8/255' for q in QUADRANTS)}")
-        out[key.strip()] = budget(value.strip())
-    return out
 
 
 def eval_list(text: str) -> list[str]:

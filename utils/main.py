@@ -8,7 +8,7 @@ import sys
 from utils.cli.args import get_args
 from utils.infra.errors import NonFiniteLoss, UserError
 from utils.infra.interrupt import Interrupted
-from utils.method.methods import METHODS
+from part import METHODS
 
 
 def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> str:

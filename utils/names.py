@@ -10,6 +10,8 @@ NUM_CLASSES = {"CIFAR10": 10, "SVHN": 10, "TinyImagenet": 200}
 # (their sorted order is the canonical one), SVHN's digits; TinyImageNet's are WordNet ids (n + 8 digits).
 CLASS_NAMES = {"CIFAR10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
                "SVHN": tuple(str(d) for d in range(10))}
+# The datasets whose images carry an object box (the `box` importance map reads it): none yet.
+ANNOTATED: tuple[str, ...] = ()
 # aa: AutoAttack through torchattacks (the official PART evaluation); aa-standard: the authors'
 # implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.
 # cam-info: PGD-20 restricted to the CAM's top, random and bottom pixels (utils/evaluation/cam_info.py); not a default.

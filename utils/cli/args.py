@@ -8,9 +8,10 @@ import sys
 from utils.argtypes import OneLineParser
 from utils.cli.settings import Role, declare_flags, flag_dest
 from utils.infra.distributed import env_world_size
-from utils.method.methods import METHODS
-from utils.method.rules import rule_flag_errors
-from utils.names import NUM_CLASSES
+from part import METHODS
+from cam.maps import MAPS
+from cam.rules import RULES, rule_flag_errors
+from utils.names import ANNOTATED, NUM_CLASSES
 
 
 # --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
@@ -42,8 +43,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
         prog=method.script,
         description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
                     "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
-                    "in utils/cli/settings.py (the mask rules' in utils/method/rules.py, the methods' and step "
-                    "decorations' in utils/method/methods.py).",
+                    "in utils/cli/settings.py (the mask rules' in cam/rules.py, the variants' in part/__init__.py); "
+                    "the step of a batch is part/step.py.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     declare_flags(declare(p), method)
     p.set_defaults(method=method_key)
@@ -76,6 +77,11 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
     for error in rule_flag_errors(args):
         parser.error(error)
+    if args.cam_refresh == "official" and not RULES[args.mask_rule].reads_map:
+        parser.error(f"--cam-refresh official pairs each batch with the map of another; --mask-rule {args.mask_rule} "
+                     "reads no map")
+    if MAPS[args.cam].needs_annotation and args.data not in ANNOTATED:
+        parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:

@@ -1,7 +1,7 @@
 """Every setting of a run and its role, torch-free and without the parser: the flags the three scripts
 share (`declare_flags`: the official ones, same names and defaults, correctly typed, plus this
-project's additions; the mask rules' flags come from `utils.method.rules`, the methods' and step
-decorations' from `utils.method.methods`), and what each is to a run (`Role`). The parser
+project's additions; the mask rules' flags come from `cam/rules.py`, the variants' from `part/__init__.py`),
+and what each is to a run (`Role`). The parser
 (`utils.cli.args`), the resume checks and the report's grouping all derive from this one list."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import enum
 import functools
 from collections.abc import Callable
 
-from cam import CAM_METHODS
+from cam.maps import CAM_METHODS, MAPS
+from cam.rules import RULES
 from models import MODEL_NAMES
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, positive_budget,
                             positive_int, rate, seed_int)
-from utils.method.methods import METHODS, STEP_DECORATIONS, Method
-from utils.method.rules import RULES
+from part import METHODS, Variant
 from utils.names import DATASETS, DEFAULT_EVALS, EVAL_SEEDINGS
 
 
@@ -34,13 +34,13 @@ DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_
                  "given": Role.NONE}
 # What runs made before a setting existed ran with: the resume checks and the report's grouping fill a
 # missing setting with it, so older checkpoints and results compare with newer ones. The flags of the
-# registries' entries (a mask rule's, a step decoration's) mean "not given" / "off" at their defaults, so
-# their defaults are what earlier runs ran with: a new entry needs no line here.
-EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch",
-                    **{f.dest: f.kwargs["default"] for entry in (*RULES.values(), *STEP_DECORATIONS) for f in entry.flags}}
+# registries' entries (a mask rule's) mean "not given" at their defaults, so their defaults are what
+# earlier runs ran with: a new entry needs no line here.
+EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch", "awp_gamma": 0.0, "awp_warmup": 0,
+                    **{f.dest: f.kwargs["default"] for rule in RULES.values() for f in rule.flags}}
 
 
-def declare_flags(a: Callable[..., object], method: Method) -> None:
+def declare_flags(a: Callable[..., object], method: Variant) -> None:
     """Every flag of `method`'s script, as a(role, *names, **argparse keywords)."""
     T, R, S, N = Role.TRAINING, Role.REWEIGHTING, Role.RESULT, Role.NONE
     # The official flags.
@@ -77,9 +77,10 @@ def declare_flags(a: Callable[..., object], method: Method) -> None:
       help="resnet (ResNet-18), wideresnet (WRN-34-10), smallcnn (TRADES small CNN, CPU-sized) or smallcnn-bn "
            "(a CPU-sized CNN with BatchNorm, the CPU-scale study's)")
     a(T, "--warm-up", type=non_negative_int, default=20, help=f"epochs of plain {method.base} before PART")
-    a(R, "--cam", default="gradcam", choices=CAM_METHODS, metavar="NAME",
-      help=f"CAM method, one of {', '.join(CAM_METHODS)}; gradcam, xgradcam, layercam run natively, "
-           "the others (and lib-*) through the grad-cam package")
+    a(R, "--cam", "--map", default="gradcam", choices=tuple(MAPS), metavar="NAME",
+      help=f"the importance map the mask rule reads (cam/maps.py): a CAM method, one of {', '.join(CAM_METHODS)} "
+           "(gradcam, xgradcam, layercam run natively, the others and lib-* through the grad-cam package); "
+           "gradient (input-gradient saliency |dCE/dx|); box (the dataset's object box, where it has one)")
     for f in method.flags:
         a(T, f.name, **f.kwargs)
     # This project's additions.
@@ -91,9 +92,11 @@ def declare_flags(a: Callable[..., object], method: Method) -> None:
     for rule in RULES.values():
         for f in rule.flags:
             a(R, f.name, **f.kwargs)
-    for decoration in STEP_DECORATIONS:
-        for f in decoration.flags:
-            a(T, f.name, **f.kwargs)
+    a(T, "--awp-gamma", type=budget, default=0.0, metavar="G",
+      help="Adversarial Weight Perturbation (Wu et al. 2020) of size G relative to each weight's norm, in every "
+           "phase (0: off; the AWP paper's 5e-3)")
+    a(T, "--awp-warmup", type=non_negative_int, default=0, metavar="E",
+      help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")
     a(T, "--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
       help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")
     a(R, "--cam-refresh", default="batch", choices=("batch", "official"),

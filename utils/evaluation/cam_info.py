@@ -18,9 +18,10 @@ import argparse
 import torch
 import torch.nn as nn
 
-from attacks import pgd
-from cam.masks import budget_from, cam_upsampled, official_weight, top_pixels
-from cam.native import compute_cam
+from attacks.common import uniform_clipped_start
+from attacks.pgd import pgd
+from cam.maps import importance_map
+from cam.rules import budget_from, cam_upsampled, official_weight, top_pixels
 
 # The sets, in the order of the counts an evaluation batch returns.
 SETS = ("top", "random", "bottom", "official", "official-random")
@@ -40,12 +41,13 @@ def global_draw(device: torch.device):
     return lambda k, shape: torch.rand(shape, device=device)
 
 
-def budgets(model: nn.Module, x: torch.Tensor, args: argparse.Namespace, draw=None) -> dict[str, torch.Tensor]:
+def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
+            draw=None) -> dict[str, torch.Tensor]:
     """The (B, 3, H, W) budget of each set for the clean images x; `draw(k, shape)` gives the k-th
     U[0, 1) draw of the batch (default: global_draw)."""
     draw = draw or global_draw(x.device)
     eps, size = args.eval_epsilon, x.shape[-1]
-    cam = compute_cam(model, x, args.cam)
+    cam = importance_map(args.cam, model, x, y)
     up = cam_upsampled(cam, size)
     share = args.cam_info_share
     pixels = {"top": top_pixels(up, share), "random": top_pixels(draw(0, up.shape), share),
@@ -62,10 +64,10 @@ def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Na
     """Robust counts of one batch under each set (SETS order), then the number of the official map's
     full-budget elements (its share, summed over the batch). `draw`: as in budgets."""
     draw = draw or global_draw(x.device)
-    maps = budgets(model, x, args, draw)
+    maps = budgets(model, x, y, args, draw)
     robust = []
     for j, name in enumerate(SETS):
-        x_adv = pgd(model, x, y, maps[name], args.step_size, STEPS, start="uniform_clipped",
+        x_adv = pgd(model, x, y, maps[name], args.step_size, STEPS, start=uniform_clipped_start,
                     start_noise=draw(2 + j, x.shape))
         with torch.no_grad():
             robust.append(model(x_adv).argmax(1) == y)

@@ -21,7 +21,11 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from attacks import autoattack, autoattack_standard, mma, pgd
+from attacks.autoattack import autoattack
+from attacks.autoattack_standard import autoattack_standard
+from attacks.common import uniform_clipped_start
+from attacks.mma import mma
+from attacks.pgd import pgd
 from models.zoo import eval_mode
 from utils.data import subset_indices
 from utils.evaluation import cam_info
@@ -41,10 +45,10 @@ def _adversary(name: str, args: argparse.Namespace, num_classes: int):
     # Madry start of the official mma.
     # `draw(k, shape)`: the batch's k-th U[0, 1) draw (per image, or from the seeded batch stream).
     if name == "pgd20":
-        return lambda m, x, y, draw: pgd(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped",
+        return lambda m, x, y, draw: pgd(m, x, y, eps, args.step_size, EVAL_STEPS, start=uniform_clipped_start,
                                          start_noise=draw(0, x.shape))
     if name == "mma":
-        return lambda m, x, y, draw: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start="uniform_clipped", k=3,
+        return lambda m, x, y, draw: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start=uniform_clipped_start, k=3,
                                          start_noise=draw(0, x.shape))
     # AutoAttack seeds itself (seed 0) per call: under --eval-seeding image it is called on fixed chunks
     # of AA_CHUNK images, whatever --batch-size (see _evaluate).

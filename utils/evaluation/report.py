@@ -12,12 +12,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from cam import QUADRANTS
+from cam.rules import CAM_FREE_RULES, QUADRANTS
+from part import BASE_OF, METHODS, PartSettings
 from utils.argtypes import OneLineParser
 from utils.cli.settings import EARLIER_DEFAULTS, report_ignores, reweighting_only
 from utils.infra.files import PROGRESS_SUFFIX
-from utils.method.methods import BASE_OF
-from utils.method.rules import CAM_FREE_RULES
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 # Runs are averaged together, or paired with a baseline, only when all their settings agree: every
@@ -176,12 +175,13 @@ def seed_summary(runs: list[dict]) -> list[str]:
 
 
 def start_of(run: dict) -> str:
-    """The run's training attack's random start after the warm-up, in words (utils.method.recipe); "–"
+    """The run's training attack's random start after the warm-up, in words (part.step); "–"
     where its recorded arguments do not say."""
-    from utils.method.recipe import start_in_words
+    from part.step import BASE_METHODS, start_in_words
     try:
-        return start_in_words(argparse.Namespace(**{**EARLIER_DEFAULTS, **run["args"]}))
-    except (AttributeError, KeyError):
+        args = argparse.Namespace(**{**EARLIER_DEFAULTS, **run["args"]})
+        return start_in_words(PartSettings.from_args(args), BASE_METHODS[METHODS[args.method].base_key])
+    except (AttributeError, KeyError, TypeError):
         return "–"
 
 

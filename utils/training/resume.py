@@ -17,7 +17,7 @@ from utils.cli.settings import EARLIER_DEFAULTS, flag_names, must_match
 from utils.infra.checkpoint import checkpoints_in, progress_name, rng_state, save_atomic, set_rng_state
 from utils.infra.distributed import Dist
 from utils.infra.errors import NonFiniteLoss, UserError
-from utils.method.methods import METHODS
+from part import METHODS
 
 # The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
 # utils/cli/settings.py): a checkpoint is continued only with the same values (--resume-anyway overrides, and

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import torch
 
-from cam.native import compute_cam
+from cam.maps import importance_map
+from cam.rules import RULES, epsilon_map
 from utils.data import ArraySplit, Split, make_loader
 from utils.evaluation.evaluate import evaluate
 from utils.evaluation.visualize import grid_panels, save_mask_grid
 from utils.infra.distributed import Dist
 from utils.infra.rng import Streams
-from utils.method.budgets import BatchCamBudget, BudgetPolicy
-from utils.method.losses import Attack
 
 
 class SideOutputs:
@@ -43,19 +42,15 @@ class SideOutputs:
                           dist=self.dist)
         row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
 
-    def mask_grid(self, epoch: int, path: Path, budget: BudgetPolicy, attack: Attack, label: str) -> None:
-        """The budget PART gives N fixed test images under the current model (`budget`: PART's, for a
-        grid even of a baseline), and the perturbation of `attack`, the one the method trains with after
-        the warm-up (PGD, MMA, or the TRADES KL attack)."""
+    def mask_grid(self, epoch: int, path: Path, s, attack, label: str) -> None:
+        """The ε map PART gives N fixed test images under the current model (`s`: the method's settings,
+        PART's map and rule, for a grid even of a baseline), and the perturbation of `attack`, the one the
+        method trains with after the warm-up (PGD, MMA, or the TRADES KL attack)."""
         a = self.args
         x, y = (v.to(next(self.model.parameters()).device) for v in self.grid_images)
         with self.streams.fork("grid", epoch):
-            if not isinstance(budget, BatchCamBudget):      # a CAM-free rule
-                cam = None
-                eps = budget(0, x).expand(len(x), -1, -1, -1)
-            else:
-                cam = compute_cam(self.model, x, a.cam)
-                eps = budget.from_cam(cam)
+            cam = importance_map(s.cam, self.model, x, y) if RULES[s.mask_rule].reads_map else None
+            eps = epsilon_map(s, cam, x).expand(len(x), -1, -1, -1)
             x_adv = attack(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, rule {a.mask_rule}")

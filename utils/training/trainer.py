@@ -15,7 +15,10 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cam.rules import RULES
 from models import MODEL_DIR_NAMES
+from part import METHODS, PartSettings
+from part.step import BASE_METHODS, Phase, lr_at, phases, train_batch
 from models.syncbn import global_batch_norm
 from models.zoo import Autocast, build_model
 from utils.data import (ArraySplit, AtMost, ResidentLoader, Split, load_splits, make_loader,
@@ -29,12 +32,12 @@ from utils.infra.files import write_json
 from utils.infra.interrupt import Interrupted, StopRequest
 from utils.infra.provenance import cores_available, cpu_model, git_commit, source_changes
 from utils.infra.rng import RANK_SEED_STRIDE, Streams, set_seed
-from utils.method.budgets import BudgetPolicy
-from utils.method.methods import METHODS
-from utils.method.recipe import Phase, lr_at, phases, train_batch
 from utils.names import AUTOATTACKS, EVALS, IMAGE_SIZE, NUM_CLASSES
 from utils.training.resume import (EpochStopped, Position, Tally, check_resume, check_writable, earlier_outputs, flag,
                                    progress_file, refuse_unless_overwrite, remove, restore_checkpoint, save_checkpoint)
+from utils.training.awp import AWP
+from utils.training.graphs import graphed
+from utils.training.pairing import OfficialPairing
 from utils.training.side_outputs import SideOutputs
 
 
@@ -109,7 +112,19 @@ class Trainer:
                                          weight_decay=args.weight_decay)
         self.history: list[dict] = []
         self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed
-        self.warm_up_phase, self.main_phase, self.grid_budget = self._phases()
+        # The method (part.step): its settings, its two phases; what wraps its step from outside: the
+        # attack as a CUDA graph, AWP around the update, the official pairing's stored ε maps.
+        self.settings = PartSettings.from_args(args)
+        warm, main = phases(self.settings, BASE_METHODS[self.method.base_key])
+        capture = not args.no_cuda_graphs
+        self.warm_up_phase, self.main_phase = (
+            Phase(p.name, graphed(p.attack, self.rank_batch, device, capture), p.objective, p.epsilon, p.part)
+            for p in (warm, main))
+        self.awp = {p.name: AWP(model, p.objective, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16",
+                                dist) for p in (self.warm_up_phase, self.main_phase)} if args.awp_gamma else {}
+        self.pairing = OfficialPairing(model, self.settings, self.mask_pass, args.warm_up + 1, args.save_weights,
+                                       progress) if (args.cam_refresh == "official" and not args.no_reweight
+                                                    and RULES[args.mask_rule].reads_map) else None
         self.side = SideOutputs(args, test_split, model, self.train_model, self.streams, dist)
 
     def state_dict(self) -> dict:
@@ -120,13 +135,13 @@ class Trainer:
 
     def mask_grid(self, epoch: int, path: Path) -> None:
         """The --save-masks picture: PART's budget and the main phase's attack on fixed test images."""
-        self.side.mask_grid(epoch, path, self.grid_budget, self.main_phase.attack,
+        self.side.mask_grid(epoch, path, self.settings, self.main_phase.attack,
                             self.method.label(self.args.no_reweight, self.args.mask_rule))
 
     def budget_state(self) -> dict | None:
         """This process's share of the checkpoint: the PART budget policy's state (the official pairing's
         masks; None for every other policy)."""
-        return self.main_phase.budget.state()
+        return self.pairing.state() if self.pairing is not None else None
 
     def load_state_dict(self, state: dict, path: str, budget: dict | None) -> None:
         """The inverse of state_dict (+ budget_state); `path` names the file in a mismatch's message."""
@@ -134,11 +149,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state.get("history", []))
         self.resumes = list(state.get("resumes", []))
-        self.main_phase.budget.load_state(budget)
-
-    def _phases(self) -> tuple[Phase, Phase, BudgetPolicy]:
-        return phases(self.args, self.method.loss, self.model, self.optimizer, self.image_size, self.rank_batch,
-                      self.device, self.dist, self.mask_pass, self.progress)
+        if self.pairing is not None:
+            self.pairing.load_state(budget)
 
     def phase(self, epoch: int) -> Phase:
         return self.warm_up_phase if epoch <= self.args.warm_up else self.main_phase
@@ -153,12 +165,12 @@ class Trainer:
     def mask_pass(self, epoch: int):
         """Upstream's save_cam pass: its own shuffle and augmentation, on a forked RNG."""
         with self.streams.fork("masks", epoch):
-            for x, _ in self.loader(self.streams.seed("masks", epoch)):
-                yield x.to(self.device)
+            for x, y in self.loader(self.streams.seed("masks", epoch)):
+                yield x.to(self.device), y.to(self.device)
 
     # --- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, position: Position | None = None, stop: StopRequest | None = None) -> dict:
-        """One epoch of the phase's training step (utils.method.recipe.train_batch); from `position` on if a
+        """One epoch of the phase's training step (part.step.train_batch); from `position` on if a
         signal stopped it before. With `stop`, a signal ends it after the current batch (EpochStopped,
         with the position to continue from)."""
         phase, lr, t0 = self.phase(epoch), self.begin_epoch(epoch, position), time.perf_counter()
@@ -167,7 +179,9 @@ class Trainer:
         batches, n_batches = self.batches(epoch, position)
         for batch_idx, (x, y) in batches:
             x, y = x.to(self.device), y.to(self.device)
-            loss, eps = train_batch(phase, self.train_model, x, y, batch_idx, self.step_model)
+            paired = self.pairing.epsilon(batch_idx) if self.pairing is not None and phase is self.main_phase else None
+            loss, eps = train_batch(phase, self.model, x, y, self.optimizer, eps=paired, attack_model=self.train_model,
+                                    update_model=self.step_model, awp=self.awp.get(phase.name))
             tally.add(batch_idx, loss, eps, len(y))
             self.log_batch(epoch, batch_idx, n_batches, loss)
             signum = stop.after_batch(self.dist, self.device, epoch, batch_idx) if stop is not None else None
@@ -185,12 +199,13 @@ class Trainer:
 
     def begin_epoch(self, epoch: int, position: Position | None) -> float:
         """The epoch's learning rate set, its budget and step told; returns the learning rate."""
-        phase, lr = self.phase(epoch), lr_at(self.args, epoch)
+        phase, lr = self.phase(epoch), lr_at(self.settings, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if not position:
-            phase.budget.begin_epoch(epoch)   # when continuing, the checkpoint brought the budget state
-        phase.begin_epoch(epoch)
+        if not position and self.pairing is not None and phase is self.main_phase:
+            self.pairing.begin_epoch(epoch)   # when continuing, the checkpoint brought the masks
+        if phase.name in self.awp:
+            self.awp[phase.name].begin_epoch(epoch)
         return lr
 
     def batches(self, epoch: int, position: Position | None):

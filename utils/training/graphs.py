@@ -1,7 +1,7 @@
 """The training attack of a full batch as one CUDA graph (airbench style: the 10-step attack is
 launch-bound in eager mode; replaying a captured graph removes the per-kernel launch cost).
 
-`GraphedAttack` wraps an attack (`utils.method.losses.Attack`) by composition; `graphed` wraps it on
+`GraphedAttack` wraps a phase's attack (`part.step.Phase.attack`) by composition; `graphed` wraps it on
 CUDA. The attack runs through static buffers: the batch, labels and budget map are copied into tensors
 of fixed address, the attack reads them, and its result is copied out. On the CPU (and with
 --no-cuda-graphs) that same path runs eagerly, which tests check equals the plain attack bit for bit. On CUDA the path is captured once per batch shape and budget kind after a few eager warm-up
@@ -20,7 +20,6 @@ import torch.nn as nn
 
 from attacks.common import Budget
 from utils.infra.errors import UserError
-from utils.method.losses import Attack
 
 GRAPH_TOLERANCE = 0.01        # share of elements allowed to differ between graph and eager
 WARMUP_RUNS = 3
@@ -46,7 +45,7 @@ class _Captured:
 class GraphedAttack:
     """An attack whose calls on full batches replay a captured CUDA graph (see the module doc)."""
 
-    def __init__(self, attack: Attack, batch_size: int, capture: bool) -> None:
+    def __init__(self, attack, batch_size: int, capture: bool) -> None:
         self.attack = attack
         self.batch_size, self.capture = batch_size, capture
         self.slots: dict[tuple, _Captured] = {}
@@ -109,7 +108,7 @@ def agreement(graph_out: torch.Tensor, eager_out: torch.Tensor) -> float:
     return 1.0 - differ
 
 
-def graphed(attack: Attack, batch_size: int, device: torch.device, enabled: bool) -> Attack | GraphedAttack:
+def graphed(attack, batch_size: int, device: torch.device, enabled: bool):
     """The attack captured as a CUDA graph on CUDA; itself on the CPU or when disabled."""
     if device.type != "cuda" or not enabled:
         return attack

@@ -1,5 +1,5 @@
 """Adversarial Weight Perturbation (Wu, Xia and Wang, NeurIPS 2020; reference code csdongxian/AWP),
-a decoration of the update of utils.method.recipe.train_batch, for every method and phase: `--awp-gamma G
+the context part.step.train_batch runs the update in, given by the trainer, for every method and phase: `--awp-gamma G
 --awp-warmup E`.
 
 Per batch, after the adversarial examples are made on the unperturbed model:
@@ -31,11 +31,6 @@ EPS = 1e-20      # as the reference: a zero difference stays zero
 
 class AWP:
     """`around(x, x_adv, y)`: the context the update of a batch runs in (the model perturbed inside it)."""
-
-    @classmethod
-    def from_args(cls, model: nn.Module, objective: Callable, args, dist: Dist = Dist()) -> "AWP":
-        """From the run's settings (--awp-gamma, --awp-warmup, --lr, --precision)."""
-        return cls(model, objective, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16", dist)
 
     def __init__(self, model: nn.Module, objective: Callable, gamma: float, start_epoch: int, lr: float,
                  bf16: bool = False, dist: Dist = Dist()) -> None:

@@ -1,0 +1,141 @@
+"""The importance maps (`--map NAME`, also spelt `--cam`): what PART asks of a batch before its ε map —
+which pixels matter? One entry of MAPS per map, beside its function; a map turns (model, x, y, the
+batch's annotation where the dataset has one) into (B, h, w) per-pixel importances in [0, 1], at the
+model's CAM layer or at the input resolution. The mask rules (cam/rules.py) take any of them.
+
+  gradcam, xgradcam, layercam   batched CAMs for the predicted class, in one forward pass (below);
+                                equal to the grad-cam package's (tests/test_cam.py)
+  gradcam++, scorecam, ...      the grad-cam package's other CAMs (cam/backend.py)
+  gradient                      input-gradient saliency: |dCE(f(x), y)/dx| summed over the channels,
+                                per image, in eval mode, min-max normalised
+  box                           the dataset's annotation: 1 inside each image's object box, 0 outside
+
+The native CAMs call the model's `features` (up to the CAM layer) and `head` separately and take the
+gradient with respect to the features only: no hooks, no weight gradients, no per-image loop,
+BatchNorm in eval mode (its running statistics untouched) and the model's mode restored.
+
+Torch-free at import (the command line lists the maps): each function imports torch when it runs.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from utils.infra.errors import UserError
+
+
+def minmax_normalise(cam):
+    """Per-map min-max to [0, 1] over the last two dims; a constant map becomes zeros (the official
+    mask rule treats an all-zero map as torchcam's NaN map, see cam/rules.py)."""
+    import torch
+    flat = cam.flatten(-2)
+    lo = flat.min(-1).values[..., None, None]
+    span = flat.max(-1).values[..., None, None] - lo
+    return torch.where(span > 0, (cam - lo) / torch.where(span > 0, span, torch.ones_like(span)),
+                       torch.zeros_like(cam))
+
+
+def _combine(method: str, acts, grads):
+    if method == "gradcam":
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        return (weights * acts).sum(1)
+    if method == "xgradcam":
+        weights = (grads * acts).sum(dim=(2, 3), keepdim=True) / (acts.sum(dim=(2, 3), keepdim=True) + 1e-7)
+        return (weights * acts).sum(1)
+    if method == "layercam":
+        return (grads.clamp(min=0) * acts).sum(1)
+    raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(NATIVE_CAMS)}")
+
+
+def raw_cam(model, x, method: str = "gradcam", targets=None):
+    """(B, h, w) CAMs after the ReLU, before normalisation, for the predicted class (or `targets`)."""
+    import torch
+
+    from models.zoo import eval_mode
+    if method not in NATIVE_CAMS:
+        raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
+    with eval_mode(model), torch.enable_grad():
+        acts = model.features(x.detach())
+        if not acts.requires_grad:        # a model whose parameters are all frozen
+            acts = acts.detach().requires_grad_(True)
+        logits = model.head(acts)
+        if targets is None:
+            targets = logits.argmax(1)
+        score = logits.gather(1, targets[:, None]).sum()
+        grads, = torch.autograd.grad(score, acts)
+    return _combine(method, acts.detach().float(), grads.float()).clamp(min=0)
+
+
+def compute_cam(model, x, method: str = "gradcam", targets=None):
+    """(B, h, w) CAMs in [0, 1] for the predicted class (or `targets`): the native ones at the model's CAM
+    layer, the grad-cam package's at the input resolution."""
+    if method in LIBRARY_CAMS:
+        from cam.backend import library_cam
+        return library_cam(model, x, LIBRARY_CAMS[method], targets)
+    return minmax_normalise(raw_cam(model, x, method, targets))
+
+
+def cam_map(model, x, y=None, annotation=None, method: str = "gradcam"):
+    """A CAM as an importance map: the predicted class's (as PART: the label is not used)."""
+    return compute_cam(model, x, method)
+
+
+def input_gradient(model, x, y, annotation=None):
+    """|dCE(f(x), y)/dx| summed over the channels, per image, in eval mode, min-max normalised to [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    from models.zoo import eval_mode
+    with eval_mode(model), torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        grad, = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
+    return minmax_normalise(grad.abs().sum(1))
+
+
+def annotation_box(model, x, y, annotation):
+    """1 inside each image's box, 0 outside: `annotation` (B, 4) integer boxes (top, left, bottom, right),
+    bottom and right exclusive, in pixels of x."""
+    import torch
+    if annotation is None:
+        raise UserError("--map box needs a dataset whose images carry an object box (its annotation)")
+    size = x.shape[-1]
+    rows = torch.arange(size, device=x.device)
+    top, left, bottom, right = (annotation[:, i, None].to(x.device) for i in range(4))
+    inside_rows = (rows >= top) & (rows < bottom)
+    inside_cols = (rows >= left) & (rows < right)
+    return (inside_rows[:, :, None] & inside_cols[:, None, :]).float()
+
+
+@dataclass(frozen=True)
+class ImportanceMap:
+    name: str
+    help: str
+    fn: Callable              # fn(model, x, y, annotation) -> (B, h, w) importances in [0, 1]
+    needs_annotation: bool = False
+    is_cam: bool = True       # a class activation map of the predicted class (cam-info's official rows need one)
+
+
+NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
+# --map name -> class name in pytorch_grad_cam
+LIBRARY_CAMS = {
+    "gradcam++": "GradCAMPlusPlus", "hirescam": "HiResCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM",
+    "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "gradcamelementwise": "GradCAMElementWise",
+    "fullgrad": "FullGrad", "lib-gradcam": "GradCAM", "lib-xgradcam": "XGradCAM", "lib-layercam": "LayerCAM",
+}
+CAM_METHODS = NATIVE_CAMS + tuple(LIBRARY_CAMS)
+
+MAPS = {m.name: m for m in (
+    *(ImportanceMap(n, "native batched CAM", functools.partial(cam_map, method=n)) for n in NATIVE_CAMS),
+    *(ImportanceMap(n, f"pytorch_grad_cam.{cls}", functools.partial(cam_map, method=n))
+      for n, cls in LIBRARY_CAMS.items()),
+    ImportanceMap("gradient", "input-gradient saliency |dCE/dx|, summed over channels", input_gradient,
+                  is_cam=False),
+    ImportanceMap("box", "the dataset's object box (a dataset with annotations)", annotation_box,
+                  needs_annotation=True, is_cam=False),
+)}
+
+
+def importance_map(name: str, model, x, y=None, annotation=None):
+    """(B, h, w) importances in [0, 1] of the batch x under the current model: MAPS[name]'s."""
+    return MAPS[name].fn(model, x, y, annotation)
