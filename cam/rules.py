@@ -3,8 +3,9 @@ budget, epsilon on the important pixels and epsilon_low elsewhere. One entry of 
 its function; every rule takes any map, and the CAM-free ones (random, region) ignore it.
 
 A rule's function maps (importance (B, h, w) in [0, 1] or None, the batch x, the method's settings
-`s`) to the (B, 3, H, W) bool map of the elements that keep epsilon; the region rule gives its budget
-map itself. `epsilon_map` turns either into the float32 ε map the attack takes.
+`s`, the rule's own flags by setting name) to the (B, 3, H, W) bool map of the elements that keep
+epsilon; the region rule gives its budget map itself. `epsilon_map` turns either into the float32 ε map
+the attack takes. A new rule is its function and one entry, here (its flags included).
 
   official  what the official `craft_weight_matrix` + `generate_weighted_eps` compute under their
             pinned torchvision 0.14, batched on the device: the float map as a 32-bit PIL image, PIL
@@ -173,7 +174,7 @@ def region_list(text: str) -> dict[str, float]:
     return out
 
 
-# --- the rules: rule(importance, x, s) -> the elements that keep epsilon (region: the budget) ------
+# --- the rules: rule(importance, x, s, **its flags) -> the elements that keep epsilon (region: the budget)
 
 def official(importance, x, s):
     """The official code's rule: the jet colour map of the resized map, weight > 1 (per channel)."""
@@ -185,29 +186,29 @@ def zscore(importance, x, s):
     return (cam_zscore(importance, x.shape[-1]) > 1).expand(-1, 3, -1, -1)
 
 
-def top(importance, x, s):
+def top(importance, x, s, top_share: float):
     """Each image's top --top-share of bilinear map values, the same for the three channels."""
-    return top_pixels(cam_upsampled(importance, x.shape[-1]), s.top_share).expand(-1, 3, -1, -1)
+    return top_pixels(cam_upsampled(importance, x.shape[-1]), top_share).expand(-1, 3, -1, -1)
 
 
-def region(importance, x, s):
-    """Figure 1: fixed per-quadrant budgets (the budget map itself, (1, 3, H, W))."""
-    return region_map(x.shape[-1], s.region_eps, s.epsilon, x.device)
+def region(importance, x, s, region_eps: dict, region_start: str):
+    """Figure 1: fixed per-quadrant budgets (the budget map itself, (1, 3, H, W)); the start: start_radius."""
+    return region_map(x.shape[-1], region_eps, s.epsilon, x.device)
 
 
-def random(importance, x, s):
+def random(importance, x, s, random_share: float):
     """PART's share of full-budget elements placed at random: each element keeps epsilon with
     probability --random-share, drawn from the global (training) RNG, so a run is reproducible and
     resumes bit for bit (the checkpoint holds that RNG's state)."""
     import torch
-    return torch.rand(x.shape, device=x.device) < s.random_share
+    return torch.rand(x.shape, device=x.device) < random_share
 
 
 @dataclass(frozen=True)
 class MaskRule:
     name: str
     help: str
-    fn: Callable                                   # fn(importance, x, s): one of the rules above
+    fn: Callable                                   # fn(importance, x, s, **flags): one of the rules above
     reads_map: bool = True                         # False: CAM-free, the map is not computed
     gives_budget: bool = False                     # fn returns the ε map itself (region), not a bool map
     flags: tuple[Flag, ...] = field(default=())    # read only by this rule, refused without it
@@ -254,7 +255,7 @@ def epsilon_map(s, importance, x):
     """PART's float32 ε map of the batch x under the rule s.mask_rule (`importance`: its map, or None for
     a CAM-free rule)."""
     rule = RULES[s.mask_rule]
-    out = rule.fn(importance, x, s)
+    out = rule.fn(importance, x, s, **s.rule_params)
     return out if rule.gives_budget else budget_from(out, s.epsilon, s.low_epsilon)
 
 
@@ -262,7 +263,12 @@ def start_radius(s) -> float | None:
     """The radius of the random start after the warm-up: +-epsilon, as the official part_pgd, for every
     rule (the random rule too) but the region rule with --region-start map, whose start spans the region
     map itself (None: the attack's own budget)."""
-    return None if s.mask_rule == "region" and getattr(s, "region_start", "map") == "map" else s.epsilon
+    return None if s.mask_rule == "region" and s.rule_params.get("region_start", "map") == "map" else s.epsilon
+
+
+def rule_params(args) -> dict:
+    """The values of the chosen rule's own flags, by setting name (what its function reads)."""
+    return {f.dest: getattr(args, f.dest) for f in RULES[args.mask_rule].flags}
 
 
 def rule_flag_errors(args) -> list[str]:

@@ -12,9 +12,9 @@ attacks/; docs/method.md follows one batch through the five files.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
-from cam.rules import CAM_FREE_RULES
+from cam.rules import CAM_FREE_RULES, rule_params
 from utils.argtypes import Flag, non_negative
 
 
@@ -72,11 +72,9 @@ class PartSettings:
     adjust_second: int         # lr x0.01 from this one
     attack: str = "pgd"        # PART's training attack: pgd or mma (MMA-AT)
     beta: float = 0.0          # the TRADES / MART regularisation weight
-    top_share: float | None = None      # --mask-rule top
-    random_share: float | None = None   # --mask-rule random
-    region_eps: dict | None = None      # --mask-rule region
-    region_start: str = "map"
+    rule_params: dict = field(default_factory=dict)   # the rule's own flags (cam.rules.RULES), by setting name
 
     @classmethod
     def from_args(cls, args) -> "PartSettings":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+        own = {f.name: getattr(args, f.name) for f in fields(cls) if f.name != "rule_params" and hasattr(args, f.name)}
+        return cls(**own, rule_params=rule_params(args))

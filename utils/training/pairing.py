@@ -31,7 +31,7 @@ class OfficialPairing:
 
     def important(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The rule's (B, 3, H, W) bool map of the elements that keep epsilon, for the batch x."""
-        return RULES[self.s.mask_rule].fn(importance_map(self.s.cam, self.model, x, y), x, self.s)
+        return RULES[self.s.mask_rule].fn(importance_map(self.s.cam, self.model, x, y), x, self.s, **self.s.rule_params)
 
     def begin_epoch(self, epoch: int) -> None:
         k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...
