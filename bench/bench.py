@@ -21,6 +21,7 @@ from models.zoo import eval_mode
 from utils.argtypes import OneLineParser, positive_int
 from utils.cli.args import get_args
 from utils.data import Split, load_splits
+from utils.evaluation import EvalSettings
 from utils.evaluation.evaluate import evaluate
 from utils.training.trainer import Trainer, prepare
 
@@ -166,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
                 key, common + flags + ["--precision", precision], splits)
             rows.append((name, precision, seconds, images, floor_seconds(name, trainer, batches)))
     device = trainer.device
-    ev = evaluate(trainer.model, test_loader, ["pgd20"], args, trainer.num_classes, verbose=False)
+    ev = evaluate(trainer.model, test_loader, ["pgd20"], EvalSettings.from_args(args), trainer.num_classes,
+                  verbose=False)
     rows.append(("PGD-20 eval", "fp32", ev["seconds"]["pgd20"], ev["total"], None))
     if not b.no_aa:
         aa_args = get_args("part", common + ["--test-subset", str(b.aa_subset), "--no-progress"])
         _, aa_loader, _, _ = prepare(aa_args, splits=(splits[0], splits[1].subset(b.aa_subset)))
-        ev = evaluate(trainer.model, aa_loader, ["aa"], aa_args, trainer.num_classes, verbose=False)
+        ev = evaluate(trainer.model, aa_loader, ["aa"], EvalSettings.from_args(aa_args), trainer.num_classes, verbose=False)
         rows.append(("AutoAttack eval", "fp32", ev["seconds"]["aa"], ev["total"], None))
     print(header(device, b.model + (" (channels_last)" if b.channels_last else ""), b.batch_size, trainer.loader_kind,
                  not b.no_cuda_graphs))

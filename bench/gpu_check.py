@@ -38,6 +38,7 @@ import torch
 from bench.bench import CASES, Row, floor_seconds, header, table, time_epoch
 from utils.argtypes import OneLineParser, positive_int
 from utils.data import load_splits
+from utils.evaluation import EvalSettings
 from utils.evaluation.evaluate import evaluate
 from utils.infra.errors import UserError
 
@@ -146,7 +147,8 @@ def pgd20(check: Check, timed):
     if timed is None:
         return "skipped: no model from the bench step", [], None
     rows, trainer, test_loader, args = timed
-    ev = evaluate(trainer.model, test_loader, ["pgd20"], args, trainer.num_classes, verbose=False)
+    ev = evaluate(trainer.model, test_loader, ["pgd20"], EvalSettings.from_args(args), trainer.num_classes,
+                  verbose=False)
     row = ("PGD-20 eval", "fp32", ev["seconds"]["pgd20"], ev["total"], None)
     line = (f"PGD-20 (fp32) of the bench's last model (2 {args.precision} epochs) on {ev['total']} test images: "
             f"{ev['seconds']['pgd20']:.2f} s (issue 10's goal on one H100: <= 2 s; official code 15.2 s)")

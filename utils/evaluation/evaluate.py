@@ -10,7 +10,6 @@ streams; the CPU-scale study keeps it).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import time
@@ -29,6 +28,7 @@ from attacks.pgd import pgd
 from models.zoo import eval_mode
 from utils.data import subset_indices
 from utils.evaluation import cam_info
+from utils.evaluation import EvalSettings
 from utils.infra.distributed import Dist
 from utils.infra.files import write_json
 from utils.infra.interrupt import Interrupted, StopRequest
@@ -39,16 +39,16 @@ HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard
 EVAL_STEPS = 20
 
 
-def _adversary(name: str, args: argparse.Namespace, num_classes: int):
-    eps = args.eval_epsilon
+def _adversary(name: str, s: EvalSettings, num_classes: int):
+    eps = s.eval_epsilon
     # Both start in +-eps clipped to [0, 1]: torchattacks' PGD (the official evaluation) and the
     # Madry start of the official mma.
     # `draw(k, shape)`: the batch's k-th U[0, 1) draw (per image, or from the seeded batch stream).
     if name == "pgd20":
-        return lambda m, x, y, draw: pgd(m, x, y, eps, args.step_size, EVAL_STEPS, start=uniform_clipped_start,
+        return lambda m, x, y, draw: pgd(m, x, y, eps, s.step_size, EVAL_STEPS, start=uniform_clipped_start,
                                          start_noise=draw(0, x.shape))
     if name == "mma":
-        return lambda m, x, y, draw: mma(m, x, y, eps, args.step_size, EVAL_STEPS, start=uniform_clipped_start, k=3,
+        return lambda m, x, y, draw: mma(m, x, y, eps, s.step_size, EVAL_STEPS, start=uniform_clipped_start, k=3,
                                          start_noise=draw(0, x.shape))
     # AutoAttack seeds itself (seed 0) per call: under --eval-seeding image it is called on fixed chunks
     # of AA_CHUNK images, whatever --batch-size (see _evaluate).
@@ -57,7 +57,7 @@ def _adversary(name: str, args: argparse.Namespace, num_classes: int):
     if name == "aa-standard":
         return lambda m, x, y, draw: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "cam-info":      # counts, not adversarial images: see _attack_batches
-        return lambda m, x, y, draw: cam_info.counts(m, x, y, args, draw)
+        return lambda m, x, y, draw: cam_info.counts(m, x, y, s, draw)
     raise ValueError(name)
 
 
@@ -117,7 +117,7 @@ class EvalProgress:
         self.path.unlink(missing_ok=True)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
+def evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSettings,
              num_classes: int, progress: bool = False, verbose: bool = True,
              record: EvalProgress | None = None, stop: StopRequest | None = None, dist: Dist = Dist()) -> dict:
     """Accuracies in percent, counts and seconds for each requested evaluation, with the model in eval
@@ -126,10 +126,10 @@ def evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argpa
     the batches are dealt out to the ranks (batch i to rank i mod world) and the counts summed: the
     same batches and per-batch seeds as one process, so the same numbers."""
     with eval_mode(model):
-        return _evaluate(model, loader, which, args, num_classes, progress, verbose, record, stop, dist)
+        return _evaluate(model, loader, which, s, num_classes, progress, verbose, record, stop, dist)
 
 
-def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argparse.Namespace,
+def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSettings,
               num_classes: int, progress: bool, verbose: bool, record: EvalProgress | None,
               stop: StopRequest | None, dist: Dist) -> dict:
     device = next(model.parameters()).device
@@ -151,15 +151,15 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
             print(accuracy_line(natural, total), flush=True)
     out["images"] = {name: total for name in which}
     for name in (w for w in which if w != "natural"):
-        attack = _adversary(name, args, num_classes)
+        attack = _adversary(name, s, num_classes)
         # AutoAttack (both) on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
-        subset = name in AUTOATTACKS and bool(getattr(args, "aa_subset", None)) and args.aa_subset < total
-        scheme = getattr(args, "eval_seeding", "image")
+        subset = name in AUTOATTACKS and bool(s.aa_subset) and s.aa_subset < total
+        scheme = s.eval_seeding
         size = AA_CHUNK if name in AUTOATTACKS and scheme == "image" else loader.batch_size
-        dataset = Subset(loader.dataset, subset_indices(total, args.aa_subset).tolist()) if subset else loader.dataset
+        dataset = Subset(loader.dataset, subset_indices(total, s.aa_subset).tolist()) if subset else loader.dataset
         these = loader if dataset is loader.dataset and size == loader.batch_size else \
             DataLoader(dataset, batch_size=size)
-        n = args.aa_subset if subset else total
+        n = s.aa_subset if subset else total
         done = record.done(name) if record else []         # [robust, clean] per batch, in batch order
         spent = record.seconds if record else {}            # seconds, earlier starts included
         batches = len(these)
@@ -174,7 +174,7 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], args: argp
                             scheme, image_ids(dataset), size)
         out["seconds"][name] = spent.get(name, 0.0)
         if name == "cam-info":
-            _cam_info_result(out, done, n, loader.dataset[0][0].numel(), args.cam_info_share, verbose)
+            _cam_info_result(out, done, n, loader.dataset[0][0].numel(), s.cam_info_share, verbose)
             continue
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural

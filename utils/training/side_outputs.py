@@ -11,6 +11,7 @@ import torch
 from cam.maps import importance_map
 from cam.rules import RULES, epsilon_map
 from utils.data import ArraySplit, Split, make_loader
+from utils.evaluation import EvalSettings
 from utils.evaluation.evaluate import evaluate
 from utils.evaluation.visualize import grid_panels, save_mask_grid
 from utils.infra.distributed import Dist
@@ -38,8 +39,8 @@ class SideOutputs:
         if self.eval_loader is None or (epoch % a.eval_every and epoch != a.epochs):
             return
         with self.streams.fork("eval", epoch):
-            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], a, self.num_classes, verbose=False,
-                          dist=self.dist)
+            ev = evaluate(self.model, self.eval_loader, ["natural", "pgd20"], EvalSettings.from_args(a),
+                          self.num_classes, verbose=False, dist=self.dist)
         row["natural"], row["pgd20"] = ev["natural"], ev["pgd20"]
 
     def mask_grid(self, epoch: int, path: Path, s, attack, label: str) -> None:

@@ -23,6 +23,7 @@ from models.syncbn import global_batch_norm
 from models.zoo import Autocast, build_model
 from utils.data import (ArraySplit, AtMost, ResidentLoader, Split, load_splits, make_loader,
                         subset_indices, train_augmentation, train_loader)
+from utils.evaluation import EvalSettings
 from utils.evaluation.evaluate import EvalProgress, evaluate
 from utils.infra.checkpoint import (check_fits, checkpoints_in, load_checkpoint, load_model_state, newest_loadable,
                                     remove_partials_before, remove_stale_temporaries, set_rng_state, weights_fingerprint)
@@ -423,8 +424,8 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         epochs_done = train_epochs(trainer, start, position, stop, model_dir)
     record = EvalProgress(progress_file(results_path), eval_key(trainer.model, test_split, args, trainer.num_classes))
     try:
-        ev = evaluate(trainer.model, test_loader, args.eval, args, trainer.num_classes, trainer.progress,
-                      record=record, stop=stop, dist=dist)
+        ev = evaluate(trainer.model, test_loader, args.eval, EvalSettings.from_args(args), trainer.num_classes,
+                      trainer.progress, record=record, stop=stop, dist=dist)
     except Interrupted as exc:
         exc.where += f": progress kept in {record.path}"
         if not args.eval_only:
