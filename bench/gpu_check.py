@@ -37,7 +37,7 @@ import torch
 
 from bench.bench import CASES, Row, floor_seconds, header, table, time_epoch
 from utils.argtypes import OneLineParser, positive_int
-from utils.data import load_splits
+from utils.data.sources import load_splits
 from utils.evaluation import EvalSettings
 from utils.evaluation.evaluate import evaluate
 from utils.infra.errors import UserError

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from utils.cli.args import get_args
-from utils.training.trainer import run
+from utils.training.run import run
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
@@ -167,7 +167,7 @@ def real_at_model(real_run):
     import torch
 
     from models.zoo import build_model
-    from utils.data import load_splits
+    from utils.data.sources import load_splits
     from utils.infra.checkpoint import load_checkpoint
 
     results, out = real_run

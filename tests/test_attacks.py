@@ -3,7 +3,9 @@ import pytest
 import torch
 import torchattacks
 
-from attacks import mma, pgd
+from attacks.common import clamp_projection
+from attacks.mma import mma
+from attacks.pgd import pgd
 from models.zoo import build_model
 from tests.conftest import REAL_EPS, REAL_STEP
 
@@ -35,9 +37,9 @@ def test_float_and_uniform_map_are_identical(attack):
     x = torch.rand(4, 3, 32, 32)
     y = torch.randint(0, 10, (4,))
     torch.manual_seed(5)
-    # A map always takes the element-wise clamp; so does a float with projection="clamp" (MMA's
+    # A map always takes the element-wise clamp; so does a float with project=clamp_projection (MMA's
     # default for a float is the official min/max form, tests/test_projection.py).
-    a = attack(model, x, y, EPS, 2 / 255, 3, projection="clamp")
+    a = attack(model, x, y, EPS, 2 / 255, 3, project=clamp_projection)
     torch.manual_seed(5)
     b = attack(model, x, y, torch.full_like(x, EPS), 2 / 255, 3, start_epsilon=EPS)
     assert torch.equal(a, b)

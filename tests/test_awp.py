@@ -1,4 +1,4 @@
-"""Adversarial Weight Perturbation (utils/method/awp.py) against an independent re-derivation of the
+"""Adversarial Weight Perturbation (utils/training/awp.py) against an independent re-derivation of the
 reference update (csdongxian/AWP: proxy loaded from the model, one SGD ascent step on the method's
 own loss, per-layer rescaling to gamma * ||w|| / ||diff|| of the >1-dim weights, perturb, step,
 restore), on a tiny BatchNorm model."""
@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from part import PartSettings
+from part.step import BASE_METHODS, phase, train_batch
 from tests.conftest import train, trained_a_little
 from utils.cli.args import get_args
-from utils.method.awp import AWP
-from utils.method.recipe import Phase, train_batch, training_loss
+from utils.training.awp import AWP
 
 GAMMA, LR = 5e-3, 0.05
 
@@ -22,15 +23,26 @@ def _setup(method, loss):
     torch.manual_seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255)
-    return model, training_loss(args, loss, True, 8 / 255), x, y, eps
+    step = phase("part", PartSettings.from_args(args), BASE_METHODS[loss], part=True)
+    assert step.part is not None       # PART's phase: its start in +-epsilon (8/255), as the official part_pgd
+    return model, step, x, y, eps
 
 
-def _phase(model, loss, eps, gamma=None):
-    """A PART phase of `loss` (fixed budget `eps`), with AWP of size `gamma` around its update if given."""
-    from utils.method.budgets import FixedBudget
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=2e-4)
-    awp = () if gamma is None else (AWP(model, loss.objective, gamma, 1, LR),)
-    return Phase("part", FixedBudget(eps), loss.attack, loss.objective, optimizer, True, awp)
+class _Step:
+    """The PART phase `step` on the fixed budget `eps` (no map) with its own optimizer, and AWP of size
+    `gamma` around its update if given: `run(model, x, y)` is one part.step.train_batch."""
+
+    def __init__(self, model, step, eps, gamma=None):
+        self.step, self.eps = step, eps
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=2e-4)
+        self.awp = None if gamma is None else AWP(model, step.objective, gamma, 1, LR)
+
+    def begin_epoch(self, epoch):
+        if self.awp is not None:
+            self.awp.begin_epoch(epoch)
+
+    def run(self, model, x, y):
+        return train_batch(self.step, model, x, y, self.optimizer, eps=self.eps, awp=self.awp)
 
 
 def _reference_objective(net, x, x_adv, y, loss):
@@ -46,10 +58,10 @@ def test_one_awp_step_equals_the_reference_update(method, loss):
     model, step, x, y, eps = _setup(method, loss)
     ref_model = copy.deepcopy(model)
     plain_model = copy.deepcopy(model)
-    awp = _phase(model, step, eps, GAMMA)
+    awp = _Step(model, step, eps, GAMMA)
     awp.begin_epoch(1)
     torch.manual_seed(5)
-    train_batch(awp, model, x, y, 0)
+    awp.run(model, x, y)
 
     # The reference, written out: the same adversarial batch (same attack, same seed) ...
     torch.manual_seed(5)
@@ -82,7 +94,7 @@ def test_one_awp_step_equals_the_reference_update(method, loss):
 
     # The plain step from the same batch, to show that AWP changed something.
     torch.manual_seed(5)
-    train_batch(_phase(plain_model, step, eps), plain_model, x, y, 0)
+    _Step(plain_model, step, eps).run(plain_model, x, y)
     ours, ref, plain = model.state_dict(), ref_model.state_dict(), plain_model.state_dict()
     for k in ours:
         torch.testing.assert_close(ours[k], ref[k], rtol=1e-5, atol=1e-7, msg=k)
@@ -94,35 +106,37 @@ def test_the_proxy_leaves_the_model_alone():
     statistics of the model; gamma 0 with AWP on is the plain step bit for bit."""
     model, step, x, y, eps = _setup("part", "at")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    awp = _phase(model, step, eps, 0.0)
-    awp.decorations[0].perturbation(x, x, y)
+    awp = _Step(model, step, eps, 0.0)
+    awp.awp.perturbation(x, x, y)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     plain_model = copy.deepcopy(model)
-    plain = _phase(plain_model, step, eps)
+    plain = _Step(plain_model, step, eps)
     awp.begin_epoch(1)
-    assert awp.decorations[0].active
+    assert awp.awp.active
     for seed in (1, 2):
         torch.manual_seed(seed)
-        train_batch(awp, model, x, y, 0)
+        awp.run(model, x, y)
         torch.manual_seed(seed)
-        train_batch(plain, plain_model, x, y, 0)
+        plain.run(plain_model, x, y)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain_model.state_dict().values()))
 
 
 def test_awp_switches_on_at_its_epoch_and_gamma_zero_is_no_decoration(tiny_folder, tmp_path):
-    from utils.training.trainer import prepare
+    from utils.training.run import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--awp-gamma",
                              "5e-3", "--awp-warmup", "3", "--epochs", "4", "--warm-up", "1"])
     trainer, *_ = prepare(args)
     phases = (trainer.warm_up_phase, trainer.main_phase)
-    assert all(len(p.decorations) == 1 and isinstance(p.decorations[0], AWP) for p in phases)
-    trainer.main_phase.begin_epoch(2)
-    assert not trainer.main_phase.decorations[0].active
-    trainer.main_phase.begin_epoch(3)
-    assert trainer.main_phase.decorations[0].active
+    assert set(trainer.awp) == {p.name for p in phases} and all(isinstance(a, AWP) for a in trainer.awp.values())
+    assert all(a.gamma == 5e-3 and a.model is trainer.model for a in trainer.awp.values())
+    main = trainer.awp[trainer.main_phase.name]
+    trainer.begin_epoch(2, None)          # the main phase's epoch 2 (after the one warm-up epoch)
+    assert trainer.phase(2) is trainer.main_phase and not main.active
+    trainer.begin_epoch(3, None)
+    assert main.active
     plain, *_ = prepare(get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download",
                                           "--awp-gamma", "0"]))
-    assert plain.main_phase.decorations == ()
+    assert plain.awp == {}
     # A short AWP run trains and records its settings.
     res = train(tiny_folder, tmp_path, "--awp-gamma", "5e-3", "--model", "smallcnn-bn")
     assert res["epochs_done"] == 2 and res["args"]["awp_gamma"] == 5e-3

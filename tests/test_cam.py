@@ -6,8 +6,7 @@ import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from cam.native import compute_cam
-from cam.native import minmax_normalise
+from cam.maps import compute_cam, minmax_normalise
 from models.zoo import build_model, cam_layer
 from tests.conftest import trained_a_little
 

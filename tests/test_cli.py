@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from utils.method.methods import METHODS
+from part import METHODS
 
 
 def cli(*args: str, script: str = "train_eval_part.py"):

@@ -1,16 +1,20 @@
 """The CUDA tier: what CI (no GPU) cannot check. Skipped without CUDA; on a lent GPU run it first:
 `python -m pytest -m cuda`."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
+from cam.rules import epsilon_map
+from part import PartSettings
+from part.step import BASE_METHODS, phase
 from tests.conftest import FIXTURE, train, trained_a_little
 from utils.cli.args import get_args
-from utils.data import ArraySplit, ResidentLoader, load_splits, make_loader
+from utils.data.loaders import ArraySplit, ResidentLoader, make_loader
+from utils.data.sources import load_splits
 from utils.infra.checkpoint import load_checkpoint
-from utils.method.graphs import GraphedAttack, _Captured
-from utils.method.recipe import training_loss
-from utils.method.rules import epsilon_map
+from utils.training.graphs import GraphedAttack, _Captured
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")
@@ -35,10 +39,10 @@ def _model():
     return trained_a_little("resnet").to(CUDA).train()
 
 
-@pytest.mark.parametrize("method,loss", [("part", "at"), ("part_t", "trades"), ("part_m", "mart")])
-def test_graph_equals_eager(method, loss):
+@pytest.mark.parametrize("method,base", [("part", "at"), ("part_t", "trades"), ("part_m", "mart")])
+def test_graph_equals_eager(method, base):
     model = _model()
-    plain = training_loss(get_args(method, []), loss, True, 8 / 255)
+    plain = phase("part", PartSettings.from_args(get_args(method, [])), BASE_METHODS[base], part=True)
     graphed = GraphedAttack(plain.attack, 64, capture=True)
     for seed in range(3):
         torch.manual_seed(seed)
@@ -85,7 +89,9 @@ def test_resident_loader_on_cuda(tiny_folder):
 @pytest.mark.parametrize("case,size", [("r18_cifar", 32), ("wrn_cifar", 32), ("r18_tiny", 64)])
 def test_official_rule_on_cuda(case, size):
     ref = np.load(FIXTURE)
-    eps = epsilon_map(torch.from_numpy(ref[f"{case}_cam"]).to(CUDA), size, 8 / 255, 7 / 255, "official")
+    cam = torch.from_numpy(ref[f"{case}_cam"]).to(CUDA)
+    s = SimpleNamespace(epsilon=8 / 255, low_epsilon=7 / 255, mask_rule="official", rule_params={})
+    eps = epsilon_map(s, cam, torch.zeros(len(cam), 3, size, size, device=CUDA))
     assert np.array_equal(eps.cpu().numpy(), ref[f"{case}_eps"])
 
 

@@ -11,7 +11,8 @@ import torch
 from tests.conftest import REAL_EPOCHS, REAL_MODEL, REPO, SHARED_ZIP, tiny_argv
 from tests.helpers.compare import comparable, same, weights
 from utils.cli.args import get_args
-from utils.data import epoch_order, make_loader, rank_batches, ArraySplit, Split
+from utils.data.loaders import epoch_order, make_loader, rank_batches, ArraySplit
+from utils.data.sources import Split
 from utils.infra.checkpoint import load_checkpoint
 from utils.infra.interrupt import TEST_HOOK
 
@@ -171,7 +172,7 @@ def test_sync_bn_flag_builds_global_batch_norms(tiny_folder, tmp_path, sync):
     """--sync-bn is what puts GlobalBatchNorm2d into the trained model (the two-rank run above would
     also pass with plain BatchNorm)."""
     from models.syncbn import GlobalBatchNorm2d
-    from utils.training.trainer import prepare
+    from utils.training.run import prepare
     args = get_args("part", tiny_argv(tiny_folder, tmp_path, "--model", "smallcnn-bn", *(["--sync-bn"] * sync)))
     kinds = {type(m) for m in prepare(args)[0].model.modules()}
     assert (GlobalBatchNorm2d in kinds) == sync and (torch.nn.BatchNorm2d in kinds) == (not sync)
@@ -237,7 +238,8 @@ def test_evaluation_depends_on_the_weights_and_images_alone(real_run, tmp_path, 
 def test_batch_seeding_replays_the_earlier_scheme(real_run):
     """--eval-seeding batch (the CPU study's runs): batch i of PGD-20 on the seed 1,000,000 + i, as every
     run before per-image seeding; it depends on the batch size, per-image seeding does not."""
-    from attacks import pgd
+    from attacks.common import uniform_clipped_start
+    from attacks.pgd import pgd
     from utils.evaluation.evaluate import evaluate
     from utils.infra.rng import seeded
     _, folder = real_run
@@ -248,7 +250,7 @@ def test_batch_seeding_replays_the_earlier_scheme(real_run):
     for i in range(2):
         xb, yb = x[32 * i:32 * (i + 1)], y[32 * i:32 * (i + 1)]
         with seeded(1_000_000 + i, CPU):
-            adv = pgd(model, xb, yb, 8 / 255, 2 / 255, 20, start="uniform_clipped")
+            adv = pgd(model, xb, yb, 8 / 255, 2 / 255, 20, start=uniform_clipped_start)
         expected += int((model(adv).argmax(1) == yb).sum())
     got = {}
     for scheme in ("batch", "image"):
@@ -262,7 +264,7 @@ def test_batch_seeding_replays_the_earlier_scheme(real_run):
 
 def _real_model(folder):
     from models.zoo import build_model
-    from utils.data import load_splits
+    from utils.data.sources import load_splits
     model = build_model(REAL_MODEL, 10)
     model.load_state_dict(load_checkpoint(folder / f"epoch{REAL_EPOCHS}.pt", CPU)["model"])
     _, test = load_splits("CIFAR10", SHARED_ZIP, False, 1, 64)

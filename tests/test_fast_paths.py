@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from models.zoo import Autocast
+from part import PartSettings
+from part.step import BASE_METHODS, phase
 from tests.conftest import tiny_argv, train, trained_a_little
 from tests.helpers.compare import weights
 from utils.cli.args import get_args
-from utils.method.graphs import GraphedAttack
-from utils.method.recipe import training_loss
+from utils.training.graphs import GraphedAttack
 
 
 def test_bf16_training_step_close_to_fp32():
@@ -20,19 +21,19 @@ def test_bf16_training_step_close_to_fp32():
     sign flips of tiny gradients); given the same adversarial batch, the loss is within 1% and the
     weight gradient within cosine 0.9."""
     model = trained_a_little("smallcnn-bn").train()
-    loss_fn = training_loss(get_args("part", ["--num-steps", "3"]), "at", True, 8 / 255)
+    part = phase("part", PartSettings.from_args(get_args("part", ["--num-steps", "3"])), BASE_METHODS["at"], part=True)
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
     advs = []
     for m in (model, Autocast(model)):
         torch.manual_seed(1)
-        advs.append(loss_fn.attack(m, x, y, eps))
+        advs.append(part.attack(m, x, y, eps))
     same = float(((advs[0] - advs[1]).abs() < 1e-6).float().mean())
     assert 0.8 <= same < 1.0                     # < 1: autocast really ran in bf16
     steps = []
     for m in (model, Autocast(model)):
         model.zero_grad()
-        loss = loss_fn.objective(m, x, advs[0], y)
+        loss = part.objective(m, x, advs[0], y)
         loss.backward()
         assert loss.dtype == torch.float32
         steps.append((loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])))
@@ -41,13 +42,14 @@ def test_bf16_training_step_close_to_fp32():
     assert F.cosine_similarity(g32, g16, dim=0) > 0.9
 
 
-@pytest.mark.parametrize("method,loss,part_phase", [("part", "at", True), ("part", "at", False),
+@pytest.mark.parametrize("method,base,part_phase", [("part", "at", True), ("part", "at", False),
                                                     ("part_t", "trades", True), ("part_m", "mart", True)])
-def test_static_buffer_attack_equals_the_attack(method, loss, part_phase):
+def test_static_buffer_attack_equals_the_attack(method, base, part_phase):
     """The path that CUDA captures (copy into static buffers, attack them, copy out), run eagerly,
     is the plain attack bit for bit, batch after batch; other batch sizes pass through."""
     model = trained_a_little("resnet").train()
-    plain = training_loss(get_args(method, ["--num-steps", "2"]), loss, part_phase, 8 / 255)
+    plain = phase("part" if part_phase else "warm-up", PartSettings.from_args(get_args(method, ["--num-steps", "2"])),
+                  BASE_METHODS[base], part=part_phase)
     static = GraphedAttack(plain.attack, 4, capture=False)
     for seed in (1, 2):
         x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
@@ -76,7 +78,7 @@ def test_graph_check_stops_on_disagreement():
     results that differ on more than GRAPH_TOLERANCE of the elements stop the run naming --no-cuda-graphs,
     a difference within the tolerance (sign flips of near-zero gradients) passes."""
     from utils.infra.errors import UserError
-    from utils.method.graphs import GRAPH_TOLERANCE, agreement
+    from utils.training.graphs import GRAPH_TOLERANCE, agreement
     eager = torch.rand(10_000)
     assert agreement(eager.clone(), eager) == 1.0
     few = eager.clone()
@@ -102,7 +104,7 @@ def test_bf16_training_run_on_the_cpu(tiny_folder, tmp_path):
 def test_channels_last_trains_like_nchw(tiny_folder, tmp_path):
     """--channels-last changes the memory format of the model (and so the convolution kernels), not the
     arithmetic's result beyond rounding: its weights agree with the NCHW run's."""
-    from utils.training.trainer import prepare
+    from utils.training.run import prepare
     args = get_args("part", tiny_argv(tiny_folder, tmp_path / "p", "--model", "smallcnn-bn", "--channels-last"))
     trainer = prepare(args)[0]
     conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))

@@ -6,16 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attacks import trades
-from attacks.common import project
-from cam.native import compute_cam
+from attacks.common import clamp_projection
+from attacks.mart import mart_objective_logits
+from attacks.trades import trades, trades_objective_logits
+from cam.maps import compute_cam
 from models.zoo import build_model
+from part import METHODS, PartSettings
+from part.step import BASE_METHODS, phase
 from utils.cli.args import get_args
 from utils.evaluation.evaluate import evaluate
-from utils.method.losses import mart_objective_logits, trades_objective_logits
-from utils.method.methods import METHODS
-from utils.method.recipe import training_loss
-from utils.training.trainer import prepare
+from utils.training.run import prepare
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def test_trades_clean_target_once_equals_every_step():
         x_adv.requires_grad_(True)
         loss = F.kl_div(F.log_softmax(model(x_adv), 1), F.softmax(model(x), 1), reduction="sum")
         grad, = torch.autograd.grad(loss, x_adv)
-        x_adv = project(x_adv.detach() + 2 / 255 * grad.sign(), x, eps)
+        x_adv = clamp_projection(x_adv.detach() + 2 / 255 * grad.sign(), x, eps)
     assert torch.equal(ours, x_adv)
     assert not torch.equal(ours, x)
 
@@ -101,13 +101,14 @@ def bn_model():
 @pytest.mark.parametrize("part_phase", [False, True])
 def test_training_attack_keeps_batchnorm_statistics(bn_model, method, part_phase):
     args = get_args(method, ["--num-steps", "2"])
-    loss = training_loss(args, METHODS[method].loss, part_phase, 8 / 255)
+    step = phase("part" if part_phase else "warm-up", PartSettings.from_args(args),
+                 BASE_METHODS[METHODS[method].base_key], part=part_phase)
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     before = _bn_state(bn_model)
-    x_adv = loss.attack(bn_model, x, y, 8 / 255)
+    x_adv = step.attack(bn_model, x, y, 8 / 255)
     assert bn_model.training and _unchanged(before, bn_model)
     assert not torch.equal(x_adv, x)
-    loss.objective(bn_model, x, x_adv, y)    # the objective, in train mode, does update them
+    step.objective(bn_model, x, x_adv, y)    # the objective, in train mode, does update them
     assert not _unchanged(before, bn_model)
 
 

@@ -1,16 +1,23 @@
 """The epsilon-map rules: the official rule against the shared reference vectors and PIL itself."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from cam.masks import official_weight
-from cam.masks import pil_bicubic_matrix
-from cam.native import minmax_normalise
+from cam.maps import minmax_normalise
+from cam.rules import epsilon_map as rule_epsilon_map
+from cam.rules import official_weight, pil_bicubic_matrix
 from tests.conftest import FIXTURE
-from utils.method.rules import epsilon_map
 
 EPS, LOW = 8 / 255, 7 / 255
+
+
+def epsilon_map(cam: torch.Tensor, size: int, epsilon: float, low_epsilon: float, rule: str) -> torch.Tensor:
+    """The rule's (B, 3, size, size) epsilon map of the maps `cam` (the batch: B images of that size)."""
+    s = SimpleNamespace(epsilon=epsilon, low_epsilon=low_epsilon, mask_rule=rule, rule_params={})
+    return rule_epsilon_map(s, cam, torch.zeros(len(cam), 3, size, size, device=cam.device))
 
 
 @pytest.mark.parametrize("case,size", [("r18_cifar", 32), ("wrn_cifar", 32), ("r18_tiny", 64)])
@@ -89,5 +96,5 @@ def test_cam_rule_same_for_all_channels_and_follows_the_cam():
 
 
 def test_unknown_rule():
-    with pytest.raises(ValueError):
+    with pytest.raises(KeyError):
         epsilon_map(torch.rand(1, 4, 4), 32, EPS, LOW, "magic")

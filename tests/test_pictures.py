@@ -12,7 +12,7 @@ from tests.conftest import train
 from utils.evaluation import report
 from utils.infra.checkpoint import load_checkpoint
 import utils.training.side_outputs
-import utils.training.trainer
+import utils.training.run
 
 
 @pytest.fixture
@@ -224,15 +224,19 @@ def test_report_pairs_only_within_a_base_method(tmp_path):
     ("part_t", [], "trades", "normal"), ("part_m", [], "pgd", "normal"),
 ])
 def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_panels, method, flags, attack, start):
-    import attacks
-    from cam.native import compute_cam
+    from attacks.common import normal_start, uniform_clipped_start, uniform_start
+    from attacks.mma import mma
+    from attacks.pgd import pgd
+    from attacks.trades import trades
+    from cam.maps import compute_cam
+    from cam.rules import epsilon_map
     from models.zoo import eval_mode
+    from part import PartSettings
     from utils.cli.args import get_args
     from utils.evaluation.visualize import grid_panels
-    from utils.method.rules import epsilon_map
     args = get_args(method, ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--num-steps",
                              "3", "--save-masks", "3", "--no-progress", "--model-dir", str(tmp_path), *flags])
-    trainer, _, _, _ = utils.training.trainer.prepare(args)
+    trainer, _, _, _ = utils.training.run.prepare(args)
     model = trainer.model
     torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)     # gradients that differ between attacks
     trainer.mask_grid(2, tmp_path / "grid.png")
@@ -240,9 +244,11 @@ def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_pan
     x, y = trainer.side.grid_images
     with trainer.streams.fork("grid", 2):
         cam = compute_cam(model, x, "gradcam")
-        eps = epsilon_map(cam, 32, args.epsilon, args.low_epsilon, "official")
+        eps = epsilon_map(PartSettings.from_args(args), cam, x)       # the official rule
+        start = {"uniform": uniform_start, "uniform_clipped": uniform_clipped_start, "normal": normal_start}[start]
+        attack = {"pgd": pgd, "mma": mma, "trades": trades}[attack]
         with eval_mode(model):
-            x_adv = getattr(attacks, attack)(model, x, y, eps, args.step_size, 3, start=start, start_epsilon=args.epsilon)
+            x_adv = attack(model, x, y, eps, args.step_size, 3, start=start, start_epsilon=args.epsilon)
     np.testing.assert_array_equal(panels["perturbation"], grid_panels(x, cam, eps, x_adv - x)["perturbation"])
 
 
@@ -262,22 +268,24 @@ def test_report_fills_settings_older_results_lack(tmp_path):
 
 
 def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
-    """A results file written before a mask rule's or a step decoration's flag existed lacks its key: the
+    """A results file written before a mask rule's or AWP's flag existed lacks its key: the
     report fills it with the flag's default ("not given" / "off"), so the old run still groups and
     pairs with runs that leave the flag alone."""
+    from cam.rules import RULES
     from utils.cli.args import get_args
     from utils.evaluation.report import group_key
-    from utils.method.methods import STEP_DECORATIONS
-    from utils.method.rules import RULES
     new = vars(get_args("part", []))
-    flags = [f for entry in (*RULES.values(), *STEP_DECORATIONS) for f in entry.flags]
-    assert len(flags) >= 4                  # --region-eps, --random-share, --awp-gamma, --awp-warmup
-    for f in flags:
-        old = {k: v for k, v in new.items() if k != f.dest}
-        assert group_key({"method": "part", "args": old}) == group_key({"method": "part", "args": new}), f.name
+    # The mask rules' own flags (the one registry with flags), and AWP's, declared in utils/cli/settings.py.
+    flags = [(f.name, f.dest) for rule in RULES.values() for f in rule.flags]
+    assert len(flags) >= 3                  # --top-share, --region-eps, --region-start, --random-share
+    flags += [("--awp-gamma", "awp_gamma"), ("--awp-warmup", "awp_warmup")]
+    for name, dest in flags:
+        assert dest in new, name
+        old = {k: v for k, v in new.items() if k != dest}
+        assert group_key({"method": "part", "args": old}) == group_key({"method": "part", "args": new}), name
         # ... while the flag is a setting: another value is another group.
-        other = {**new, f.dest: "another value"}
-        assert group_key({"method": "part", "args": other}) != group_key({"method": "part", "args": new}), f.name
+        other = {**new, dest: "another value"}
+        assert group_key({"method": "part", "args": other}) != group_key({"method": "part", "args": new}), name
 
 
 def test_report_labels_show_budgets_as_the_command_line_takes_them():

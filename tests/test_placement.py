@@ -1,7 +1,10 @@
 """The controls of PART's placement and the measure of the CAM's information: the paper's rule at a
 fixed share (--mask-rule top), the region rule's attack start (--region-start), --eval cam-info, and
 the runner's second round of the CPU-scale study."""
+import dataclasses
+import functools
 import shlex
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,11 +18,11 @@ EPS, LOW = 8 / 255, 7 / 255
 
 @pytest.mark.parametrize("share", [0.2176, 0.5, 0.01])
 def test_top_rule_keeps_epsilon_on_exactly_the_highest_cam_pixels(share):
-    from cam.masks import cam_upsampled
-    from utils.method.rules import epsilon_map
+    from cam.rules import cam_upsampled, epsilon_map
     torch.manual_seed(0)
     cam = torch.rand(5, 8, 8)
-    eps = epsilon_map(cam, 32, EPS, LOW, "top", top_share=share)
+    s = SimpleNamespace(epsilon=EPS, low_epsilon=LOW, mask_rule="top", rule_params={"top_share": share})
+    eps = epsilon_map(s, cam, torch.zeros(5, 3, 32, 32))
     k = round(share * 32 * 32)
     full = eps == EPS
     assert torch.equal(full[:, 0], full[:, 1]) and torch.equal(full[:, 0], full[:, 2])     # per pixel
@@ -46,22 +49,27 @@ def test_top_rule_trains_at_its_share(tiny_folder, tmp_path):
 
 def test_region_start_spans_the_map_or_epsilon(tiny_folder, tmp_path, monkeypatch):
     """--region-start epsilon starts the attack in +-epsilon (PART's start), map in the region map."""
-    import attacks.common as common
+    import part.step as step
     radii = []
-    real = common.random_start_point
+    real_phase = step.phase
 
-    def spy(x, radius, kind="uniform", noise=None):
-        radii.append(radius)
-        return real(x, radius, kind, noise)
-    monkeypatch.setattr(common, "random_start_point", spy)
-    import importlib
-    monkeypatch.setattr(importlib.import_module("attacks.pgd"), "random_start_point", spy)
+    def spied_phase(name, s, base, part):
+        """The phase the trainer builds, its attack's start function wrapped to record the radius."""
+        built = real_phase(name, s, base, part)
+        start = built.attack.keywords["start"]
+
+        def spy(x, radius, noise=None):
+            radii.append((name, radius))
+            return start(x, radius, noise)
+        return dataclasses.replace(built, attack=functools.partial(built.attack, start=spy))
+    monkeypatch.setattr(step, "phase", spied_phase)
     region = ["--mask-rule", "region", "--region-eps", "ul=7/255,ur=7/255,bl=7/255,br=7/255", "--eval", "natural"]
     res = {}
     for start in ("map", "epsilon"):
         radii.clear()
         res[start] = train(tiny_folder, tmp_path / start, *region, "--region-start", start)
-        part = radii[-1]           # the last training batch's start (the PART phase)
+        name, part = radii[-1]     # the last training batch's start (the PART phase)
+        assert name == "part"
         if start == "map":
             assert torch.is_tensor(part) and part.max().item() == pytest.approx(7 / 255)
         else:
@@ -88,7 +96,7 @@ def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     model = QuadrantLinear().eval()
     cam = torch.zeros(64, 8, 8)
     cam[:, :4, :4] = 1.0                     # the upper-left quadrant (bilinear-upsampled: inside it)
-    monkeypatch.setattr(cam_info, "compute_cam", lambda m, x, method: cam[:len(x)])
+    monkeypatch.setattr(cam_info, "importance_map", lambda name, m, x, y=None, annotation=None: cam[:len(x)])
     torch.manual_seed(0)
     x = torch.rand(64, 3, 32, 32)
     y = model(x).argmax(1)                   # clean accuracy 100 %
@@ -96,7 +104,7 @@ def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     counts = cam_info.counts(model, x, y, args)
     top, rand, bottom = counts[:3]
     assert bottom == 64 and top < rand < bottom
-    maps = cam_info.budgets(model, x, args)
+    maps = cam_info.budgets(model, x, y, args)
     k = round(0.2 * 1024)
     for name in ("top", "random", "bottom"):
         full = maps[name] == args.eval_epsilon
@@ -125,7 +133,7 @@ def test_the_report_pairs_rules_and_shows_cam_info_and_figure1():
         return {"name": name, "method": "x", "device": "cpu", "machine": {"threads": 1},
                 "args": vars(get_args("part", [*argv, "--seed", str(seed)])), "natural": nat, "pgd20": nat / 2,
                 **({"cam-info": info} if info else {})}
-    from utils.method.methods import METHODS
+    from part import METHODS
     runs = []
     for seed in (1, 2, 3):
         info = {"share": 0.2, "top": 10.0, "random": 12.0 + seed, "bottom": 15.0, "official": 11.0,

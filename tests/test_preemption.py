@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import REPO, tiny_argv, zip_tree
 from tests.helpers.compare import comparable
-from utils.data import load_splits
+from utils.data.sources import load_splits
 from utils.infra.checkpoint import load_checkpoint
 from utils.infra.errors import UserError
 from utils.infra.interrupt import TEST_HOOK

@@ -10,11 +10,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchattacks
 
-from attacks import mma, pgd, trades
-from attacks.common import project
+from attacks.common import clamp_projection, minmax_projection, no_start, sign_step, uniform_clipped_start
+from attacks.mma import mma
+from attacks.pgd import pgd
+from attacks.trades import trades
+from part import PartSettings
+from part.step import BASE_METHODS, phase
 from tests.conftest import trained_a_little
 from utils.cli.args import get_args
-from utils.method.recipe import training_loss
 
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 10
 
@@ -33,7 +36,7 @@ def _images(n: int = 8, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, 32, 32), generator=g).float() / 255
 
 
-def test_the_two_forms_differ_on_8_bit_images_and_project_gives_each():
+def test_the_two_forms_differ_on_8_bit_images_and_each_projection_gives_its_own():
     x = _images()
     g = torch.Generator().manual_seed(1)
     # A TRADES-like start and steps: x + 0.001 N(0, 1) + k * step, partly outside the box.
@@ -44,18 +47,21 @@ def test_the_two_forms_differ_on_8_bit_images_and_project_gives_each():
     assert differ.any()                                         # the ulps this file is about
     assert x[differ].max() < 0.5 and (minmax - clamp).abs().max() < 1e-7      # where x is small
     assert (minmax - clamp).abs().max() < 1e-7
-    assert torch.equal(project(x_adv, x, EPS, "minmax"), minmax)
-    assert torch.equal(project(x_adv, x, EPS, "clamp"), clamp)
-    assert torch.equal(project(x_adv, x, EPS), clamp)
+    assert torch.equal(minmax_projection(x_adv, x, EPS), minmax)
+    assert torch.equal(clamp_projection(x_adv, x, EPS), clamp)
+    # The default projection of a step is the clamp form.
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    start = x_adv.clone().requires_grad_(True)
+    stepped = sign_step(start, x, (start * w).sum(), STEP, EPS)
+    assert torch.equal(stepped, _official_clamp(x_adv + STEP * w.sign(), x, EPS))
+    assert not torch.equal(stepped, _official_minmax(x_adv + STEP * w.sign(), x, EPS))
     # A map budget is official element_wise_clamp whatever the form.
     eps = torch.where(torch.rand(x.shape, generator=g) > 0.5, torch.tensor(EPS), torch.tensor(7 / 255))
     eta = x_adv - x
     official = torch.where(eta > eps, eps, eta)
     official = torch.clamp(x + torch.where(eta < -eps, -eps, official), 0, 1)
-    for form in ("clamp", "minmax"):
-        assert torch.equal(project(x_adv, x, eps, form), official)
-    with pytest.raises(ValueError, match="unknown projection"):
-        project(x_adv, x, EPS, "round")
+    for projection in (clamp_projection, minmax_projection):
+        assert torch.equal(projection(x_adv, x, eps), official)
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +124,9 @@ def _ours(kind, model, x, y):
     if kind == "trades":
         return trades(model, x, None, EPS, STEP, STEPS)
     if kind == "mart":       # the MART warm-up / baseline attack exactly as the trainer builds it
-        loss = training_loss(get_args("part_m", []), "mart", part_phase=False)
-        return loss.attack(model, x, y, EPS)
-    return mma(model, x, y, EPS, STEP, STEPS, start="none", k=3)
+        warm = phase("warm-up", PartSettings.from_args(get_args("part_m", [])), BASE_METHODS["mart"], part=False)
+        return warm.attack(model, x, y, EPS)
+    return mma(model, x, y, EPS, STEP, STEPS, start=no_start, k=3)
 
 
 @pytest.mark.parametrize("kind", ["trades", "mart", "mma"])
@@ -143,8 +149,9 @@ def test_pgd_keeps_torchattacks_clamp_form(model):
     torch.manual_seed(11)
     theirs = torchattacks.PGD(model, eps=EPS, alpha=STEP, steps=STEPS, random_start=True)(x, y)
     torch.manual_seed(11)
-    ours = pgd(model, x, y, EPS, STEP, STEPS, start="uniform_clipped")
+    ours = pgd(model, x, y, EPS, STEP, STEPS, start=uniform_clipped_start)
     assert torch.equal(ours, theirs)
     torch.manual_seed(11)
-    assert not torch.equal(pgd(model, x, y, EPS, STEP, STEPS, start="uniform_clipped", projection="minmax"), theirs)
+    assert not torch.equal(pgd(model, x, y, EPS, STEP, STEPS, start=uniform_clipped_start,
+                               project=minmax_projection), theirs)
 

@@ -9,7 +9,8 @@ from tests.helpers.compare import same, weights
 from utils.cli.args import get_args
 from utils.infra.checkpoint import load_checkpoint
 from utils.infra.errors import UserError
-from utils.method.recipe import lr_at
+from part import PartSettings
+from part.step import lr_at
 
 CPU = torch.device("cpu")
 
@@ -56,10 +57,11 @@ def test_resume_is_bit_exact(tiny_folder, tmp_path):
 
 
 def test_learning_rate_schedule_counts_after_warm_up():
-    args = get_args("part", [])
+    args = PartSettings.from_args(get_args("part", []))
     lrs = [lr_at(args, e) for e in range(1, 81)]
     assert lrs[:79] == [0.01] * 79 and lrs[79] == pytest.approx(0.001)
-    args = get_args("part", ["--epochs", "120", "--adjust-first", "30", "--adjust-second", "40"])
+    args = PartSettings.from_args(get_args("part", ["--epochs", "120", "--adjust-first", "30", "--adjust-second",
+                                                    "40"]))
     assert lr_at(args, 49) == 0.01 and lr_at(args, 50) == pytest.approx(0.001)
     assert lr_at(args, 60) == pytest.approx(0.0001)
 
@@ -139,22 +141,36 @@ def test_eval_only_needs_only_the_test_images(tiny_folder, tiny_splits, tmp_path
         train(test_zip, tmp_path / "c", "--eval", "natural")
 
 
-def _recording(monkeypatch, cls, name):
-    """Record the x of every call of cls.name (a budget method) and what it returned."""
+def _recording(monkeypatch, owner, name, x_of):
+    """Record the x of every call of owner.name (`x_of(args)` picks it) and what it returned."""
     seen = []
-    real = getattr(cls, name)
+    real = getattr(owner, name)
 
-    def spy(self, *args):
-        out = real(self, *args)
-        seen.append((args[-1].clone(), out))
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append((x_of(args).clone(), out))
         return out
-    monkeypatch.setattr(cls, name, spy)
+    monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
+def _part_batches(monkeypatch):
+    """(x, ε map) of every batch of the PART phase, as the trainer gives them to part.step.train_batch."""
+    import utils.training.trainer
+    seen = []
+    real = utils.training.trainer.train_batch
+
+    def spy(phase, model, x, *args, **kwargs):
+        loss, eps = real(phase, model, x, *args, **kwargs)
+        if phase.name == "part":
+            seen.append((x.clone(), eps))
+        return loss, eps
+    monkeypatch.setattr(utils.training.trainer, "train_batch", spy)
     return seen
 
 
 def test_full_budget_fraction_is_the_share_of_full_budget_elements(tiny_folder, tmp_path, monkeypatch):
-    from utils.method.budgets import BatchCamBudget
-    budgets = _recording(monkeypatch, BatchCamBudget, "__call__")
+    budgets = _part_batches(monkeypatch)
     res = train(tiny_folder, tmp_path, "--epochs", "3", "--eval", "natural", "--mask-rule", "cam")
     assert len(budgets) == 2 * 3                        # 2 PART epochs of 80 / 32 -> 3 batches
     for epoch, rows in ((2, budgets[:3]), (3, budgets[3:])):
@@ -167,27 +183,31 @@ def test_full_budget_fraction_is_the_share_of_full_budget_elements(tiny_folder, 
 def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path, monkeypatch):
     """--cam-refresh official: the masks are CAMs of a separate pass in another order, so the mask of
     batch i belongs to other images; --cam-refresh batch: the CAM of the batch itself."""
-    from utils.method.budgets import BatchCamBudget, PairedCamBudget
-    cams = _recording(monkeypatch, BatchCamBudget, "important")
-    batches = _recording(monkeypatch, PairedCamBudget, "__call__")
+    import part.step
+    from cam.rules import budget_from
+    from utils.training.pairing import OfficialPairing
+    cams = _recording(monkeypatch, OfficialPairing, "important", lambda args: args[1])     # (self, x, y)
+    batch_maps = _recording(monkeypatch, part.step, "importance_map", lambda args: args[2])  # (name, model, x, ...)
+    batches = _part_batches(monkeypatch)
     train(tiny_folder, tmp_path / "o", "--augmentation", "none", "--cam-refresh", "official", "--eval", "natural")
-    assert len(cams) == len(batches) == 3
-    for (mask_x, _), (batch_x, _) in zip(cams, batches):
+    assert len(cams) == len(batches) == 3 and batch_maps == []
+    for (mask_x, mask), (batch_x, eps) in zip(cams, batches):
         assert mask_x.shape == batch_x.shape and not torch.equal(mask_x, batch_x)
+        assert torch.equal(eps, budget_from(mask, 8 / 255, 7 / 255))     # batch i gets the pass's mask i
     # The same images, in another order.
     flat = lambda rows: sorted(tuple(img.flatten()[:8].tolist()) for x, _ in rows for img in x)  # noqa: E731
     assert flat(cams) == flat(batches)
     cams.clear()
-    batch_budgets = _recording(monkeypatch, BatchCamBudget, "__call__")
+    batches.clear()
     train(tiny_folder, tmp_path / "b", "--augmentation", "none", "--eval", "natural")
-    assert len(cams) == len(batch_budgets) == 3
-    assert all(torch.equal(c, b) for (c, _), (b, _) in zip(cams, batch_budgets))
+    assert cams == [] and len(batch_maps) == len(batches) == 3
+    assert all(torch.equal(c, b) for (c, _), (b, _) in zip(batch_maps, batches))
 
 
 def test_prepare_leaves_the_arguments_as_given(tiny_folder, tmp_path):
     """--loader auto is resolved by the trainer, not written back into the args (which go into every
     checkpoint); the results record the loader used."""
-    from utils.training.trainer import prepare
+    from utils.training.run import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download"])
     before = dict(vars(args))
     trainer, *_ = prepare(args)

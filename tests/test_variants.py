@@ -7,19 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cam.masks import region_map
-from cam.native import compute_cam
-from cam.native import minmax_normalise
+from attacks.common import no_start, normal_start
+from cam.maps import compute_cam, minmax_normalise
+from cam.rules import epsilon_map, region_map
 from models.zoo import cam_layer
+from part import METHODS as REGISTRY
+from part import PartSettings
+from part.step import BASE_METHODS, attack_start
 from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
 from tests.helpers.compare import same, weights
 from utils.cli.args import get_args
-from utils.data import load_splits
-from utils.method.methods import METHODS as REGISTRY
-from utils.method.recipe import attack_start
-from utils.method.rules import epsilon_map
+from utils.data.sources import load_splits
 
-METHOD_LOSS = {key: m.loss for key, m in REGISTRY.items()}     # part -> at, part_t -> trades, ...
+METHOD_LOSS = {key: m.base_key for key, m in REGISTRY.items()}     # part -> at, part_t -> trades, ...
 
 METHODS = list(REGISTRY)
 
@@ -50,10 +50,11 @@ def test_rand_init(tiny_folder, tmp_path):
         like_default = same(weights(tmp_path / f"{method}-a" / "epoch2.pt"),
                              weights(tmp_path / f"{method}-c" / "epoch2.pt"))
         assert like_default == (method != "part")
-    starts = {(m, p): attack_start(get_args(m, ["--rand_init", "false"]), METHOD_LOSS[m], p)
+    starts = {(m, p): attack_start(PartSettings.from_args(get_args(m, ["--rand_init", "false"])),
+                                   BASE_METHODS[METHOD_LOSS[m]], p)
               for m in METHODS for p in (False, True)}
-    assert starts == {("part", False): "none", ("part", True): "none", ("part_t", False): "normal",
-                      ("part_t", True): "normal", ("part_m", False): "normal", ("part_m", True): "normal"}
+    assert starts == {("part", False): no_start, ("part", True): no_start, ("part_t", False): normal_start,
+                      ("part_t", True): normal_start, ("part_m", False): normal_start, ("part_m", True): normal_start}
 
 
 def test_tiny_imagenet_native_layout(tiny_imagenet):
@@ -150,7 +151,7 @@ def test_backend_methods_batched_and_clean(method, capfd):
     model.train()
     by_class = compute_cam(model, x, method, targets=other)
     assert torch.allclose(cam, by_class, atol=1e-4) == (method == "eigencam")
-    eps = epsilon_map(cam, 32, 8 / 255, 7 / 255, "official")
+    eps = epsilon_map(PartSettings.from_args(get_args("part", ["--mask-rule", "official"])), cam, x)
     assert eps.shape == (3, 3, 32, 32)
     assert "it/s" not in capfd.readouterr().err          # no progress bars from the package
 

@@ -27,7 +27,7 @@ def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> 
 def main(method_key: str, argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args(method_key, argv)
-    from utils.training.trainer import run   # torch, torchvision, the models: only once the flags are good
+    from utils.training.run import run   # torch, torchvision, the models: only once the flags are good
     try:
         run(args)
     except UserError as exc:

@@ -11,7 +11,7 @@ from utils.infra.distributed import env_world_size
 from part import METHODS
 from cam.maps import MAPS
 from cam.rules import RULES, rule_flag_errors
-from utils.names import ANNOTATED, NUM_CLASSES
+from utils.data.datasets import DATASETS
 
 
 # --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
@@ -51,10 +51,8 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
     return p
 
 
-# What the official scripts force for SVHN; applied unless the user gives the flag. The settings added
-# by get_args: DERIVED_ROLES.
-SVHN_OVERRIDES = {"step_size": ("--step-size", 1 / 255), "weight_decay": ("--weight-decay", 0.0035),
-                  "lr": ("--lr", 0.01), "batch_size": ("--batch-size", 128)}
+# What the official scripts force for a dataset (SVHN: its entry's `overrides`) is applied unless the user
+# gives the flag. The settings added by get_args: DERIVED_ROLES.
 
 
 def _given(argv: list[str], *flags: str) -> bool:
@@ -68,26 +66,29 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     # The settings given on the command line (--eval-only takes the others from its checkpoint).
     args.given = sorted({a.dest for a in parser._actions if a.option_strings and _given(argv, *a.option_strings)})
     args.dataset_overrides = {}
-    if args.data == "SVHN":
-        for dest, (flag, value) in SVHN_OVERRIDES.items():
-            if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
-                setattr(args, dest, value)
-                args.dataset_overrides[flag] = value
+    dataset = DATASETS[args.data]
+    for dest, (flag, value) in dataset.overrides.items():
+        if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
+            setattr(args, dest, value)
+            args.dataset_overrides[flag] = value
     if args.augmentation == "auto":
-        args.augmentation = "none" if args.data == "SVHN" else "crop-flip"
+        args.augmentation = dataset.augmentation
     for error in rule_flag_errors(args):
         parser.error(error)
     if args.cam_refresh == "official" and not RULES[args.mask_rule].reads_map:
         parser.error(f"--cam-refresh official pairs each batch with the map of another; --mask-rule {args.mask_rule} "
                      "reads no map")
-    if MAPS[args.cam].needs_annotation and args.data not in ANNOTATED:
+    if MAPS[args.cam].needs_annotation and dataset.annotation != "box":
         parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
+    if dataset.annotation is not None and args.augmentation != "none":
+        parser.error(f"--augmentation {args.augmentation} would move {args.data}'s {dataset.annotation}es off their "
+                     "objects; use --augmentation none")
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:
         parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
-    if args.num_class is not None and args.num_class != NUM_CLASSES[args.data]:
-        parser.error(f"--num-class {args.num_class} does not match the {NUM_CLASSES[args.data]} classes of {args.data}")
+    if args.num_class is not None and args.num_class != dataset.classes:
+        parser.error(f"--num-class {args.num_class} does not match the {dataset.classes} classes of {args.data}")
     if args.eval_only and args.resume:
         parser.error("--eval-only and --resume exclude each other")
     args.world_size = env_world_size()

@@ -15,7 +15,8 @@ from models import MODEL_NAMES
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, positive_budget,
                             positive_int, rate, seed_int)
 from part import METHODS, Variant
-from utils.names import DATASETS, DEFAULT_EVALS, EVAL_SEEDINGS
+from utils.data.datasets import DATASETS
+from utils.names import DEFAULT_EVALS, EVAL_SEEDINGS
 
 
 class Role(enum.Enum):
@@ -72,7 +73,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
       help="checkpoint every N epochs (and at the end)")
     a(R, "--save-weights", type=positive_int, default=1, metavar="N",
       help="with --cam-refresh official: recompute the masks every N PART epochs, as upstream")
-    a(T, "--data", default="CIFAR10", choices=DATASETS, help="dataset")
+    a(T, "--data", default="CIFAR10", choices=tuple(DATASETS), help="dataset (utils/data/datasets.py)")
     a(T, "--model", default="resnet", choices=MODEL_NAMES,
       help="resnet (ResNet-18), wideresnet (WRN-34-10), smallcnn (TRADES small CNN, CPU-sized) or smallcnn-bn "
            "(a CPU-sized CNN with BatchNorm, the CPU-scale study's)")
@@ -98,7 +99,8 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(T, "--awp-warmup", type=non_negative_int, default=0, metavar="E",
       help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")
     a(T, "--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
-      help="training augmentation; auto: crop-flip, except none for SVHN (as upstream)")
+      help="training augmentation; auto: the dataset's (crop-flip, except none for SVHN, as upstream, and for a "
+           "dataset with annotations)")
     a(R, "--cam-refresh", default="batch", choices=("batch", "official"),
       help="batch: CAM of each training batch itself; official: masks from a separate shuffled pass, "
            "paired by batch index (upstream behaviour)")

@@ -26,7 +26,7 @@ from attacks.common import uniform_clipped_start
 from attacks.mma import mma
 from attacks.pgd import pgd
 from models.zoo import eval_mode
-from utils.data import subset_indices
+from utils.data.sources import subset_indices
 from utils.evaluation import cam_info
 from utils.evaluation import EvalSettings
 from utils.infra.distributed import Dist
@@ -138,7 +138,7 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
     out: dict = {"total": total, "counts": {}, "seconds": {}}
     t0 = time.perf_counter()
     natural = torch.zeros(1, dtype=torch.long, device=device)
-    for i, (x, y) in enumerate(tqdm(loader, desc="natural", disable=not progress, leave=False)):
+    for i, (x, y, *_) in enumerate(tqdm(loader, desc="natural", disable=not progress, leave=False)):
         if i % dist.world == dist.rank:
             natural += _count(model, x.to(device), y.to(device))
     dist.sum_(natural)
@@ -214,7 +214,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
         mine = None
         if dist.rank < len(group):
             i = first + dist.rank
-            x, y = (t.to(device) for t in group[dist.rank])
+            x, y = (t.to(device) for t in group[dist.rank][:2])
             seed = EVAL_BATCH_SEEDS[name]
             if scheme == "batch":      # the batch's own seeded stream, drawn in order
                 stream, draw = seed + i, cam_info.global_draw(device)

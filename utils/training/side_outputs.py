@@ -10,7 +10,8 @@ import torch
 
 from cam.maps import importance_map
 from cam.rules import RULES, epsilon_map
-from utils.data import ArraySplit, Split, make_loader
+from utils.data.loaders import ArraySplit, make_loader
+from utils.data.sources import Split
 from utils.evaluation import EvalSettings
 from utils.evaluation.evaluate import evaluate
 from utils.evaluation.visualize import grid_panels, save_mask_grid

@@ -1,4 +1,5 @@
-"""Datasets from --data-dir in the accepted layouts, held in memory as uint8, and their loaders.
+"""The data sources: a dataset (utils/data/datasets.py) from --data-dir in the accepted layouts, held in
+memory as uint8, with its source recorded (layout, path, files, sha256); subsets.
 
 Layouts, tried in this order:
   (a) the dataset's own layout under the directory: torchvision's `cifar-10-batches-py/` (CIFAR-10)
@@ -10,7 +11,7 @@ Layouts, tried in this order:
   (c) a `.zip` holding such a tree (at any depth), read in place: --data-dir names the zip, or the
       directory holds exactly one zip whose name starts with the dataset's name.
 Classes of (b) and (c) are the sorted folder names (airplane ... truck gives the canonical order;
-SVHN's canonical order is the digit folders 0 ... 9).
+SVHN's canonical order is the digit folders 0 ... 9). The loaders are in utils/data/loaders.py.
 """
 from __future__ import annotations
 
@@ -27,13 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
-from utils.infra.distributed import shard
+from utils.data.datasets import DATASETS, Limits, check_tree
 from utils.infra.errors import UserError
-from utils.names import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 # Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,
@@ -48,6 +45,8 @@ class Split:
     classes: list[str]
     indices: np.ndarray | None = None   # positions in the whole split when a subset was kept
     source: dict | None = None          # where the data came from (load_splits): kind, path, files, sha256
+    annotations: np.ndarray | None = None   # (N, 4) int64 object boxes (top, left, bottom, right; the last two
+                                            # exclusive), where the dataset's entry has `annotation="box"`
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -63,7 +62,8 @@ class Split:
         if kept is not None and self.indices is not None:
             kept = self.indices[kept]
         return Split(self.images[idx], self.labels[idx], self.classes,
-                     self.indices if kept is None else kept, self.source)
+                     self.indices if kept is None else kept, self.source,
+                     None if self.annotations is None else self.annotations[idx])
 
 
 def subset_indices(total: int, n: int | None) -> np.ndarray:
@@ -110,7 +110,7 @@ def check_limit(split: str, limit: int | None, total: int) -> None:
                         f"give at most {total} (or leave the flag out for all of them)")
 
 
-def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
+def stack_images(entries: list[tuple[str, int]], read, classes: list[str], size: int | None,
            limit: int | None, split: str, where: str = "") -> Split:
     """The images of `entries` (name, class), or the fixed subset of `limit` of them, decoded; `where`
     prefixes each name in messages (a zip's path)."""
@@ -127,7 +127,7 @@ def _stack(entries: list[tuple[str, int]], read, classes: list[str], size: int |
 def _folder_split(root: Path, classes: list[str], size: int | None, limit: int | None, split: str) -> Split:
     entries = [(str(f), i) for i, c in enumerate(classes) if (root / c).is_dir()
                for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_EXTENSIONS]
-    return _stack(entries, lambda n: n, classes, size, limit, split)
+    return stack_images(entries, lambda n: n, classes, size, limit, split)
 
 
 _ZIP_ENTRY = re.compile(r"^(?P<prefix>(?:.*/)?)(?P<split>train|test)/(?P<cls>[^/]+)/[^/]+$")
@@ -166,7 +166,7 @@ def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | No
         for split, limit in zip(("train", "test"), limits):
             entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree.get(split, {}).get(c, []))]
             try:
-                splits.append(_stack(entries, zf.read, classes, size, limit, split, f"{path}:"))
+                splits.append(stack_images(entries, zf.read, classes, size, limit, split, f"{path}:"))
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
                 raise UserError(f"{path} is damaged ({exc}); copy or download it again") from None
     return (splits[0], splits[1]), sum(len(v) for split in _needed(need_train) for v in tree.get(split, {}).values())
@@ -190,110 +190,6 @@ def _zip_in(root: Path, aliases: tuple[str, ...]) -> Path | None:
     return zips[0] if len(zips) == 1 else None
 
 
-Limits = tuple[int | None, int | None]
-
-
-def _cifar10_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
-    from torchvision.datasets import CIFAR10
-    if not (root / "cifar-10-batches-py").is_dir():
-        return None
-    try:
-        train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
-    except RuntimeError as exc:
-        raise UserError(f"{root / 'cifar-10-batches-py'}: {exc}") from None
-    for split, d, n in zip(("train", "test"), (train, test), limits):
-        check_limit(split, n, len(d.data))
-    return tuple(Split(np.asarray(d.data, np.uint8), np.asarray(d.targets, np.int64), list(d.classes)).subset(n)
-                 for d, n in zip((train, test), limits))
-
-
-def _svhn_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
-    from torchvision.datasets import SVHN
-    if not all((root / f"{split}_32x32.mat").is_file() for split in ("train", "test")):
-        return None
-    try:
-        sets = [SVHN(str(root), split=split) for split in ("train", "test")]
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise UserError(f"{root}: SVHN files unreadable: {exc}") from None
-    for split, d, n in zip(("train", "test"), sets, limits):
-        check_limit(split, n, len(d.data))
-    return tuple(Split(np.ascontiguousarray(d.data.transpose(0, 2, 3, 1)), np.asarray(d.labels, np.int64),
-                       [str(i) for i in range(10)]).subset(n) for d, n in zip(sets, limits))
-
-
-def _fetch_cifar10(root: Path) -> None:
-    from torchvision.datasets import CIFAR10
-    CIFAR10(str(root), train=True, download=True)
-
-
-def _fetch_svhn(root: Path) -> None:
-    from torchvision.datasets import SVHN
-    for split in ("train", "test"):
-        SVHN(str(root), split=split, download=True)
-
-
-def _tiny_base(root: Path) -> Path:
-    """TinyImageNet's folder: root itself when it holds wnids.txt, else root/tiny-imagenet-200."""
-    return root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"
-
-
-def _tiny_native(root: Path, limits: Limits) -> tuple[Split, Split] | None:
-    base = _tiny_base(root)
-    if not (base / "wnids.txt").is_file():
-        return None
-    classes = sorted((base / "wnids.txt").read_text().split())
-    check_tree("TinyImagenet", classes, str(base / "wnids.txt"))
-    index = {c: i for i, c in enumerate(classes)}
-    train = [(str(f), index[c]) for c in classes
-             for f in sorted((base / "train" / c / "images").glob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
-    try:
-        rows = [line.split("\t") for line in (base / "val" / "val_annotations.txt").read_text().splitlines() if line]
-        val = [(str(base / "val" / "images" / r[0]), index[r[1]]) for r in sorted(rows)]
-    except (OSError, KeyError, IndexError) as exc:
-        raise UserError(f"{base / 'val' / 'val_annotations.txt'} is missing or malformed: {exc}") from None
-    return (_stack(train, lambda n: n, classes, 64, limits[0], "train"),
-            _stack(val, lambda n: n, classes, 64, limits[1], "test"))
-
-
-LAYOUTS = {
-    "CIFAR10": ("DIR/cifar-10-batches-py/ (torchvision), DIR/train/<class>/ + DIR/test/<class>/ "
-                "(also under DIR/cifar10/), or a .zip of such a tree (--data-dir FILE.zip or DIR/cifar10*.zip)"),
-    "SVHN": ("DIR/train_32x32.mat + DIR/test_32x32.mat (torchvision), DIR/train/<class>/ + DIR/test/<class>/ "
-             "(also under DIR/svhn/), or a .zip of such a tree (--data-dir FILE.zip or DIR/svhn*.zip)"),
-    "TinyImagenet": ("DIR/tiny-imagenet-200/ (train/<wnid>/images/, val/images/ + val/val_annotations.txt, "
-                     "wnids.txt), DIR/train/<class>/ + DIR/test/<class>/, or a .zip of such a tree"),
-}
-ALIASES = {"CIFAR10": ("cifar10", "cifar-10"), "SVHN": ("svhn",),
-           "TinyImagenet": ("tiny-imagenet-200", "tiny-imagenet", "tinyimagenet")}
-NATIVE = {"CIFAR10": _cifar10_native, "SVHN": _svhn_native, "TinyImagenet": _tiny_native}
-FETCH = {"CIFAR10": _fetch_cifar10, "SVHN": _fetch_svhn}   # torchvision's downloads (TinyImageNet has none)
-NATIVE_FILES = {"CIFAR10": ("cifar-10-batches-py",), "SVHN": ("train_32x32.mat", "test_32x32.mat"),
-                "TinyImagenet": ("wnids.txt", "train", "val")}
-WNID = re.compile(r"n\d{8}")
-
-
-def check_tree(name: str, classes: list[str], where: str) -> None:
-    """An image-folder tree or zip must hold dataset `name` (--data): its class count and class folder
-    names. A mismatch (SVHN settings on CIFAR-10 images, say) would train and label silently wrong."""
-    want = NUM_CLASSES[name]
-    shown = ", ".join(classes[:12]) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
-    if len(classes) != want:
-        raise UserError(f"{where} has {len(classes)} class folders ({shown or 'none'}), but --data {name} has "
-                        f"{want} classes; give the --data of these images, or point --data-dir at {name}")
-    if name in CLASS_NAMES:
-        if sorted(classes) != sorted(CLASS_NAMES[name]):
-            odd = [c for c in classes if c not in CLASS_NAMES[name]]
-            raise UserError(f"{where} has class folders {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} that "
-                            f"--data {name} does not have (its classes: {', '.join(CLASS_NAMES[name])}); give the "
-                            f"--data of these images, or point --data-dir at {name}")
-    else:
-        odd = [c for c in classes if not WNID.fullmatch(c)]
-        if odd:
-            raise UserError(f"{where} has class folders {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} that are "
-                            f"not WordNet ids (n + 8 digits) as --data {name} has; give the --data of these images, "
-                            f"or point --data-dir at {name}")
-
-
 def check_not_empty(name: str, splits: tuple["Split", "Split"], where: str, need_train: bool) -> None:
     """Class folders without images would start a run on nothing."""
     for split, data in zip(("train", "test"), splits):
@@ -311,8 +207,8 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
     those images are decoded. With need_train=False (evaluation only) a folder or zip holding only
     the test tree is enough, and the training split is not decoded.
     """
-    if name not in NATIVE:
-        raise UserError(f"unknown dataset {name}; choose from {', '.join(NATIVE)}")
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name}; choose from {', '.join(DATASETS)}")
     root = Path(data_dir)
     splits = _find(name, root, (train_subset, test_subset), need_train)
     tried = "not needed"
@@ -324,20 +220,21 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
             splits = _find(name, root, (train_subset, test_subset), need_train) if tried == "done" else None
     if splits is None:
         raise UserError(f"no {name} data found at {root.resolve()} (--data-dir {data_dir}); download {tried}; "
-                        f"accepted layouts: {LAYOUTS[name]}; point --data-dir at one of them")
+                        f"accepted layouts: {DATASETS[name].layouts}; point --data-dir at one of them")
     return splits
 
 
 def _download(name: str, root: Path, download: bool) -> str:
     """Fetch the dataset's own files into root; what happened, for the no-data message."""
-    if name not in FETCH:
+    fetch = DATASETS[name].fetch
+    if fetch is None:
         return f"not available for {name}"
     if not download:
         return "not tried (--no-download)"
     made = not root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        FETCH[name](root)
+        fetch(root)
     except Exception as exc:   # offline, refused, no space: the reason goes into the message
         if made and root.is_dir() and not any(root.iterdir()):
             root.rmdir()      # leave no empty folder behind
@@ -348,12 +245,13 @@ def _download(name: str, root: Path, download: bool) -> str:
 
 def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Split, Split] | None:
     """The splits in the first layout present under root (nothing fetched), each with its source."""
-    size, aliases = IMAGE_SIZE[name], ALIASES[name]
-    if root.is_dir():
-        native = NATIVE[name](root, limits)
+    d = DATASETS[name]
+    size, aliases = d.image_size, d.aliases
+    if root.is_dir() and d.native is not None:
+        native = d.native(root, limits)
         if native is not None:
-            base = _tiny_base(root) if name == "TinyImagenet" else root
-            files = [f for n in NATIVE_FILES[name] if (base / n).exists()
+            base = d.base(root)
+            files = [f for n in d.native_files if (base / n).exists()
                      for f in ([base / n] if (base / n).is_file() else sorted(p for p in (base / n).rglob("*")
                                                                            if p.is_file()))]
             return _with_source(native, "native", base, files)
@@ -407,124 +305,3 @@ def _with_source(splits: tuple[Split, Split], kind: str, path: Path, files: list
     for split in splits:
         split.source = source
     return splits
-
-
-class ArraySplit(Dataset):
-    """A Split as a torch Dataset of (float CHW in [0, 1], label); augmentation on uint8 tensors."""
-
-    def __init__(self, split: Split, augment: transforms.Compose | None = None) -> None:
-        self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8 view
-        self.labels = torch.from_numpy(split.labels)
-        # Each image's index in the whole split (a subset keeps its images' own): the evaluation's
-        # per-image random streams are keyed by it.
-        self.ids = None if split.indices is None else torch.as_tensor(split.indices, dtype=torch.long)
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.images[i]
-        if self.augment is not None:
-            img = self.augment(img)
-        return img.float().div_(255), self.labels[i]
-
-
-def train_augmentation(size: int, padding: int = 4) -> transforms.Compose:
-    """Random crop with zero padding and horizontal flip, as the official CIFAR-10 loader."""
-    return transforms.Compose([transforms.RandomCrop(size, padding=padding), transforms.RandomHorizontalFlip()])
-
-
-def epoch_order(n: int, shuffle_seed: int | None) -> torch.Tensor:
-    """The order of one pass: a permutation drawn from the seed alone (None: in order), so that
-    resumes replay it and both loaders agree."""
-    if shuffle_seed is None:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
-
-
-def make_loader(dataset: Dataset, batch_size: int, shuffle_seed: int | None, workers: int = 0) -> DataLoader:
-    """A DataLoader in epoch_order (the evaluation's loaders: every rank sees every batch).
-
-    Its own generator seeds the workers, so creating the loader draws nothing from the global RNG
-    (which the attacks use) and both loaders leave that stream alike."""
-    gen = torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed)
-    return DataLoader(dataset, batch_size=batch_size, sampler=epoch_order(len(dataset), shuffle_seed).tolist(),
-                      num_workers=workers, drop_last=False, generator=gen)
-
-
-def rank_batches(n: int, batch_size: int, shuffle_seed: int | None, rank: int = 0, world: int = 1) -> list:
-    """The index batches of one pass for this rank: the global batches of epoch_order (batch_size
-    each, the last one smaller), each split into `world` near-equal slices. Under torchrun a last
-    batch with fewer images than ranks is dropped (every rank must train on every step)."""
-    batches = list(epoch_order(n, shuffle_seed).split(batch_size))
-    if world > 1:
-        if batches and len(batches[-1]) < world:
-            batches = batches[:-1]
-        batches = [shard(b, rank, world) for b in batches]
-    return batches
-
-
-def train_loader(dataset: Dataset, batch_size: int, shuffle_seed: int | None, workers: int = 0,
-                 rank: int = 0, world: int = 1) -> DataLoader:
-    """The training pass on the CPU path: this rank's batches (rank_batches); augmentation runs per
-    sample in the workers. With one process these are make_loader's batches exactly."""
-    gen = torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed)
-    return DataLoader(dataset, batch_sampler=[b.tolist() for b in rank_batches(len(dataset), batch_size, shuffle_seed,
-                                                                               rank, world)],
-                      num_workers=workers, generator=gen)
-
-
-def crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
-    """Batched random crop (zero padding, offsets uniform over 0..2*padding) and horizontal flip
-    (probability 1/2), per sample, as torchvision's RandomCrop + RandomHorizontalFlip; one gather
-    on the images' device, no per-image loop. images: (B, C, H, W), any dtype."""
-    b, c, h, w = images.shape
-    dev = images.device
-    padded = F.pad(images, (padding,) * 4)
-    oy = torch.randint(0, 2 * padding + 1, (b, 1), device=dev)
-    ox = torch.randint(0, 2 * padding + 1, (b, 1), device=dev)
-    flip = torch.rand(b, 1, device=dev) < 0.5
-    rows = oy + torch.arange(h, device=dev)
-    cols = ox + torch.arange(w, device=dev)
-    cols = torch.where(flip, cols.flip(1), cols)
-    return padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
-
-
-class ResidentLoader:
-    """A split held on the device as uint8, shuffled by a per-epoch seed, augmented in batches on the
-    device (crop_flip). Yields (float images in [0, 1], labels) like train_loader over ArraySplit,
-    this rank's slice of each global batch."""
-
-    def __init__(self, split: Split, batch_size: int, shuffle_seed: int | None, augment: bool,
-                 device: torch.device | str, padding: int = 4, rank: int = 0, world: int = 1) -> None:
-        self.dataset = split
-        self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
-        # uint8 -> [0, 1] by a table divided on the CPU: CUDA divides a tensor by a scalar as a product
-        # with its reciprocal, 1 ulp off ToTensor's division for some values (seen on an H200).
-        self.unit = (torch.arange(256, dtype=torch.float32) / 255).to(device)
-        self.labels = torch.from_numpy(split.labels).to(device)
-        self.batch_size = batch_size
-        self.shuffle_seed = shuffle_seed
-        self.augment = augment
-        self.padding = padding
-        self.rank, self.world = rank, world
-
-    def _batches(self) -> list:
-        return rank_batches(len(self.labels), self.batch_size, self.shuffle_seed, self.rank, self.world)
-
-    def __len__(self) -> int:
-        return len(self._batches())
-
-    def __iter__(self):
-        batches = self._batches()
-        if not batches:
-            return
-        # One copy of the epoch's order to the device (a copy per batch would sync the host each time).
-        order = torch.cat(batches).to(self.images.device)
-        for batch in order.split([len(b) for b in batches]):
-            x = self.images[batch]
-            if self.augment:
-                x = crop_flip(x, self.padding)
-            yield self.unit[x.int()], self.labels[batch]

@@ -1,0 +1,71 @@
+"""The dataset axis (utils/data/datasets.py): a dataset is one entry; one whose images carry an object box
+hands each training batch its boxes, which the `box` map reads."""
+import numpy as np
+import pytest
+import torch
+
+from cam.rules import budget_from
+from utils.cli.args import get_args
+from utils.data.datasets import DATASETS, Dataset
+from utils.data.sources import Split
+
+
+def _boxed(n: int, seed: int) -> Split:
+    """n random 32x32 images, each with a 16x16 box (a quarter of its pixels) at a random place."""
+    rng = np.random.default_rng(seed)
+    top, left = rng.integers(0, 17, n), rng.integers(0, 17, n)
+    boxes = np.stack([top, left, top + 16, left + 16], 1).astype(np.int64)
+    return Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64),
+                 [str(c) for c in range(10)], annotations=boxes)
+
+
+def boxes_native(root, limits):
+    return tuple(_boxed(n or default, seed).subset(n) for n, default, seed in zip(limits, (64, 32), (1, 2)))
+
+
+BOXES = Dataset("Boxes", 10, 32, ("boxes",), "generated in the test", native=boxes_native, augmentation="none",
+                annotation="box")
+
+
+@pytest.fixture
+def boxes_dataset(monkeypatch):
+    monkeypatch.setitem(DATASETS, "Boxes", BOXES)
+
+
+def test_a_dataset_with_boxes_trains_part_on_its_boxes(boxes_dataset, tmp_path, monkeypatch):
+    """--map box with the top rule at the box's share: each PART batch's ε map is exactly its images'
+    boxes (ε inside, ε_low outside), carried from the entry's reader through the loader to the step."""
+    import utils.training.trainer as trainer
+    from utils.training.run import run
+    seen = []
+    real = trainer.train_batch
+
+    def spy(phase, model, x, y, optimizer, annotation=None, **kw):
+        loss, eps = real(phase, model, x, y, optimizer, annotation, **kw)
+        seen.append((phase.name, annotation, eps))
+        return loss, eps
+    monkeypatch.setattr(trainer, "train_batch", spy)
+    args = get_args("part", ["--data", "Boxes", "--data-dir", str(tmp_path), "--model", "smallcnn-bn",
+                             "--map", "box", "--mask-rule", "top", "--top-share", "0.25", "--epochs", "2",
+                             "--warm-up", "1", "--batch-size", "16", "--num-steps", "1", "--eval", "natural",
+                             "--model-dir", str(tmp_path / "run"), "--no-progress", "--threads", "1"])
+    assert args.augmentation == "none"                     # the entry's: augmentation would move the boxes
+    run(args)
+    part = [(a, e) for name, a, e in seen if name == "part"]
+    assert len(part) == 4 and all(a is not None and a.shape == (16, 4) for a, _ in part)
+    for box, eps in part:
+        inside = torch.zeros(16, 32, 32, dtype=torch.bool)
+        for i, (t, l, b, r) in enumerate(box.tolist()):
+            inside[i, t:b, l:r] = True
+        assert torch.equal(eps, budget_from(inside[:, None].expand(-1, 3, -1, -1), 8 / 255, 7 / 255))
+    assert all(name != "part" or a is not None for name, a, _ in seen)
+
+
+def test_a_dataset_without_boxes_refuses_the_box_map_and_one_with_boxes_refuses_crop_flip(boxes_dataset, capsys):
+    with pytest.raises(SystemExit) as exc:
+        get_args("part", ["--map", "box"])
+    assert exc.value.code == 2 and "CIFAR10 has none" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        get_args("part", ["--data", "Boxes", "--augmentation", "crop-flip"])
+    assert exc.value.code == 2 and "use --augmentation none" in capsys.readouterr().err
+    assert get_args("part", ["--data", "Boxes", "--map", "box"]).cam == "box"
