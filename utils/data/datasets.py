@@ -100,6 +100,7 @@ class Dataset:
     layouts: str                                # the accepted layouts, for the no-data message
     class_names: tuple[str, ...] | None = None  # the class folders an image-folder tree must have
     class_pattern: str | None = None            # or the pattern every class folder name matches
+    class_pattern_help: str = ""                # that pattern in words, for the mismatch message
     native: Callable | None = None              # native(root, limits) -> (train, test) of its own layout, or None
     native_files: tuple[str, ...] = ()          # what of its own layout the results' sha256 covers
     base: Callable[[Path], Path] = lambda root: root   # the folder its own layout lies in
@@ -128,7 +129,8 @@ DATASETS = {d.name: d for d in (
     # Class folders are WordNet ids (n + 8 digits).
     Dataset("TinyImagenet", 200, 64, ("tiny-imagenet-200", "tiny-imagenet", "tinyimagenet"),
             f"DIR/tiny-imagenet-200/ (train/<wnid>/images/, val/images/ + val/val_annotations.txt, wnids.txt), "
-            f"{_TREE}, or a .zip of such a tree", class_pattern=r"n\d{8}", native=tiny_native,
+            f"{_TREE}, or a .zip of such a tree", class_pattern=r"n\d{8}",
+            class_pattern_help="WordNet ids (n + 8 digits)", native=tiny_native,
             native_files=("wnids.txt", "train", "val"), base=tiny_base),
 )}
 
@@ -152,5 +154,5 @@ def check_tree(name: str, classes: list[str], where: str) -> None:
         odd = [c for c in classes if not re.fullmatch(d.class_pattern, c)]
         if odd:
             raise UserError(f"{where} has class folders {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} that are "
-                            f"not WordNet ids (n + 8 digits) as --data {name} has; give the --data of these images, "
-                            f"or point --data-dir at {name}")
+                            f"not {d.class_pattern_help or d.class_pattern} as --data {name} has; give the --data of "
+                            f"these images, or point --data-dir at {name}")

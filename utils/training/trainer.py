@@ -18,6 +18,7 @@ from part import METHODS, PartSettings
 from part.step import BASE_METHODS, Phase, lr_at, phases, train_batch
 from utils.data.loaders import ArraySplit, ResidentLoader, train_augmentation, train_loader
 from utils.data.sources import Split
+from utils.evaluation import EvalSettings
 from utils.infra.checkpoint import load_model_state, remove_partials_before, set_rng_state, weights_fingerprint
 from utils.infra.distributed import Dist
 from utils.infra.interrupt import Interrupted, StopRequest
@@ -88,7 +89,9 @@ class Trainer:
         self.pairing = OfficialPairing(model, self.settings, self.mask_pass, args.warm_up + 1, args.save_weights,
                                        progress) if (args.cam_refresh == "official" and not args.no_reweight
                                                     and RULES[args.mask_rule].reads_map) else None
-        self.side = SideOutputs(args, test_split, model, self.train_model, self.streams, dist)
+        self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.train_model, self.streams, dist,
+                                every=args.eval_every, subset=args.eval_subset, grid=args.save_masks,
+                                epochs=args.epochs, batch_size=args.batch_size, workers=args.workers)
 
     def state_dict(self) -> dict:
         """What a checkpoint holds of the trainer (besides the epoch, position and RNG states, which
