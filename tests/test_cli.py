@@ -136,7 +136,7 @@ print("HEAVY", heavy)
 @pytest.mark.parametrize("kind,target,argv", [
     ("path", "train_eval_part.py", ["train_eval_part.py", "--help"]),
     ("path", "train_eval_part_t.py", ["train_eval_part_t.py", "--epsilon", "8/0"]),
-    ("module", "utils.evaluation.report", ["report", "--help"]),
+    ("module", "report", ["report", "--help"]),
     ("module", "experiments.run", ["run", "at_seed1", "--dry-run"]),
 ])
 def test_command_lines_start_without_torch(kind, target, argv):
@@ -179,7 +179,7 @@ def test_every_flag_declares_its_role(method):
 ])
 def test_roles_drive_resume_checks_and_report_grouping(argv, resume_differs, report_differs):
     from utils.cli.args import get_args
-    from utils.evaluation.report import group_key
+    from report.groups import group_key
     from utils.training.resume import differences
     base, changed = get_args("part", []), get_args("part", argv)
     assert set(differences(vars(base), changed)) == resume_differs

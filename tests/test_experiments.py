@@ -86,7 +86,7 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     from experiments.runs import SUITES, STUDY_SEEDS, STUDY_SHARE, uniform_budget
     from utils.argtypes import parse_fraction
     from utils.cli.args import get_args
-    from utils.evaluation import report
+    from report import groups
     study = SUITES["cpu-study"]
     arms = {n: v for n, v in study.items() if v[1] == "train_eval_part.py"}
     assert len(arms) == 4 * len(STUDY_SEEDS) >= 16 and {p for p, _, _ in arms.values()} == set(STUDY_SEEDS)
@@ -100,7 +100,7 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
         _, script, flags = study[f"{arm}_seed1"]
         args = vars(get_args("part", shlex.split(flags)))
         runs.append({"name": arm, "method": method, "args": args})
-    assert sorted(label for _, _, label in report.arm_pairs(runs)) == [
+    assert sorted(label for _, _, label in groups.arm_pairs(runs)) == [
         "AT-random − AT", "AT-region − AT", "PART − AT", "PART − AT-random", "PART − AT-region"]
     uniform = runs[3]["args"]["region_eps"]
     assert len(uniform) == 4 and len(set(uniform.values())) == 1

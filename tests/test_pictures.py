@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from tests.conftest import train
-from utils.evaluation import report
+from report import groups, plots, tables
+import report.__main__ as report_cli
 from utils.infra.checkpoint import load_checkpoint
 import utils.training.side_outputs
 import utils.training.run
@@ -77,7 +78,7 @@ def test_report_matches_its_json(tiny_folder, tmp_path):
     part = train(tiny_folder, tmp_path / "part", "--eval-every", "1", "--eval-subset", "8",
                  "--results", str(tmp_path / "part.json"))
     out = tmp_path / "report"
-    assert report.main([str(tmp_path / "at.json"), str(tmp_path / "part.json"), "-o", str(out)]) == 0
+    assert report_cli.main([str(tmp_path / "at.json"), str(tmp_path / "part.json"), "-o", str(out)]) == 0
     rows = _rows((out / "table.md").read_text())
     assert rows["part"]["method"] == "PART" and rows["at"]["method"] == "AT" and rows["part"]["baseline"] == "at"
     assert float(rows["part"]["natural"]) == pytest.approx(part["natural"], abs=0.005)
@@ -103,14 +104,14 @@ def test_report_seed_summary_and_bad_input(tmp_path, capsys):
         return str(path)
     # A run still evaluating leaves its progress file beside the results: `*.json` matches it, passed over.
     (tmp_path / "s3.eval-progress.json").write_text(json.dumps({"key": {}, "batches": {"aa": [[1, 2]]}}))
-    runs = report.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0), str(tmp_path / "s3.eval-progress.json")])
-    table = report.markdown_table(runs)
+    runs = groups.load_runs([fake("s1", 1, 80.0), fake("s2", 2, 82.0), str(tmp_path / "s3.eval-progress.json")])
+    table = tables.markdown_table(runs)
     assert len(runs) == 2 and "| PART | 2 | 81.00 ± 1.41 | 40.00 ± 0.00 | – | – | – | – |" in table
     # The same arm seed by seed: only the accuracies some run has, each run in its seed's column.
     assert "Seed by seed (natural / PGD-20, %):" in table and "| PART | 80.00 / 40.00 | 82.00 / 40.00 |" in table
     (tmp_path / "bad.json").write_text("{")
     capsys.readouterr()
-    assert report.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2
+    assert report_cli.main([str(tmp_path / "bad.json"), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "cannot read results file" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
 
@@ -128,7 +129,7 @@ def _fake_run(tmp_path, name, method, flags, natural, aa=None):
 
 
 def test_report_groups_and_pairs_by_every_setting(tmp_path):
-    runs = report.load_runs([
+    runs = groups.load_runs([
         _fake_run(tmp_path, "part_s1", "PART", ["--seed", "1"], 80.0),
         _fake_run(tmp_path, "part_s2", "PART", ["--seed", "2"], 82.0),
         _fake_run(tmp_path, "pair_s1", "PART", ["--seed", "1", "--cam-refresh", "official"], 60.0),
@@ -142,14 +143,14 @@ def test_report_groups_and_pairs_by_every_setting(tmp_path):
         _fake_run(tmp_path, "trades_beta3_s1", "TRADES", ["--seed", "1", "--beta", "3"], 81.0),
     ])
     by_name = {r["name"]: r for r in runs}
-    base = {r["name"]: (report.baseline_of(r, runs) or {}).get("name") for r in runs}
+    base = {r["name"]: (groups.baseline_of(r, runs) or {}).get("name") for r in runs}
     # The one AT run with equal settings (the lr 0.02 run is not it), also for the official pairing
     # (a setting only PART reads); none for another step size or beta; two equal AT runs: ambiguous.
     assert base["part_s1"] == "at_s1" and base["pair_s1"] == "at_s1"
     assert base["part_step_s1"] is None and base["part_t_s1"] is None
     assert base["part_s2"] is None
-    assert [r["name"] for r in report.baseline_candidates(by_name["part_s2"], runs)] == ["at_s2", "at_s2_again"]
-    table = report.markdown_table(runs)
+    assert [r["name"] for r in groups.baseline_candidates(by_name["part_s2"], runs)] == ["at_s2", "at_s2_again"]
+    table = tables.markdown_table(runs)
     rows = _rows(table)
     assert rows["part_s2"]["baseline"] == "ambiguous: at_s2, at_s2_again" and rows["part_s1"]["Δ natural"] == "+5.00"
     # Seed summary: batch masks and the official pairing apart, never averaged together.
@@ -168,10 +169,10 @@ def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
             "uniform": ("AT-region", ["--mask-rule", "region", "--region-eps", "ul=7/255"], (74.0, 77.0, 76.0))}
     paths = [_fake_run(tmp_path, f"{arm}_s{i + 1}", method, flags + ["--seed", str(i + 1)], nat[i], nat[i] - 40)
              for arm, (method, flags, nat) in arms.items() for i in range(3)]
-    runs = report.load_runs(paths)
-    assert sorted(label for _, _, label in report.arm_pairs(runs)) == [
+    runs = groups.load_runs(paths)
+    assert sorted(label for _, _, label in groups.arm_pairs(runs)) == [
         "AT-random − AT", "AT-region − AT", "PART − AT", "PART − AT-random", "PART − AT-region"]
-    table = report.markdown_table(runs)
+    table = tables.markdown_table(runs)
     # PART − AT: differences 5, 5.5, 6: mean 5.5, sd 0.5, half-width 4.3027 * 0.5 / sqrt(3) = 1.242.
     assert "| PART − AT | 3 | +5.50 [+4.26, +6.74] * | +0.00 [the same at every seed] |" in table
     # AT-region − AT: -1, 1.5, 0: mean 0.17, sd 1.258, half-width 3.125: includes 0, no star.
@@ -185,21 +186,21 @@ def test_report_pairs_the_study_arms_seed_by_seed(tmp_path):
         assert re.search(rf"^\| {arm}(, [^|]*)? \| 3 \| .* \| {re.escape(start)} \|$", table, re.M), arm
     clean = _fake_run(tmp_path, "clean", "AT-region", ["--mask-rule", "region", "--region-eps", "ul=7/255",
                                                         "--region-start", "epsilon"], 74.0)
-    assert report.start_of(report.load_runs([clean])[0]) == "uniform ±ε"
+    assert groups.start_of(groups.load_runs([clean])[0]) == "uniform ±ε"
     # A measure some seeds lack (AutoAttack not run at seed 3 of AT): its cells say over how many seeds.
     at3 = json.loads(Path(paths[5]).read_text())
     Path(paths[5]).write_text(json.dumps({**at3, "aa": None}))
-    table = report.markdown_table(report.load_runs(paths))
+    table = tables.markdown_table(groups.load_runs(paths))
     # PART − AT on AA: 5, 5.5 at seeds 1 and 2 only: mean 5.25, half-width 12.706 * 0.354 / sqrt(2) = 3.18.
     assert "| PART − AT | 3 | +5.50 [+4.26, +6.74] * | +0.00 [the same at every seed] | – | +5.25 [+2.07, +8.43] * (2 seeds) |" in table
     assert "+8.43 AA (2 seeds)" in table and "| AT | 3 | 75.50 ± 0.50 | 40.00 ± 0.00 | – | 35.25 ± 0.35 (2 runs) |" in table
     # The pictures' robust axis: the AutoAttack most runs have; PGD-20 where none has one.
-    runs = report.load_runs(paths)
-    assert report.robust_axis(runs) == "aa"
-    assert report.robust_axis([{**r, "aa": None, "aa-standard": 30.0 if i else None} for i, r in enumerate(runs)]) == "aa-standard"
-    assert report.robust_axis([{**r, "aa": None} for r in runs]) == "pgd20"
+    runs = groups.load_runs(paths)
+    assert plots.robust_axis(runs) == "aa"
+    assert plots.robust_axis([{**r, "aa": None, "aa-standard": 30.0 if i else None} for i, r in enumerate(runs)]) == "aa-standard"
+    assert plots.robust_axis([{**r, "aa": None} for r in runs]) == "pgd20"
     # A missing seed of one arm: paired over the common seeds only.
-    written = report.write_report(paths[:-1], tmp_path / "out")
+    written = report_cli.write_report(paths[:-1], tmp_path / "out")
     assert "| PART − AT-region | 2 |" in (tmp_path / "out" / "table.md").read_text()
     for name in ("arms_tradeoff.png", "arms_curves.png"):
         assert tmp_path / "out" / name in written
@@ -212,10 +213,10 @@ def test_report_pairs_only_within_a_base_method(tmp_path):
     with MART, never across."""
     paths = [_fake_run(tmp_path, f"{m}_s{s}", m, ["--seed", str(s)], 80.0 + s)
              for m in ("TRADES", "PART-T", "MART", "PART-M") for s in (1, 2)]
-    runs = report.load_runs(paths)
-    assert sorted(label for _, _, label in report.arm_pairs(runs)) == ["PART-M − MART", "PART-T − TRADES"]
+    runs = groups.load_runs(paths)
+    assert sorted(label for _, _, label in groups.arm_pairs(runs)) == ["PART-M − MART", "PART-T − TRADES"]
     # The arm pictures, one pair per base method, named by it.
-    written = {p.name for p in report.write_report(paths, tmp_path / "out")}
+    written = {p.name for p in report_cli.write_report(paths, tmp_path / "out")}
     assert {"arms_tradeoff_TRADES.png", "arms_curves_MART.png"} <= written and "arms_tradeoff.png" not in written
 
 
@@ -260,11 +261,11 @@ def test_report_fills_settings_older_results_lack(tmp_path):
     for key in ("awp_gamma", "awp_warmup"):
         del run["args"][key]
     Path(old).write_text(json.dumps(run))
-    runs = report.load_runs([old, new])
-    assert report.baseline_of(runs[0], runs)["name"] == "at_new"
+    runs = groups.load_runs([old, new])
+    assert groups.baseline_of(runs[0], runs)["name"] == "at_new"
     Path(new).write_text(Path(new).read_text().replace('"awp_gamma": 0.0', '"awp_gamma": 0.005'))
-    runs = report.load_runs([old, new])
-    assert report.baseline_of(runs[0], runs) is None
+    runs = groups.load_runs([old, new])
+    assert groups.baseline_of(runs[0], runs) is None
 
 
 def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
@@ -273,7 +274,7 @@ def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
     pairs with runs that leave the flag alone."""
     from cam.rules import RULES
     from utils.cli.args import get_args
-    from utils.evaluation.report import group_key
+    from report.groups import group_key
     new = vars(get_args("part", []))
     # The mask rules' own flags (the one registry with flags), and AWP's, declared in utils/cli/settings.py.
     flags = [(f.name, f.dest) for rule in RULES.values() for f in rule.flags]
@@ -291,6 +292,6 @@ def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
 def test_report_labels_show_budgets_as_the_command_line_takes_them():
     """An arm's label gives budgets in 255ths and quadrants in the paper's order, shares as they are."""
     quadrants = {"br": 12 / 255, "bl": 12 / 255, "ul": 6 / 255, "ur": 12 / 255}
-    assert report._value_text("region_eps", quadrants) == "ul=6/255,ur=12/255,bl=12/255,br=12/255"
-    assert report._value_text("low_epsilon", 0.028304313725490197) == "7.2176/255"
-    assert report._value_text("top_share", 0.2176) == "0.2176"
+    assert groups._value_text("region_eps", quadrants) == "ul=6/255,ur=12/255,bl=12/255,br=12/255"
+    assert groups._value_text("low_epsilon", 0.028304313725490197) == "7.2176/255"
+    assert groups._value_text("top_share", 0.2176) == "0.2176"

@@ -127,7 +127,7 @@ def test_cam_info_in_a_run_and_in_its_results(tiny_folder, tmp_path, capsys):
 
 
 def test_the_report_pairs_rules_and_shows_cam_info_and_figure1():
-    from utils.evaluation import report
+    from report import groups, tables
 
     def run(name, seed, argv, nat, info=None):
         return {"name": name, "method": "x", "device": "cpu", "machine": {"threads": 1},
@@ -149,14 +149,14 @@ def test_the_report_pairs_rules_and_shows_cam_info_and_figure1():
                     50.0 + (seed if q == "ul" else 0))
             r["method"] = "AT-region"
             runs.append(r)
-    labels = [label.split(" − ") for _, _, label in report.arm_pairs(runs)]
+    labels = [label.split(" − ") for _, _, label in groups.arm_pairs(runs)]
     assert any(a.startswith("PART, mask_rule=top") and b.startswith("PART, mask_rule=official") for a, b in labels)
-    text = report.markdown_table(runs)
+    text = tables.markdown_table(runs)
     assert "random − top" in text and "+4.00 [" in text            # (3 + 4 + 5) / 3
     assert "at most" in text and "Figure 1" in text
     assert "- natural: ul − br +2.00 [" in text                    # seeds 1-3: +1, +2, +3
     runs[0]["machine"]["threads"] = 2         # a CPU run at another thread count is another arm
-    assert len(report.grouped(runs)) > len(report.grouped([r for r in runs if r is not runs[0]]))
+    assert len(groups.grouped(runs)) > len(groups.grouped([r for r in runs if r is not runs[0]]))
 
 
 def test_round_two_of_the_study(capsys, tmp_path, monkeypatch):

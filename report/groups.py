@@ -1,0 +1,194 @@
+"""The report's grouping and statistics: results JSONs loaded, runs grouped into arms by every setting
+but their seed, each arm paired with its baseline, paired differences and their t-intervals."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from cam.rules import CAM_FREE_RULES, QUADRANTS
+from part import BASE_OF, METHODS, PartSettings
+from utils.cli.settings import EARLIER_DEFAULTS, report_ignores, reweighting_only
+from utils.infra.files import PROGRESS_SUFFIX
+
+
+METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
+
+
+# Runs are averaged together, or paired with a baseline, only when all their settings agree: every
+# recorded argument except those whose Role (utils/cli/settings.py) is NONE, the script and the seed.
+NOT_SETTINGS = report_ignores()
+
+
+# Settings only the pixel reweighting reads (Role.REWEIGHTING): a baseline (--no-reweight) ignores them.
+PART_ONLY = reweighting_only()
+
+
+def load_runs(paths: list[str]) -> list[dict]:
+    """The results files among `paths`; an unfinished evaluation's progress file (a run still going,
+    `results/*.json` matches it) is passed over, anything else unreadable is an error."""
+    runs = []
+    for p in paths:
+        if str(p).endswith(PROGRESS_SUFFIX):
+            continue
+        try:
+            run = json.loads(Path(p).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read results file {p}: {exc}") from None
+        if not isinstance(run, dict) or "method" not in run or "args" not in run:
+            raise ValueError(f"{p} is not a results file of train_eval_part*.py")
+        run["name"] = Path(p).stem if Path(p).stem != "results" else Path(p).parent.name
+        runs.append(run)
+    return runs
+
+
+def settings(run: dict, drop: frozenset = frozenset()) -> tuple:
+    """The run's settings (NOT_SETTINGS and `drop` left out) as a hashable, comparable key; a CPU run's
+    thread count is one of them (CPU arithmetic differs slightly with it; None where not recorded)."""
+    args = {**EARLIER_DEFAULTS, **run["args"]}      # results made before a setting existed
+    if run.get("device", "cpu") == "cpu":
+        args["cpu_threads"] = (run.get("machine") or {}).get("threads")
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in args.items()
+                        if k not in NOT_SETTINGS and k not in drop))
+
+
+def group_key(run: dict) -> tuple:
+    """Runs with equal keys differ in their seed at most."""
+    return (run["method"], settings(run, frozenset({"seed"})))
+
+
+def grouped(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """The runs by group_key (an arm: one setting over seeds), in first-seen order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(group_key(r), []).append(r)
+    return groups
+
+
+def base_method(run: dict) -> str:
+    """The run's base method (AT, TRADES, MART): its own label for a baseline."""
+    return BASE_OF.get(run["method"], run["method"])
+
+
+def baseline_candidates(run: dict, runs: list[dict]) -> list[dict]:
+    """The baseline runs whose settings equal this run's except --no-reweight (and the settings that
+    only the reweighting reads), the seed included."""
+    base = BASE_OF.get(run["method"])
+    if base is None:
+        return []
+    key = (run["args"].get("seed"), settings(run, PART_ONLY))
+    return [r for r in runs if r["method"] == base and (r["args"].get("seed"), settings(r, PART_ONLY)) == key]
+
+
+def baseline_of(run: dict, runs: list[dict]) -> dict | None:
+    """The one matching baseline; None when there is none or several (which one would be a guess)."""
+    matches = baseline_candidates(run, runs)
+    return matches[0] if len(matches) == 1 else None
+
+
+def start_of(run: dict) -> str:
+    """The run's training attack's random start after the warm-up, in words (part.step); "–"
+    where its recorded arguments do not say."""
+    from part.step import BASE_METHODS, start_in_words
+    try:
+        args = argparse.Namespace(**{**EARLIER_DEFAULTS, **run["args"]})
+        return start_in_words(PartSettings.from_args(args), BASE_METHODS[METHODS[args.method].base_key])
+    except (AttributeError, KeyError, TypeError):
+        return "–"
+
+
+def arm_kind(run: dict) -> str:
+    """baseline (--no-reweight), cam (a CAM decides the budgets) or fixed (a CAM-free rule)."""
+    a = run["args"]
+    return "baseline" if a.get("no_reweight") else "fixed" if a.get("mask_rule") in CAM_FREE_RULES else "cam"
+
+
+def _compared(a: dict, b: dict) -> bool:
+    """Whether arm a (a run of it) is compared as a − b: every arm with the baseline, every CAM arm
+    with every CAM-free arm, and every other CAM rule with the official one."""
+    ka, kb = arm_kind(a), arm_kind(b)
+    return (kb == "baseline" and ka != "baseline") or (ka == "cam" and kb == "fixed") or \
+        (ka == kb == "cam" and b["args"].get("mask_rule") == "official" and a["args"].get("mask_rule") != "official")
+
+
+def arm_pairs(runs: list[dict]) -> list[tuple[list[dict], list[dict], str]]:
+    """(arm A, arm B, label) to compare seed by seed: within runs of one base method whose settings
+    agree except the seed and the reweighting's own (PART_ONLY), every arm minus the baseline, every
+    CAM arm minus every CAM-free arm (PART minus random placement, minus uniform budgets), and every
+    other CAM rule minus the official one. An arm: runs of one group_key."""
+    groups = grouped(runs)
+    families: dict[tuple, list[tuple]] = {}
+    for key, members in groups.items():     # a family: one base method (PART-T with TRADES, never MART)
+        family = (base_method(members[0]), settings(members[0], PART_ONLY | {"seed"}))
+        families.setdefault(family, []).append(key)
+    pairs = []
+    for keys in families.values():
+        label = {k: group_label(k, {q: groups[q] for q in keys}) for k in keys}
+        for a in keys:
+            for b in keys:
+                if a != b and _compared(groups[a][0], groups[b][0]):
+                    pairs.append((groups[a], groups[b], f"{label[a]} − {label[b]}"))
+    return pairs
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval of paired differences (at least 2)."""
+    from scipy import stats
+    m = statistics.mean(diffs)
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return m, m - half, m + half
+
+
+def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
+    """The runs of arms a and b paired by seed."""
+    by_seed = {r["args"].get("seed"): r for r in b}
+    return [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
+
+
+def paired(pairs: list[tuple[dict, dict]], key: str) -> list[float]:
+    """x[key] − y[key] over the pairs where both have it."""
+    return [x[key] - y[key] for x, y in pairs if x.get(key) is not None and y.get(key) is not None]
+
+
+def figure1_quadrant(run: dict) -> str | None:
+    """The quadrant a Figure 1 run gives the lower budget (the others all share a higher one), else None."""
+    a = run["args"]
+    eps = a.get("region_eps") or {}
+    if a.get("mask_rule") != "region" or a.get("no_reweight") or len(eps) != 4:
+        return None
+    low = min(eps, key=eps.get)
+    others = {v for q, v in eps.items() if q != low}
+    return low if len(others) == 1 and eps[low] < others.pop() else None
+
+
+def group_label(key: tuple, groups: dict[tuple, list[dict]]) -> str:
+    """The method, plus the settings in which this group differs from the other summarised groups of
+    that method (and that it sets)."""
+    method, mine = key
+    others = [dict(k[1]) for k in groups if k[0] == method and k != key]
+    mine = dict(mine)
+    differ = sorted(k for k in mine if any(o.get(k) != mine[k] for o in others))
+    # A setting this group leaves unset (None: a rule's flag under another rule) names nothing.
+    return method + "".join(f", {k}={_value_text(k, json.loads(mine[k]))}" for k in differ
+                            if json.loads(mine[k]) is not None)
+
+
+# Settings that are budgets: shown in 255ths, as the command line takes them.
+BUDGET_SETTINGS = frozenset({"epsilon", "low_epsilon", "step_size", "eval_epsilon", "region_eps"})
+
+
+def _value_text(key: str, v: object) -> str:
+    """A setting as a reader types it: a budget in 255ths (7.2176/255), a quadrant map as ul=6/255,..."""
+    if isinstance(v, dict):
+        return ",".join(f"{q}={_value_text(key, v[q])}" for q in sorted(v, key=lambda q: (
+            QUADRANTS.index(q) if q in QUADRANTS else len(QUADRANTS), q)))
+    if key in BUDGET_SETTINGS and isinstance(v, float):
+        return f"{round(v * 255, 4):g}/255"
+    return str(v)
+
+
+def arms(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by group_key, with each group's label (for the arm pictures)."""
+    groups = grouped(runs)
+    return {group_label(k, groups): m for k, m in groups.items()}
