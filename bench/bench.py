@@ -78,7 +78,7 @@ def pass_seconds(trainer: Trainer, repeats: int = 5) -> tuple[float, float]:
 
 def floor_seconds(what: str, trainer: Trainer, batches: int) -> float:
     """The epoch's compute floor: its passes of the model alone (PASSES), timed by pass_seconds."""
-    fb, f = PASSES[what](trainer.args.num_steps)
+    fb, f = PASSES[what](trainer.settings.num_steps)
     t_fb, t_f = pass_seconds(trainer)
     return batches * (fb * t_fb + f * t_f)
 

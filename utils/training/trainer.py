@@ -23,6 +23,8 @@ from utils.infra.checkpoint import load_model_state, remove_partials_before, set
 from utils.infra.distributed import Dist
 from utils.infra.interrupt import Interrupted, StopRequest
 from utils.infra.rng import Streams
+from utils.data import DataSettings
+from utils.training import TrainingSettings
 from utils.training.awp import AWP
 from utils.training.graphs import graphed
 from utils.training.pairing import OfficialPairing
@@ -40,69 +42,74 @@ def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
 
 
 class Trainer:
+    """The run's model, optimizer and data, the method's two phases (part.step) and what wraps its step
+    from outside. Its settings come from the command line once: the method's (`settings`), the training
+    loop's (`run`), the data's (`data`); `command_line` is what the checkpoints record."""
+
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
                  device: torch.device, progress: bool, test_split: Split, dist: Dist = Dist()) -> None:
-        self.args = args
+        self.command_line = args
+        self.settings = PartSettings.from_args(args)
+        self.run = run = TrainingSettings.from_args(args)
+        self.data = data = DataSettings.from_args(args)
         self.dist = dist
         # --batch-size is the global batch; each rank trains on its slice of it.
-        self.rank_batch = args.batch_size // dist.world
+        self.rank_batch = data.batch_size // dist.world
         self.num_classes = len(test_split.classes)
         self.method = METHODS[args.method]
         self.model = model
         # Attacks and losses run through train_model (bf16 autocast if asked); the CAM, the
         # evaluation and the optimizer see the fp32 model itself.
-        self.train_model = Autocast(model) if args.precision == "bf16" else model
+        self.train_model = Autocast(model) if run.bf16 else model
         # The training step's forward passes go through DistributedDataParallel under torchrun (its
         # gradients are averaged over ranks); the attacks, CAM and evaluation use the module itself.
         self.step_model = None
         if dist.parallel:
             ids = [device.index] if device.type == "cuda" else None
             ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-            self.step_model = Autocast(ddp) if args.precision == "bf16" else ddp
+            self.step_model = Autocast(ddp) if run.bf16 else ddp
         self.device = device
         self.progress = progress
-        self.streams = Streams(args.seed, device)
+        self.streams = Streams(run.seed, device)
         self.image_size = test_split.image_size
-        augment = args.augmentation == "crop-flip"
+        augment = data.augmentation == "crop-flip"
         # --loader auto: resident on CUDA, the torch loader on the CPU (bench/RESULTS.md measures both).
-        self.loader_kind = args.loader if args.loader != "auto" else "resident" if device.type == "cuda" else "torch"
+        self.loader_kind = data.loader if data.loader != "auto" else "resident" if device.type == "cuda" else "torch"
         if self.loader_kind == "resident":
             # Moved to the device once; each pass only sets its shuffle seed.
-            self.resident = ResidentLoader(train_split, args.batch_size, None, augment, device,
+            self.resident = ResidentLoader(train_split, data.batch_size, None, augment, device,
                                            rank=dist.rank, world=dist.world)
         else:
             self.train_set = ArraySplit(train_split, train_augmentation(self.image_size) if augment else None)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                                         weight_decay=args.weight_decay)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum,
+                                         weight_decay=run.weight_decay)
         self.history: list[dict] = []
         self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed
-        # The method (part.step): its settings, its two phases; what wraps its step from outside: the
-        # attack as a CUDA graph, AWP around the update, the official pairing's stored ε maps.
-        self.settings = PartSettings.from_args(args)
-        warm, main = phases(self.settings, BASE_METHODS[self.method.base_key])
-        capture = not args.no_cuda_graphs
+        # The method (part.step): its two phases; what wraps its step from outside: the attack as a CUDA
+        # graph, AWP around the update, the official pairing's stored ε maps.
+        s = self.settings
+        warm, main = phases(s, BASE_METHODS[self.method.base_key])
         self.warm_up_phase, self.main_phase = (
-            Phase(p.name, graphed(p.attack, self.rank_batch, device, capture), p.objective, p.epsilon, p.part)
+            Phase(p.name, graphed(p.attack, self.rank_batch, device, run.cuda_graphs), p.objective, p.epsilon, p.part)
             for p in (warm, main))
-        self.awp = {p.name: AWP(model, p.objective, args.awp_gamma, args.awp_warmup, args.lr, args.precision == "bf16",
-                                dist) for p in (self.warm_up_phase, self.main_phase)} if args.awp_gamma else {}
-        self.pairing = OfficialPairing(model, self.settings, self.mask_pass, args.warm_up + 1, args.save_weights,
-                                       progress) if (args.cam_refresh == "official" and not args.no_reweight
-                                                    and RULES[args.mask_rule].reads_map) else None
+        self.awp = {p.name: AWP(model, p.objective, run.awp_gamma, run.awp_warmup, run.lr, run.bf16, dist)
+                    for p in (self.warm_up_phase, self.main_phase)} if run.awp_gamma else {}
+        self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, run.save_weights, progress) if (
+            run.official_pairing and not s.no_reweight and RULES[s.mask_rule].reads_map) else None
         self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.train_model, self.streams, dist,
-                                every=args.eval_every, subset=args.eval_subset, grid=args.save_masks,
-                                epochs=args.epochs, batch_size=args.batch_size, workers=args.workers)
+                                every=run.eval_every, subset=run.eval_subset, grid=run.save_masks,
+                                epochs=run.epochs, batch_size=data.batch_size, workers=data.workers)
 
     def state_dict(self) -> dict:
         """What a checkpoint holds of the trainer (besides the epoch, position and RNG states, which
         utils.training.resume adds): weights, optimizer, the run's settings, its history and resumptions."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "method": self.method.key,
-                "args": vars(self.args), "history": self.history, "resumes": self.resumes}
+                "args": vars(self.command_line), "history": self.history, "resumes": self.resumes}
 
     def mask_grid(self, epoch: int, path: Path) -> None:
         """The --save-masks picture: PART's budget and the main phase's attack on fixed test images."""
         self.side.mask_grid(epoch, path, self.settings, self.main_phase.attack,
-                            self.method.label(self.args.no_reweight, self.args.mask_rule))
+                            self.method.label(self.settings.no_reweight, self.settings.mask_rule))
 
     def budget_state(self) -> dict | None:
         """This process's share of the checkpoint: the PART budget policy's state (the official pairing's
@@ -119,13 +126,13 @@ class Trainer:
             self.pairing.load_state(budget)
 
     def phase(self, epoch: int) -> Phase:
-        return self.warm_up_phase if epoch <= self.args.warm_up else self.main_phase
+        return self.warm_up_phase if epoch <= self.settings.warm_up else self.main_phase
 
     def loader(self, shuffle_seed: int):
         if self.loader_kind == "resident":
             self.resident.shuffle_seed = shuffle_seed
             return self.resident
-        return train_loader(self.train_set, self.args.batch_size, shuffle_seed, self.args.workers,
+        return train_loader(self.train_set, self.data.batch_size, shuffle_seed, self.data.workers,
                             self.dist.rank, self.dist.world)
 
     def mask_pass(self, epoch: int):
@@ -141,7 +148,7 @@ class Trainer:
         with the position to continue from)."""
         phase, lr, t0 = self.phase(epoch), self.begin_epoch(epoch, position), time.perf_counter()
         t0 -= position.seconds if position else 0.0          # the seconds before a stop count
-        tally = Tally(self.device, self.args.epsilon if phase.tracks_budget else None, position)
+        tally = Tally(self.device, self.settings.epsilon if phase.tracks_budget else None, position)
         batches, n_batches = self.batches(epoch, position)
         for batch_idx, (x, y, *box) in batches:       # a dataset with annotations gives each image's box
             x, y = x.to(self.device), y.to(self.device)
@@ -190,13 +197,13 @@ class Trainer:
                 next(batches)
             set_rng_state(position.rng)
         self.n_images = len(loader.dataset)
-        bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{self.args.epochs}",
+        bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{self.run.epochs}",
                    disable=not self.progress, leave=False)
         return enumerate(bar, start=done), len(loader)
 
     def log_batch(self, epoch: int, batch_idx: int, n_batches: int, loss: torch.Tensor) -> None:
-        if batch_idx % self.args.log_interval == 0 and self.dist.main:
-            done_images = min((batch_idx + 1) * self.args.batch_size, self.n_images)   # over all ranks
+        if batch_idx % self.run.log_interval == 0 and self.dist.main:
+            done_images = min((batch_idx + 1) * self.data.batch_size, self.n_images)   # over all ranks
             tqdm.write(f"Train Epoch: {epoch} [{done_images}/{self.n_images} "
                        f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
 
@@ -216,9 +223,9 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
     """Epochs `start` ... --epochs (the first from `position` if given): one log row each, mask grids,
     checkpoints every --save-freq epochs. A signal ends it after the current batch with a checkpoint
     (Interrupted naming it). Returns the epochs done."""
-    args, dist, method = trainer.args, trainer.dist, trainer.method
+    run, dist, method, warm_up = trainer.run, trainer.dist, trainer.method, trainer.settings.warm_up
     epochs_done = start - 1
-    for epoch in range(start, args.epochs + 1):
+    for epoch in range(start, run.epochs + 1):
         try:
             row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
         except EpochStopped as stopped:
@@ -230,14 +237,14 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
         trainer.side.periodic_eval(epoch, row)
         trainer.history.append(row)
         epochs_done = epoch
-        print(log_row(row, args.epochs, method.base), flush=True)
-        if args.save_masks and epoch in (args.warm_up, args.epochs) and dist.main:
+        print(log_row(row, run.epochs, method.base), flush=True)
+        if run.save_masks and epoch in (warm_up, run.epochs) and dist.main:
             grid = model_dir / f"masks_epoch{epoch}.png"
             trainer.mask_grid(epoch, grid)
             print(f"mask grid written to {grid}", flush=True)
         path = model_dir / f"epoch{epoch}.pt"
-        signum = stop.agreed(dist, trainer.device) if epoch < args.epochs else None
-        if epoch % args.save_freq == 0 or epoch == args.epochs or signum:
+        signum = stop.agreed(dist, trainer.device) if epoch < run.epochs else None
+        if epoch % run.save_freq == 0 or epoch == run.epochs or signum:
             save_checkpoint(trainer, trainer.dist, path, epoch)
             if dist.main:
                 remove_partials_before(model_dir, (epoch, 0))
