@@ -32,6 +32,14 @@ RUNS = {
     "PART-cam-xgradcam": ("train_eval_part.py", ["--mask-rule", "cam", "--cam", "xgradcam"]),
     "AT-random": ("train_eval_part.py", ["--mask-rule", "random", "--random-share", "0.2"]),
     "AT-region": ("train_eval_part.py", ["--warm-up", "0", "--mask-rule", "region", "--region-eps", "ul=6/255"]),
+    "AT-region-start-epsilon": ("train_eval_part.py", ["--warm-up", "0", "--mask-rule", "region", "--region-eps",
+                                                       "ul=6/255", "--region-start", "epsilon"]),
+    "PART-bf16": ("train_eval_part.py", ["--precision", "bf16"]),
+    "PART-resident": ("train_eval_part.py", ["--loader", "resident"]),
+    "PART-no-rand-init": ("train_eval_part.py", ["--rand_init", "false"]),
+    "PART-clip-start": ("train_eval_part.py", ["--clip-part-start"]),
+    "PART-T-official-pairing": ("train_eval_part_t.py", ["--cam-refresh", "official", "--mask-rule", "top",
+                                                         "--top-share", "0.3"]),
 }
 
 

@@ -113,7 +113,6 @@ class ImportanceMap:
     help: str
     fn: Callable              # fn(model, x, y, annotation) -> (B, h, w) importances in [0, 1]
     needs_annotation: bool = False
-    is_cam: bool = True       # a class activation map of the predicted class (cam-info's official rows need one)
 
 
 NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
@@ -129,10 +128,9 @@ MAPS = {m.name: m for m in (
     *(ImportanceMap(n, "native batched CAM", functools.partial(cam_map, method=n)) for n in NATIVE_CAMS),
     *(ImportanceMap(n, f"pytorch_grad_cam.{cls}", functools.partial(cam_map, method=n))
       for n, cls in LIBRARY_CAMS.items()),
-    ImportanceMap("gradient", "input-gradient saliency |dCE/dx|, summed over channels", input_gradient,
-                  is_cam=False),
+    ImportanceMap("gradient", "input-gradient saliency |dCE/dx|, summed over channels", input_gradient),
     ImportanceMap("box", "the dataset's object box (a dataset with annotations)", annotation_box,
-                  needs_annotation=True, is_cam=False),
+                  needs_annotation=True),
 )}
 
 

@@ -191,9 +191,15 @@ def top(importance, x, s, top_share: float):
     return top_pixels(cam_upsampled(importance, x.shape[-1]), top_share).expand(-1, 3, -1, -1)
 
 
-def region(importance, x, s, region_eps: dict, region_start: str):
-    """Figure 1: fixed per-quadrant budgets (the budget map itself, (1, 3, H, W)); the start: start_radius."""
+def region(importance, x, s, region_eps: dict, **_):
+    """Figure 1: fixed per-quadrant budgets (the budget map itself, (1, 3, H, W))."""
     return region_map(x.shape[-1], region_eps, s.epsilon, x.device)
+
+
+def region_start_radius(s, region_start: str, **_) -> float | None:
+    """The region rule's random start: within the region map itself (--region-start map, the paper's
+    Figure 1: None, the attack's own budget) or in +-epsilon (--region-start epsilon, as PART's part_pgd)."""
+    return None if region_start == "map" else s.epsilon
 
 
 def random(importance, x, s, random_share: float):
@@ -212,6 +218,7 @@ class MaskRule:
     reads_map: bool = True                         # False: CAM-free, the map is not computed
     gives_budget: bool = False                     # fn returns the ε map itself (region), not a bool map
     flags: tuple[Flag, ...] = field(default=())    # read only by this rule, refused without it
+    start_radius: Callable | None = None           # (s, **flags) -> the random start's radius; None: +-epsilon
 
 
 _share = number(high=1.0, low_open=True, high_open=True)
@@ -227,7 +234,7 @@ RULES = {r.name: r for r in (
                                       "--low-epsilon)"), required=True),)),
     # Figure 1 of the paper: fixed budgets per quadrant.
     MaskRule("region", "fixed per-quadrant budgets from --region-eps, no map (Figure 1)", region,
-             reads_map=False, gives_budget=True, flags=(
+             reads_map=False, gives_budget=True, start_radius=region_start_radius, flags=(
         Flag("--region-eps", dict(type=region_list, default={}, metavar="LIST",
                                   help="with --mask-rule region: ul=,ur=,bl=,br= budgets (missing quadrants "
                                        "get --epsilon)")),
@@ -251,19 +258,24 @@ def budget_from(important, epsilon: float, low_epsilon: float):
     return torch.where(important, epsilon, low_epsilon).float()
 
 
+def important(s, importance, x):
+    """The rule s.mask_rule's answer for the batch x: the (B, 3, H, W) bool map of the elements that keep
+    epsilon (the region rule: its budget map). `importance`: the batch's map, or None for a CAM-free rule."""
+    return RULES[s.mask_rule].fn(importance, x, s, **s.rule_params)
+
+
 def epsilon_map(s, importance, x):
-    """PART's float32 ε map of the batch x under the rule s.mask_rule (`importance`: its map, or None for
-    a CAM-free rule)."""
-    rule = RULES[s.mask_rule]
-    out = rule.fn(importance, x, s, **s.rule_params)
-    return out if rule.gives_budget else budget_from(out, s.epsilon, s.low_epsilon)
+    """PART's float32 ε map of the batch x under the rule s.mask_rule."""
+    out = important(s, importance, x)
+    return out if RULES[s.mask_rule].gives_budget else budget_from(out, s.epsilon, s.low_epsilon)
 
 
 def start_radius(s) -> float | None:
     """The radius of the random start after the warm-up: +-epsilon, as the official part_pgd, for every
-    rule (the random rule too) but the region rule with --region-start map, whose start spans the region
-    map itself (None: the attack's own budget)."""
-    return None if s.mask_rule == "region" and s.rule_params.get("region_start", "map") == "map" else s.epsilon
+    rule (the random rule too) unless the rule's entry says otherwise (the region rule with --region-start
+    map spans the region map itself: None, the attack's own budget)."""
+    rule = RULES[s.mask_rule]
+    return s.epsilon if rule.start_radius is None else rule.start_radius(s, **s.rule_params)
 
 
 def rule_params(args) -> dict:

@@ -39,7 +39,7 @@ from part import PartSettings
 
 @dataclass(frozen=True)
 class BaseMethod:
-    name: str
+    """A base method (its name and flags: part.METHODS, whose `base_key` names the entry here)."""
     attack: Callable           # attack(model, x, y, eps, step_size, steps, start=, start_epsilon=, project=)
     objective: Callable        # objective(model, x, x_adv, y[, beta]) -> loss
     project: Projection        # the projection of a float budget, as the official code writes it
@@ -49,11 +49,11 @@ class BaseMethod:
 
 BASE_METHODS = {
     # PGD-AT (Madry et al.): torchattacks' PGD (the official standard_train); --attack mma: MMA-AT.
-    "at": BaseMethod("AT", pgd, at_objective, clamp_projection),
+    "at": BaseMethod(pgd, at_objective, clamp_projection),
     # TRADES: the KL inner maximisation, started at x + 0.001 N(0, 1) (at x its gradient is zero).
-    "trades": BaseMethod("TRADES", trades, trades_objective, minmax_projection, normal_start, takes_beta=True),
+    "trades": BaseMethod(trades, trades_objective, minmax_projection, normal_start, takes_beta=True),
     # MART: cross-entropy PGD from the same start, with the official mart_loss's min/max projection.
-    "mart": BaseMethod("MART", pgd, mart_objective, minmax_projection, normal_start, takes_beta=True),
+    "mart": BaseMethod(pgd, mart_objective, minmax_projection, normal_start, takes_beta=True),
 }
 
 
@@ -72,14 +72,13 @@ def attack_start(s: PartSettings, base: BaseMethod, part_phase: bool) -> Start:
     return uniform_clipped_start
 
 
-START_WORDS = {no_start: "none (x)", normal_start: "x + 0.001·N(0, 1)", uniform_start: "uniform",
-               uniform_clipped_start: "uniform"}
+START_WORDS = {no_start: "none (x)", normal_start: "x + 0.001·N(0, 1)"}     # the starts that span no radius
 
 
 def start_in_words(s: PartSettings, base: BaseMethod) -> str:
     """The training attack's random start after the warm-up, in words (the report names each arm's)."""
     start = attack_start(s, base, not s.no_reweight)
-    if start in (no_start, normal_start):
+    if start in START_WORDS:
         return START_WORDS[start]
     radius = "±ε" if s.no_reweight or start_radius(s) is not None else "within its budget map"
     return f"uniform {radius}" + (", clipped to [0, 1]" if start is uniform_clipped_start else "")
@@ -116,20 +115,22 @@ class Phase:
         return self.part is not None and not RULES[self.part.mask_rule].gives_budget
 
 
-def phase(name: str, s: PartSettings, base: BaseMethod, part: bool) -> Phase:
-    """The base method's attack and objective with every setting bound; `part`: PART's ε map (its start
-    in ±ε as the official part_pgd / part_mma, or within the region map: cam.rules.start_radius)."""
+def phase(name: str, s: PartSettings, base: BaseMethod, reweighted: bool) -> Phase:
+    """The base method's attack and objective with every setting bound; `reweighted`: PART's ε map (its
+    start in ±ε as the official part_pgd / part_mma, or within the region map: cam.rules.start_radius).
+    PART's --attack mma trains with MMA and the official mma's projection."""
     attack, project = (mma, minmax_projection) if s.attack == "mma" else (base.attack, base.project)
-    bound = functools.partial(attack, step_size=s.step_size, steps=s.num_steps, start=attack_start(s, base, part),
-                              start_epsilon=start_radius(s) if part else None, project=project)
+    bound = functools.partial(attack, step_size=s.step_size, steps=s.num_steps, start=attack_start(s, base, reweighted),
+                              start_epsilon=start_radius(s) if reweighted else None, project=project)
     objective = functools.partial(base.objective, beta=s.beta) if base.takes_beta else base.objective
-    return Phase(name, bound, objective, s.epsilon, s if part else None)
+    return Phase(name, bound, objective, s.epsilon, s if reweighted else None)
 
 
 def phases(s: PartSettings, base: BaseMethod) -> tuple[Phase, Phase]:
     """The warm-up phase and the phase after it (PART, or the --no-reweight baseline)."""
-    warm = phase("warm-up", s, base, part=False)
-    return warm, phase("baseline", s, base, part=False) if s.no_reweight else phase("part", s, base, part=True)
+    warm = phase("warm-up", s, base, reweighted=False)
+    return warm, (phase("baseline", s, base, reweighted=False) if s.no_reweight
+                  else phase("part", s, base, reweighted=True))
 
 
 # --- 4. The training step of a batch -------------------------------------------------------------

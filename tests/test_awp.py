@@ -23,8 +23,7 @@ def _setup(method, loss):
     torch.manual_seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255)
-    step = phase("part", PartSettings.from_args(args), BASE_METHODS[loss], part=True)
-    assert step.part is not None       # PART's phase: its start in +-epsilon (8/255), as the official part_pgd
+    step = phase("part", PartSettings.from_args(args), BASE_METHODS[loss], reweighted=True)
     return model, step, x, y, eps
 
 

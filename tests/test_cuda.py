@@ -42,7 +42,7 @@ def _model():
 @pytest.mark.parametrize("method,base", [("part", "at"), ("part_t", "trades"), ("part_m", "mart")])
 def test_graph_equals_eager(method, base):
     model = _model()
-    plain = phase("part", PartSettings.from_args(get_args(method, [])), BASE_METHODS[base], part=True)
+    plain = phase("part", PartSettings.from_args(get_args(method, [])), BASE_METHODS[base], reweighted=True)
     graphed = GraphedAttack(plain.attack, 64, capture=True)
     for seed in range(3):
         torch.manual_seed(seed)

@@ -19,6 +19,26 @@ def committed_tree(monkeypatch):
 TINY = "--model smallcnn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
 
 
+def test_each_reweighted_run_of_the_reproduction_has_its_baseline_beside_it():
+    """Every PART variant's run (a CAM rule; the Figure 1 runs pair with each other) has its base method's
+    --no-reweight run at the same seed and priority, so that running the table by priority always leaves
+    PART numbers paired with their baselines."""
+    import shlex
+
+    from cam.rules import CAM_FREE_RULES
+    from utils.cli.args import get_args
+    runs = {}
+    for name, (prio, script, flags) in SUITES["reproduction"].items():
+        key = {m.script: key for key, m in METHODS.items()}[script]
+        args = get_args(key, shlex.split(flags))
+        if args.mask_rule not in CAM_FREE_RULES:
+            runs[name] = (prio, key, args.seed, args.no_reweight)
+    reweighted = [r for r in runs.values() if not r[3]]
+    assert reweighted and any(r[3] for r in runs.values())
+    for prio, key, seed, _ in reweighted:
+        assert (prio, key, seed, True) in runs.values()
+
+
 @pytest.mark.parametrize("suite, name", [(suite, name) for suite, runs in SUITES.items() for name in sorted(runs)])
 def test_every_named_run_is_a_command_line_its_script_takes(suite, name):
     """Each run of the table names an entry script and flags that script parses (a typo in a flag, a

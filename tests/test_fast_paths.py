@@ -21,7 +21,7 @@ def test_bf16_training_step_close_to_fp32():
     sign flips of tiny gradients); given the same adversarial batch, the loss is within 1% and the
     weight gradient within cosine 0.9."""
     model = trained_a_little("smallcnn-bn").train()
-    part = phase("part", PartSettings.from_args(get_args("part", ["--num-steps", "3"])), BASE_METHODS["at"], part=True)
+    part = phase("part", PartSettings.from_args(get_args("part", ["--num-steps", "3"])), BASE_METHODS["at"], reweighted=True)
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
     advs = []

@@ -93,8 +93,3 @@ def test_cam_rule_same_for_all_channels_and_follows_the_cam():
     eps = epsilon_map(cam, 32, EPS, LOW, "cam")
     assert torch.equal(eps[:, 0], eps[:, 1]) and torch.equal(eps[:, 1], eps[:, 2])
     assert eps[0, 0, 0, 0] == torch.tensor(EPS) and eps[0, 0, -1, -1] == torch.tensor(LOW)
-
-
-def test_unknown_rule():
-    with pytest.raises(KeyError):
-        epsilon_map(torch.rand(1, 4, 4), 32, EPS, LOW, "magic")

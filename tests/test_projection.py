@@ -124,7 +124,7 @@ def _ours(kind, model, x, y):
     if kind == "trades":
         return trades(model, x, None, EPS, STEP, STEPS)
     if kind == "mart":       # the MART warm-up / baseline attack exactly as the trainer builds it
-        warm = phase("warm-up", PartSettings.from_args(get_args("part_m", [])), BASE_METHODS["mart"], part=False)
+        warm = phase("warm-up", PartSettings.from_args(get_args("part_m", [])), BASE_METHODS["mart"], reweighted=False)
         return warm.attack(model, x, y, EPS)
     return mma(model, x, y, EPS, STEP, STEPS, start=no_start, k=3)
 

@@ -1,7 +1,7 @@
 """The parser of every command here (one line on a mistake, exit 2) and the argparse types of the
 command line, torch-free: finite fractions within a range (so that a negative learning rate or a NaN
 budget stops at the command line, not an epoch later), bounded integers, booleans, the list flags;
-and `Flag`, a flag that a table entry (a mask rule, a base method, a step decoration) declares."""
+and `Flag`, a flag that a table entry (a mask rule, a PART variant) declares."""
 from __future__ import annotations
 
 import argparse
@@ -100,7 +100,7 @@ def eval_list(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Flag:
-    """A flag declared by a registry entry (a mask rule, a step decoration) rather than in utils/cli/settings.py."""
+    """A flag declared by a registry entry (a mask rule, a PART variant) rather than in utils/cli/settings.py."""
     name: str
     kwargs: dict                # argparse's add_argument keywords; the default means "not given" / "off"
     required: bool = False      # a mask rule needs it given

@@ -71,8 +71,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
             setattr(args, dest, value)
             args.dataset_overrides[flag] = value
-    if args.augmentation == "auto":
-        args.augmentation = dataset.augmentation
+    if args.augmentation == "auto":      # a box would move off its object under augmentation
+        args.augmentation = "none" if dataset.annotation else dataset.augmentation
     for error in rule_flag_errors(args):
         parser.error(error)
     if args.cam_refresh == "official" and not RULES[args.mask_rule].reads_map:
@@ -81,8 +81,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     if MAPS[args.cam].needs_annotation and dataset.annotation != "box":
         parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
     if dataset.annotation is not None and args.augmentation != "none":
-        parser.error(f"--augmentation {args.augmentation} would move {args.data}'s {dataset.annotation}es off their "
-                     "objects; use --augmentation none")
+        parser.error(f"--augmentation {args.augmentation} would move {args.data}'s object boxes off their objects; "
+                     "use --augmentation none")
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:

@@ -42,12 +42,12 @@ def global_draw(device: torch.device):
 
 
 def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
-            draw=None) -> dict[str, torch.Tensor]:
+            draw=None, annotation: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The (B, 3, H, W) budget of each set for the clean images x; `draw(k, shape)` gives the k-th
-    U[0, 1) draw of the batch (default: global_draw)."""
+    U[0, 1) draw of the batch (default: global_draw); `annotation`: the batch's boxes (the box map)."""
     draw = draw or global_draw(x.device)
     eps, size = s.eval_epsilon, x.shape[-1]
-    cam = importance_map(s.cam, model, x, y)
+    cam = importance_map(s.cam, model, x, y, annotation)
     up = cam_upsampled(cam, size)
     share = s.cam_info_share
     pixels = {"top": top_pixels(up, share), "random": top_pixels(draw(0, up.shape), share),
@@ -60,11 +60,12 @@ def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
     return out
 
 
-def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None) -> list[int]:
+def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
+           annotation: torch.Tensor | None = None) -> list[int]:
     """Robust counts of one batch under each set (SETS order), then the number of the official map's
     full-budget elements (its share, summed over the batch). `draw`: as in budgets."""
     draw = draw or global_draw(x.device)
-    maps = budgets(model, x, y, s, draw)
+    maps = budgets(model, x, y, s, draw, annotation)
     robust = []
     for j, name in enumerate(SETS):
         x_adv = pgd(model, x, y, maps[name], s.step_size, STEPS, start=uniform_clipped_start,

@@ -56,8 +56,8 @@ def _adversary(name: str, s: EvalSettings, num_classes: int):
         return lambda m, x, y, draw: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "aa-standard":
         return lambda m, x, y, draw: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
-    if name == "cam-info":      # counts, not adversarial images: see _attack_batches
-        return lambda m, x, y, draw: cam_info.counts(m, x, y, s, draw)
+    if name == "cam-info":      # counts, not adversarial images: see _attack_batches; `box`: the batch's boxes
+        return lambda m, x, y, draw, box=None: cam_info.counts(m, x, y, s, draw, box)
     raise ValueError(name)
 
 
@@ -214,7 +214,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
         mine = None
         if dist.rank < len(group):
             i = first + dist.rank
-            x, y = (t.to(device) for t in group[dist.rank][:2])
+            x, y, *box = (t.to(device) for t in group[dist.rank])      # the boxes, where the data have them
             seed = EVAL_BATCH_SEEDS[name]
             if scheme == "batch":      # the batch's own seeded stream, drawn in order
                 stream, draw = seed + i, cam_info.global_draw(device)
@@ -223,7 +223,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
             with seeded(stream, device):
                 if name == "cam-info":
-                    mine = attack(model, x, y, draw)       # the robust count of each set (utils.evaluation.cam_info)
+                    mine = attack(model, x, y, draw, *box)  # the robust count of each set (utils.evaluation.cam_info)
                 else:
                     mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])

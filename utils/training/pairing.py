@@ -16,12 +16,13 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from cam.maps import importance_map
-from cam.rules import RULES, budget_from
+from cam.rules import budget_from, important
 from part import PartSettings
 
 
 class OfficialPairing:
-    """`mask_pass(epoch)` yields the (x, y) batches of the separate pass (its own shuffle and RNG stream)."""
+    """`mask_pass(epoch)` yields the (x, y[, boxes]) batches of the separate pass (its own shuffle and RNG
+    stream)."""
 
     def __init__(self, model: nn.Module, s: PartSettings, mask_pass: Callable[[int], Iterable[tuple]],
                  first_epoch: int, every: int, progress: bool = False) -> None:
@@ -29,15 +30,15 @@ class OfficialPairing:
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
-    def important(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def important(self, x: torch.Tensor, y: torch.Tensor, annotation: torch.Tensor | None = None) -> torch.Tensor:
         """The rule's (B, 3, H, W) bool map of the elements that keep epsilon, for the batch x."""
-        return RULES[self.s.mask_rule].fn(importance_map(self.s.cam, self.model, x, y), x, self.s, **self.s.rule_params)
+        return important(self.s, importance_map(self.s.cam, self.model, x, y, annotation), x)
 
     def begin_epoch(self, epoch: int) -> None:
         k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...
         if self.masks is None or k == 1 or k % self.every == 0:
-            self.masks = [self.important(x, y) for x, y in tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks",
-                                                                disable=not self.progress, leave=False)]
+            self.masks = [self.important(*batch) for batch in tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks",
+                                                                   disable=not self.progress, leave=False)]
 
     def epsilon(self, batch_idx: int) -> torch.Tensor:
         """The ε map of training batch `batch_idx`: the pass's mask of that index."""

@@ -32,10 +32,11 @@ class SideOutputs:
         self.num_classes = len(test_split.classes)
         self.eval_loader = None if not every else make_loader(
             ArraySplit(test_split.subset(subset)), batch_size, None, workers)
-        self.grid_images: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.grid_images: tuple[torch.Tensor, ...] | None = None     # (x, y[, boxes]) of the grid's images
         if grid:
             few = ArraySplit(test_split.subset(grid))
-            self.grid_images = (few.images.float() / 255, few.labels)
+            self.grid_images = (few.images.float() / 255, few.labels) + (
+                () if few.annotations is None else (few.annotations,))
 
     def periodic_eval(self, epoch: int, row: dict) -> None:
         """Adds natural and PGD-20 accuracy to the epoch's log row every --eval-every epochs and at the end."""
@@ -50,9 +51,9 @@ class SideOutputs:
         """The ε map PART gives N fixed test images under the current model (`s`: the method's settings,
         PART's map and rule, for a grid even of a baseline), and the perturbation of `attack`, the one the
         method trains with after the warm-up (PGD, MMA, or the TRADES KL attack)."""
-        x, y = (v.to(next(self.model.parameters()).device) for v in self.grid_images)
+        x, y, *box = (v.to(next(self.model.parameters()).device) for v in self.grid_images)
         with self.streams.fork("grid", epoch):
-            cam = importance_map(s.cam, self.model, x, y) if RULES[s.mask_rule].reads_map else None
+            cam = importance_map(s.cam, self.model, x, y, *box) if RULES[s.mask_rule].reads_map else None
             eps = epsilon_map(s, cam, x).expand(len(x), -1, -1, -1)
             x_adv = attack(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())

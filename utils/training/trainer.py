@@ -44,13 +44,13 @@ def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
 class Trainer:
     """The run's model, optimizer and data, the method's two phases (part.step) and what wraps its step
     from outside. Its settings come from the command line once: the method's (`settings`), the training
-    loop's (`run`), the data's (`data`); `command_line` is what the checkpoints record."""
+    loop's (`training`), the data's (`data`); `command_line` is what the checkpoints record."""
 
     def __init__(self, args: argparse.Namespace, model: nn.Module, train_split: Split,
                  device: torch.device, progress: bool, test_split: Split, dist: Dist = Dist()) -> None:
         self.command_line = args
         self.settings = PartSettings.from_args(args)
-        self.run = run = TrainingSettings.from_args(args)
+        self.training = run = TrainingSettings.from_args(args)
         self.data = data = DataSettings.from_args(args)
         self.dist = dist
         # --batch-size is the global batch; each rank trains on its slice of it.
@@ -138,8 +138,8 @@ class Trainer:
     def mask_pass(self, epoch: int):
         """Upstream's save_cam pass: its own shuffle and augmentation, on a forked RNG."""
         with self.streams.fork("masks", epoch):
-            for x, y, *_ in self.loader(self.streams.seed("masks", epoch)):
-                yield x.to(self.device), y.to(self.device)
+            for batch in self.loader(self.streams.seed("masks", epoch)):
+                yield tuple(t.to(self.device) for t in batch)       # (x, y), and the boxes where there are
 
     # --- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, position: Position | None = None, stop: StopRequest | None = None) -> dict:
@@ -197,12 +197,12 @@ class Trainer:
                 next(batches)
             set_rng_state(position.rng)
         self.n_images = len(loader.dataset)
-        bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{self.run.epochs}",
+        bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{self.training.epochs}",
                    disable=not self.progress, leave=False)
         return enumerate(bar, start=done), len(loader)
 
     def log_batch(self, epoch: int, batch_idx: int, n_batches: int, loss: torch.Tensor) -> None:
-        if batch_idx % self.run.log_interval == 0 and self.dist.main:
+        if batch_idx % self.training.log_interval == 0 and self.dist.main:
             done_images = min((batch_idx + 1) * self.data.batch_size, self.n_images)   # over all ranks
             tqdm.write(f"Train Epoch: {epoch} [{done_images}/{self.n_images} "
                        f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
@@ -223,7 +223,7 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
     """Epochs `start` ... --epochs (the first from `position` if given): one log row each, mask grids,
     checkpoints every --save-freq epochs. A signal ends it after the current batch with a checkpoint
     (Interrupted naming it). Returns the epochs done."""
-    run, dist, method, warm_up = trainer.run, trainer.dist, trainer.method, trainer.settings.warm_up
+    run, dist, method, warm_up = trainer.training, trainer.dist, trainer.method, trainer.settings.warm_up
     epochs_done = start - 1
     for epoch in range(start, run.epochs + 1):
         try:
