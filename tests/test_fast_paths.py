@@ -49,7 +49,7 @@ def test_static_buffer_attack_equals_the_attack(method, base, part_phase):
     is the plain attack bit for bit, batch after batch; other batch sizes pass through."""
     model = trained_a_little("resnet").train()
     plain = phase("part" if part_phase else "warm-up", PartSettings.from_args(get_args(method, ["--num-steps", "2"])),
-                  BASE_METHODS[base], part=part_phase)
+                  BASE_METHODS[base], reweighted=part_phase)
     static = GraphedAttack(plain.attack, 4, capture=False)
     for seed in (1, 2):
         x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))

@@ -102,7 +102,7 @@ def bn_model():
 def test_training_attack_keeps_batchnorm_statistics(bn_model, method, part_phase):
     args = get_args(method, ["--num-steps", "2"])
     step = phase("part" if part_phase else "warm-up", PartSettings.from_args(args),
-                 BASE_METHODS[METHODS[method].base_key], part=part_phase)
+                 BASE_METHODS[METHODS[method].base_key], reweighted=part_phase)
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     before = _bn_state(bn_model)
     x_adv = step.attack(bn_model, x, y, 8 / 255)

@@ -53,9 +53,9 @@ def test_region_start_spans_the_map_or_epsilon(tiny_folder, tmp_path, monkeypatc
     radii = []
     real_phase = step.phase
 
-    def spied_phase(name, s, base, part):
+    def spied_phase(name, s, base, reweighted):
         """The phase the trainer builds, its attack's start function wrapped to record the radius."""
-        built = real_phase(name, s, base, part)
+        built = real_phase(name, s, base, reweighted)
         start = built.attack.keywords["start"]
 
         def spy(x, radius, noise=None):

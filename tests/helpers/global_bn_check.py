@@ -33,5 +33,5 @@ assert torch.allclose(ours.bias.grad, ref.bias.grad, atol=1e-12), "bias gradient
 assert torch.allclose(ours.running_mean, ref.running_mean, atol=1e-12), "running mean"
 assert torch.allclose(ours.running_var, ref.running_var, atol=1e-12), "running variance"
 assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 1
+print("equal", rank, flush=True)    # every check above passed on this rank
 dist.destroy_process_group()
-print("equal", rank)
