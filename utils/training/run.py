@@ -17,6 +17,7 @@ from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
 from models.zoo import build_model
 from part import METHODS
+from utils.data import DataSettings
 from utils.data.datasets import DATASETS
 from utils.data.loaders import ArraySplit, make_loader
 from utils.data.sources import AtMost, Split, load_splits
@@ -56,11 +57,12 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
     if args.threads:            # else torch's own: the cores (torchrun: OMP_NUM_THREADS, 1 per process)
         torch.set_num_threads(args.threads)
     set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
+    d = DataSettings.from_args(args)
     # --eval-only's test subset, unless given, is a cap (the checkpoint's, or the CPU default).
-    test_subset = AtMost(args.test_subset) if (args.eval_only and args.test_subset and
-                                               "test_subset" not in getattr(args, "given", ())) else args.test_subset
-    train_split, test_split = splits or load_splits(args.data, args.data_dir, not args.no_download, args.train_subset,
-                                                    test_subset, need_train=not args.eval_only)
+    test_subset = AtMost(d.test_subset) if (args.eval_only and d.test_subset and
+                                            "test_subset" not in getattr(args, "given", ())) else d.test_subset
+    train_split, test_split = splits or load_splits(d.data, d.data_dir, d.download, d.train_subset, test_subset,
+                                                    need_train=not args.eval_only)
     num_classes = len(test_split.classes)      # DATASETS[args.data].classes: load_splits checks it
     model = build_model(args.model, num_classes, image_size=test_split.image_size)
     if args.sync_bn:
@@ -72,7 +74,7 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
         torch.backends.cudnn.benchmark = True     # fixed shapes: let cudnn pick the fastest kernels
     progress = not args.no_progress and sys.stderr.isatty() and dist.main
     trainer = Trainer(args, model, train_split, device, progress, test_split, dist)
-    test_loader = make_loader(ArraySplit(test_split), args.batch_size, None, args.workers)
+    test_loader = make_loader(ArraySplit(test_split), d.batch_size, None, d.workers)
     return trainer, test_loader, train_split, test_split
 
 
