@@ -9,7 +9,7 @@ from utils.argtypes import OneLineParser
 from utils.cli.settings import Role, declare_flags, flag_dest
 from utils.infra.distributed import env_world_size
 from part import METHODS
-from cam.maps import MAPS
+from cam.maps import MAPS, NATIVE_CAMS
 from cam.rules import RULES, rule_flag_errors
 from utils.data.datasets import DATASETS
 
@@ -21,7 +21,7 @@ HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
                "run": "running (data and output folders, devices, resuming, speed, messages)"}
 GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
 EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "eval_only", "test_subset",
-                              "aa_subset", "eval_every", "eval_subset", "save_masks"})
+                              "aa_subset", "eval_every", "eval_subset", "save_masks", "zoo_dir", "cam_layer"})
 
 
 def declare(p: argparse.ArgumentParser):
@@ -91,6 +91,16 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         parser.error(f"--num-class {args.num_class} does not match the {dataset.classes} classes of {args.data}")
     if args.eval_only and args.resume:
         parser.error("--eval-only and --resume exclude each other")
+    zoo = bool(args.eval_only) and args.eval_only.startswith("robustbench:")
+    if not zoo and (args.cam_layer is not None or "zoo_dir" in args.given):
+        parser.error(f"{'--cam-layer' if args.cam_layer is not None else '--zoo-dir'} needs --eval-only robustbench:NAME")
+    if zoo and args.data != "CIFAR10":
+        parser.error(f"--eval-only {args.eval_only}: RobustBench's zoo here is CIFAR-10's (L-inf), not {args.data}")
+    if zoo and args.cam in NATIVE_CAMS:       # the native CAMs need this project's models (features / head)
+        if "cam" in args.given:
+            parser.error(f"--map {args.cam} needs this project's models; for a RobustBench model use "
+                         f"--map lib-{args.cam} (the grad-cam package's) or gradient")
+        args.cam = f"lib-{args.cam}"
     args.world_size = env_world_size()
     if args.batch_size % args.world_size and not args.eval_only:    # evaluation deals out whole batches
         parser.error(f"--batch-size {args.batch_size} (the global batch) does not divide among the "

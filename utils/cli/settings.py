@@ -122,7 +122,15 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
            "so accuracies do not depend on --batch-size, ranks or resumption; batch: batch i of an attack on its "
            "own seed (runs made before; the CPU-scale study keeps it)")
     a(S, "--eval-epsilon", type=positive_budget, default="8/255", help="budget of PGD-20, MMA and AutoAttack")
-    a(N, "--eval-only", default=None, metavar="CHECKPOINT", help="evaluate this checkpoint, no training")
+    a(N, "--eval-only", default=None, metavar="CHECKPOINT",
+      help="evaluate this checkpoint, no training; robustbench:NAME: RobustBench's zoo model NAME (CIFAR-10, "
+           "L-inf) from --zoo-dir, loaded by robustbench's own code")
+    a(N, "--zoo-dir", default="./models", metavar="DIR",
+      help="with --eval-only robustbench:NAME: RobustBench's model folder (its load_model's model_dir: "
+           "DIR/cifar10/Linf/NAME.pt; downloaded there by robustbench when missing, unless --no-download)")
+    a(N, "--cam-layer", default=None, metavar="NAME",
+      help="with --eval-only robustbench:NAME: the layer the grad-cam package's CAMs read (default: layer4 of a "
+           "ResNet, block3 of a WideResNet)")
     a(N, "--resume", default=None, metavar="CHECKPOINT",
       help="continue training from this checkpoint; 'auto': from the newest complete one in --model-dir, or a "
            "fresh start if there is none (the same command line for every start of a preemptible job)")

@@ -23,7 +23,7 @@ def package_versions() -> dict[str, str]:
     """The versions of the packages the numbers depend on (the two AutoAttacks, the CAM library)."""
     from importlib.metadata import PackageNotFoundError, version
     found = {}
-    for name in ("torchvision", "torchattacks", "pyautoattack", "grad-cam", "numpy"):
+    for name in ("torchvision", "torchattacks", "pyautoattack", "grad-cam", "numpy", "robustbench"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -76,6 +76,13 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
         "seconds": seconds,
         "history": trainer.history,
         "resumes": trainer.resumes,
+        **provenance(args, device, train_split, test_split),
+    }
+
+
+def provenance(args: argparse.Namespace, device: torch.device, train_split: Split, test_split: Split) -> dict:
+    """Where the numbers were computed: the data, the device and machine, the versions, the code."""
+    return {
         "data": data_record(train_split, test_split, args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         # CPU numbers differ slightly between CPU models and thread counts (other kernels, other sums).
@@ -84,4 +91,21 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
         "packages": package_versions(),
         "git_commit": git_commit(),
         "source_changes": source_changes(),     # tracked source files not committed: [] for a clean tree
+    }
+
+
+def zoo_results_record(args: argparse.Namespace, zoo: dict, ev: dict, results_path: Path, train_split: Split,
+                       test_split: Split, device: torch.device) -> dict:
+    """The results JSON of a RobustBench zoo model's evaluation: the model (name, file, sha256,
+    architecture, CAM layer, robustbench's version), the accuracies with their counts, where."""
+    return {
+        "method": f"RobustBench {zoo['name']}",
+        "model": zoo,
+        "args": {**vars(args), "results": str(results_path)},
+        **{k: ev.get(k) for k in EVALS},
+        "test_images": ev["total"],
+        "images": ev["images"],
+        "counts": ev["counts"],
+        "seconds": {f"eval_{k}": v for k, v in ev["seconds"].items()},
+        **provenance(args, device, train_split, test_split),
     }

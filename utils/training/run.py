@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from exchange.robustbench import ZOO_PREFIX, is_zoo_name, load_zoo_model, zoo_file
 from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
 from models.zoo import build_model
@@ -30,7 +31,7 @@ from utils.infra.errors import UserError
 from utils.infra.files import write_json
 from utils.infra.interrupt import Interrupted, StopRequest
 from utils.infra.rng import RANK_SEED_STRIDE, set_seed
-from utils.training.record import eval_key, results_record
+from utils.training.record import eval_key, results_record, zoo_results_record
 from utils.training.resume import (Position, check_resume, check_writable, earlier_outputs, flag, progress_file,
                                    refuse_unless_overwrite, remove, restore_checkpoint)
 from utils.training.trainer import Trainer, train_epochs
@@ -151,6 +152,8 @@ def eval_only_settings(args: argparse.Namespace, dist: Dist) -> dict:
 def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     """Check everything that needs no data, load, train (or continue, or only load the weights to
     evaluate), evaluate, and write the results."""
+    if is_zoo_name(args.eval_only):
+        return _evaluate_zoo_model(args, stop, dist)
     loaded = eval_only_settings(args, dist) if args.eval_only else None
     model_dir = Path(args.model_dir or default_model_dir(args))
     results_path = Path(args.results) if args.results else model_dir / "results.json"
@@ -181,6 +184,51 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
             exc.resume_args = ["--resume", str(model_dir / f"epoch{args.epochs}.pt")]
         raise
     results = results_record(args, trainer, ev, epochs_done, model_dir, results_path, train_split, test_split)
+    if dist.main:
+        write_json(results, results_path)
+        record.remove()
+        print(f"results written to {results_path}", flush=True)
+    dist.barrier()
+    return results
+
+
+def _evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
+    """--eval-only robustbench:NAME: a RobustBench zoo model (exchange/robustbench.py, loaded by robustbench's
+    own code from --zoo-dir) through every evaluation of ours; the CPU's defaults as for a checkpoint of
+    ours; results to --results or beside the model's file (NAME.eval.json), naming the model, its file's
+    sha256 and robustbench's version."""
+    name = args.eval_only[len(ZOO_PREFIX):]
+    given = set(getattr(args, "given", ()))
+    device = pick_device(args.device, dist)
+    if device.type == "cpu" and "eval" not in given:
+        args.eval = list(CPU_EVAL)
+        if "test_subset" not in given and args.test_subset is None:
+            args.test_subset = CPU_EVAL_IMAGES
+        print(f"--eval-only on the CPU: {', '.join(args.eval)} on {args.test_subset} fixed test images by default; "
+              "--eval and --test-subset choose more", flush=True)
+    model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
+    results_path = Path(args.results) if args.results else zoo_file(name, args.zoo_dir).with_suffix(".eval.json")
+    refuse_unless_overwrite(earlier_outputs(results_path.parent, results_path, True), args.overwrite, "this evaluation")
+    check_writable(results_path.parent)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    d = DataSettings.from_args(args)
+    test_subset = AtMost(d.test_subset) if d.test_subset and "test_subset" not in given else d.test_subset
+    train_split, test_split = load_splits(d.data, d.data_dir, d.download, None, test_subset, need_train=False)
+    model = model.to(device)
+    num_classes = len(test_split.classes)
+    print(f"evaluating RobustBench's {name} ({zoo['architecture']}, {zoo['file']}, sha256 {zoo['sha256'][:16]}…, "
+          f"robustbench {zoo['robustbench']}) | {args.data} ({len(test_split)} test) | {device}", flush=True)
+    record = EvalProgress(progress_file(results_path), eval_key(model, test_split, args, num_classes))
+    progress = not args.no_progress and sys.stderr.isatty() and dist.main
+    loader = make_loader(ArraySplit(test_split), d.batch_size, None, d.workers)
+    try:
+        ev = evaluate(model, loader, args.eval, EvalSettings.from_args(args), num_classes, progress, record=record,
+                      stop=stop, dist=dist)
+    except Interrupted as exc:
+        exc.where += f": progress kept in {record.path}"
+        raise
+    results = zoo_results_record(args, zoo, ev, results_path, train_split, test_split, device)
     if dist.main:
         write_json(results, results_path)
         record.remove()

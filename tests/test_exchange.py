@@ -1,0 +1,123 @@
+"""Models in and out of RobustBench, checked with robustbench's own code (robustbench 1.1.1, offline): an
+exported checkpoint loads through robustbench.utils.load_model with our logits; a zoo model is evaluated by
+our --eval-only with the counts of our evaluation of the same weights; mistakes are one line."""
+import json
+import os
+
+import pytest
+import torch
+
+from exchange.robustbench import import_robustbench, zoo_file
+from models.zoo import build_model
+from utils.main import main
+
+# A ResNet-18 entry of RobustBench's CIFAR-10 L-inf zoo (its definition: robustbench's ResNet18). Its
+# load_model loads only names of its zoo, so a model of ours is loaded under this one's name here.
+R18 = "Sehwag2021Proxy_R18"
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(3)
+    model = build_model("resnet", 10)
+    with torch.no_grad():                 # BatchNorm statistics not those of a fresh init
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def ours(tmp_path, model, results: dict | None = None):
+    """One of our checkpoints of `model` and its run's results JSON beside it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": model.state_dict(), "args": {"model": "resnet", "data": "CIFAR10"}, "epoch": 80},
+               run / "epoch80.pt")
+    (run / "results.json").write_text(json.dumps(results or {
+        "method": "PART", "script": "train_eval_part.py", "natural": 41.5, "pgd20": 25.25, "aa-standard": 21.4,
+        "images": {"natural": 2000, "pgd20": 2000, "aa-standard": 500},
+        "counts": {"natural": 830, "pgd20": 505, "aa-standard": 107}, "args": {"model": "resnet", "epochs": 10},
+        "data": {"layout": "zip", "train_images": 10000, "test_images": 2000}, "git_commit": "abc1234"}))
+    return run / "epoch80.pt"
+
+
+def test_an_export_loads_through_robustbench_with_our_logits(resnet, tmp_path):
+    from exchange.export import export
+    paths = export(ours(tmp_path, resnet), R18, tmp_path / "models", authors="A. Author")
+    assert [p.name for p in paths] == [f"{R18}.pt", f"{R18}.json", f"{R18}.md"]
+    assert paths[0] == zoo_file(R18, tmp_path / "models")
+    robustbench = import_robustbench()
+    theirs = robustbench.utils.load_model(R18, model_dir=str(tmp_path / "models"), dataset="cifar10",
+                                          threat_model="Linf")
+    assert type(theirs).__module__.startswith("robustbench")
+    x = torch.rand(6, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(theirs(x), resnet(x), atol=1e-5, rtol=0)
+    info = json.loads(paths[1].read_text())
+    assert info["clean_acc"] == "41.50" and info["autoattack_acc"] == "21.40" and info["eps"] == "8/255"
+    assert "on 2000 of the 10,000" in info["footnote"] and "AutoAttack accuracy on 500" in info["footnote"]
+    card = paths[2].read_text()
+    assert "| AutoAttack (the authors', standard) | 21.40 | 107 of 500 |" in card and "Not measured: MMA" in card
+    assert "abc1234" in card and "python train_eval_part.py" in card
+
+
+def test_a_zoo_model_is_evaluated_as_our_checkpoint_of_the_same_weights(resnet, tiny_folder, tmp_path):
+    zoo = zoo_file(R18, tmp_path / "zoo")
+    zoo.parent.mkdir(parents=True)
+    torch.save(resnet.state_dict(), zoo)                       # as RobustBench ships a model: its state dict
+    mine = ours(tmp_path, resnet)
+    common = ["--data-dir", str(tiny_folder), "--no-download", "--test-subset", "24", "--eval", "natural,pgd20",
+              "--batch-size", "8", "--threads", "1", "--no-progress"]
+    assert main("part", ["--eval-only", f"robustbench:{R18}", "--zoo-dir", str(tmp_path / "zoo"),
+                         "--results", str(tmp_path / "zoo.json"), *common]) == 0
+    assert main("part", ["--eval-only", str(mine), "--results", str(tmp_path / "ours.json"), *common]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("zoo.json", "ours.json"))
+    assert a["counts"] == b["counts"] and a["images"] == b["images"] == {"natural": 24, "pgd20": 24}
+    assert a["model"]["sha256"] and a["model"]["robustbench"] == "1.1.1" and a["model"]["architecture"] == "ResNet"
+    assert a["model"]["name"] == R18 and a["method"] == f"RobustBench {R18}"
+
+
+class _System:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-system",))
+
+
+def _one_line_refusal(capsys, argv: list[str], message: str, tmp_path) -> None:
+    try:
+        code = main("part", argv)
+    except SystemExit as exc:          # a mistake of the command line itself: the parser's exit
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not list(tmp_path.rglob("*.eval.json"))
+
+
+def test_zoo_mistakes_are_one_line(tiny_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["--data-dir", str(tiny_folder), "--no-download", "--zoo-dir", str(tmp_path / "zoo")]
+    _one_line_refusal(capsys, ["--eval-only", "robustbench:Sehwag2021Proxy_R19", *common], "did you mean", tmp_path)
+    _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", *common], "is missing (--no-download", tmp_path)
+    path = zoo_file(R18, tmp_path / "zoo")
+    path.parent.mkdir(parents=True)
+    torch.save(build_model("smallcnn-bn", 10).state_dict(), path)         # another architecture under its name
+    _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", *common], "does not fit", tmp_path)
+    torch.save({"state_dict": _System()}, path)                            # a pickle that runs code
+    _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", *common], "needs posix.system to unpickle",
+                      tmp_path)
+    assert not (tmp_path / "pwned-by-system").exists()
+    _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", "--data", "SVHN", *common], "CIFAR-10's", tmp_path)
+
+
+def test_export_mistakes_are_one_line(resnet, tmp_path, capsys):
+    from exchange.export import main as export_main
+    bare = tmp_path / "bare.pt"
+    torch.save(resnet.state_dict(), bare)
+    for argv, message in ((["--name", "x y", str(bare)], "letters, digits"),
+                          (["--name", "Mine", str(bare)], "bare state dict"),
+                          (["--name", "Mine", str(tmp_path / "none.pt")], "cannot read checkpoint")):
+        assert export_main([*argv, "--out", str(tmp_path / "models")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "models").exists()
