@@ -140,13 +140,19 @@ def eval_only_settings(args: argparse.Namespace, dist: Dist) -> dict:
     if taken:
         print("--eval-only: from the checkpoint " + ", ".join(f"{flag(k)} {getattr(args, k)}" for k in taken),
               flush=True)
+    cpu_defaults(args, device)
+    return ckpt
+
+
+def cpu_defaults(args: argparse.Namespace, device: torch.device) -> None:
+    """--eval-only on a CPU without --eval / --test-subset: natural and PGD-20 on a fixed 1,000 test images."""
+    given = set(getattr(args, "given", ()))
     if device.type == "cpu" and "eval" not in given:
         args.eval = list(CPU_EVAL)
         if "test_subset" not in given and args.test_subset is None:
             args.test_subset = CPU_EVAL_IMAGES
         print(f"--eval-only on the CPU: {', '.join(args.eval)} on {args.test_subset} fixed test images by default "
               "(MMA and AutoAttack of all 10,000 take hours on a CPU); --eval and --test-subset choose more", flush=True)
-    return ckpt
 
 
 def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
@@ -200,12 +206,7 @@ def _evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist)
     name = args.eval_only[len(ZOO_PREFIX):]
     given = set(getattr(args, "given", ()))
     device = pick_device(args.device, dist)
-    if device.type == "cpu" and "eval" not in given:
-        args.eval = list(CPU_EVAL)
-        if "test_subset" not in given and args.test_subset is None:
-            args.test_subset = CPU_EVAL_IMAGES
-        print(f"--eval-only on the CPU: {', '.join(args.eval)} on {args.test_subset} fixed test images by default; "
-              "--eval and --test-subset choose more", flush=True)
+    cpu_defaults(args, device)
     model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
     results_path = Path(args.results) if args.results else zoo_file(name, args.zoo_dir).with_suffix(".eval.json")
     refuse_unless_overwrite(earlier_outputs(results_path.parent, results_path, True), args.overwrite, "this evaluation")
