@@ -62,6 +62,8 @@ def model_info(results: dict, name: str, architecture: str, authors: str, link: 
     if aa is None and results.get("aa") is not None:
         aa = results["aa"]
         notes.append("AutoAttack through torchattacks (the official PART evaluation), not the authors' package")
+    if aa is None:
+        notes.append("AutoAttack not measured")
     key = "aa-standard" if results.get("aa-standard") is not None else "aa"
     for what, k in (("clean accuracy", "natural"), ("AutoAttack accuracy", key)):
         n = images.get(k)

@@ -78,6 +78,19 @@ def test_a_zoo_model_is_evaluated_as_our_checkpoint_of_the_same_weights(resnet, 
     assert a["model"]["name"] == R18 and a["method"] == f"RobustBench {R18}"
 
 
+def test_robustbench_wideresnet_loads_ours_strictly():
+    """WRN-34-10: RobustBench's definition (the zoo's Zhang2019Theoretically, TRADES) takes our state dict
+    strictly, with our logits."""
+    from exchange.robustbench import zoo_entries
+    torch.manual_seed(4)
+    mine = build_model("wideresnet", 10).eval()
+    theirs = zoo_entries()["Zhang2019Theoretically"]["model"]().eval()
+    theirs.load_state_dict(mine.state_dict(), strict=True)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(theirs(x), mine(x), atol=1e-5, rtol=0)
+
+
 class _System:
     def __reduce__(self):
         return (os.system, ("touch pwned-by-system",))
@@ -102,6 +115,8 @@ def test_zoo_mistakes_are_one_line(tiny_folder, tmp_path, capsys, monkeypatch):
     path = zoo_file(R18, tmp_path / "zoo")
     path.parent.mkdir(parents=True)
     torch.save(build_model("smallcnn-bn", 10).state_dict(), path)         # another architecture under its name
+    _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", *common], "does not fit", tmp_path)
+    torch.save(build_model("resnet", 100).state_dict(), path)             # a ResNet-18 of another dataset
     _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", *common], "does not fit", tmp_path)
     torch.save({"state_dict": _System()}, path)                            # a pickle that runs code
     _one_line_refusal(capsys, ["--eval-only", f"robustbench:{R18}", *common], "needs posix.system to unpickle",
