@@ -20,6 +20,7 @@ from pathlib import Path
 from exchange.robustbench import ROBUSTBENCH_ARCHITECTURES
 from utils.argtypes import OneLineParser
 from utils.infra.errors import UserError
+from utils.infra.files import atomic_write
 
 PROG = "python -m exchange.export"
 FULL_TEST_SET = 10_000        # CIFAR-10's test images
@@ -106,7 +107,7 @@ def model_card(results: dict, name: str, architecture: str, info: dict, checkpoi
 
 
 def export(checkpoint: str | Path, name: str, out: str | Path, results_path: str | Path | None = None,
-           authors: str = "", link: str = "", venue: str = "") -> list[Path]:
+           authors: str = "", link: str = "", venue: str = "", overwrite: bool = False) -> list[Path]:
     """The three files in {out}/cifar10/Linf/; every mistake one line (UserError) before anything is written."""
     import torch
 
@@ -124,18 +125,28 @@ def export(checkpoint: str | Path, name: str, out: str | Path, results_path: str
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read the run's results {results_path} ({exc}); name them with --results") from None
     args = ckpt["args"]
+    if "epochs_done" in results and "epoch" in ckpt and results["epochs_done"] != ckpt["epoch"]:
+        raise UserError(f"{results_path} holds the accuracies of epoch {results['epochs_done']}, {checkpoint} is "
+                        f"epoch {ckpt['epoch']}'s; name this checkpoint's results with --results (an --eval-only of it)")
     if args.get("data") != "CIFAR10":
         raise UserError(f"{checkpoint} was trained on {args.get('data')}; RobustBench's layout here is CIFAR-10's")
     model = args.get("model")
     architecture = ROBUSTBENCH_ARCHITECTURES.get(model, f"{model} of this project (models/zoo.py; RobustBench has "
                                                         "no definition for it)")
     folder = Path(out) / "cifar10" / "Linf"
-    folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.pt", folder / f"{name}.json", folder / f"{name}.md"]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise UserError(f"{', '.join(existing)} exist; choose another --name or --out, or add --overwrite")
     info = model_info(results, name, architecture, authors, link, venue)
-    torch.save({k: v.detach().cpu() for k, v in ckpt["model"].items()}, paths[0])
-    paths[1].write_text(json.dumps(info, indent=2) + "\n")
-    paths[2].write_text(model_card(results, name, architecture, info, checkpoint))
+    card = model_card(results, name, architecture, info, checkpoint)
+    try:
+        state = {k: v.detach().cpu() for k, v in ckpt["model"].items()}
+        atomic_write(paths[0], lambda tmp: torch.save(state, tmp))
+        atomic_write(paths[1], lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2) + "\n"))
+        atomic_write(paths[2], lambda tmp: Path(tmp).write_text(card))
+    except OSError as exc:
+        raise UserError(f"cannot write {folder}: {exc.strerror or exc}") from None
     return paths
 
 
@@ -148,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--authors", default="", help="model_info's authors")
     p.add_argument("--link", default="", help="model_info's link (the paper or the checkpoint's page)")
     p.add_argument("--venue", default="", help="model_info's venue")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export of the same name")
     a = p.parse_args(argv)
     try:
-        for path in export(a.checkpoint, a.name, a.out, a.results, a.authors, a.link, a.venue):
+        for path in export(a.checkpoint, a.name, a.out, a.results, a.authors, a.link, a.venue, a.overwrite):
             print(path)
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -22,8 +22,10 @@ from pathlib import Path
 from utils.infra.errors import UserError
 
 ZOO_PREFIX = "robustbench:"
-# The layer the CAMs of a zoo architecture read (by the model's class name): the last block before pooling.
-CAM_LAYERS = {"ResNet": "layer4", "PreActResNet": "layer4", "WideResNet": "block3"}
+# The layer the CAMs of a zoo architecture read (by the class or a base class of the model): the last block
+# before pooling. The zoo's own subclasses (Rice2020OverfittingNet, ...) find theirs through their bases.
+CAM_LAYERS = {"ResNet": "layer4", "PreActResNet": "layer4", "WideResNet": "block3", "DMWideResNet": "layer",
+              "DMPreActResNet": "layer_3"}
 # Our architectures as RobustBench defines them: the class its zoo builds, which loads our state dict strictly.
 ROBUSTBENCH_ARCHITECTURES = {"resnet": "ResNet-18 (robustbench.model_zoo.architectures.resnet.ResNet18)",
                              "wideresnet": "WideResNet-34-10 (robustbench.model_zoo.architectures.wide_resnet)"}
@@ -74,14 +76,26 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def cam_layer_of(model) -> str | None:
+    """The CAM layer of a zoo model by its class or the nearest base class in CAM_LAYERS; None if none."""
+    for cls in type(model).__mro__:
+        if cls.__name__ in CAM_LAYERS:
+            return CAM_LAYERS[cls.__name__]
+    return None
+
+
 def check_zoo_model(name: str, zoo_dir: str | Path, download: bool, dataset: str = "cifar10",
                     threat_model: str = "Linf") -> Path:
-    """Before any data are loaded: the name is in the zoo, and its file is there (or may be downloaded)."""
+    """Before any data are loaded: the name is in the zoo, it is one file (not an ensemble), and its
+    file is there (or may be downloaded)."""
     entries = zoo_entries(dataset, threat_model)
     if name not in entries:
         close = difflib.get_close_matches(name, list(entries), n=3)
         raise UserError(f"{name} is not in RobustBench's {dataset} {threat_model} zoo"
                         + (f"; did you mean {', '.join(close)}?" if close else f" ({len(entries)} entries)"))
+    if isinstance(entries[name].get("gdrive_id"), list):
+        raise UserError(f"{name} is an ensemble of {len(entries[name]['gdrive_id'])} models in RobustBench; "
+                        "one model a run here")
     path = zoo_file(name, zoo_dir, dataset, threat_model)
     if not path.is_file() and not download:
         raise UserError(f"{path} is missing (--no-download: robustbench would download it there); put the file "
@@ -96,12 +110,12 @@ def load_zoo_model(name: str, zoo_dir: str | Path, download: bool = True, cam_la
     (another architecture or dataset), a pickle that needs code to load."""
     import pickle
 
-    import torch
-
-    from utils.infra.checkpoint import load_checkpoint
+    from utils.infra.checkpoint import unsafe_globals
     path = check_zoo_model(name, zoo_dir, download, dataset, threat_model)
-    if path.is_file():
-        load_checkpoint(path, torch.device("cpu"))   # a pickle that needs code is refused here, in our words
+    needs = unsafe_globals(path) if path.is_file() else []
+    if needs:                 # read from the file without running it; robustbench's own reader does the rest
+        raise UserError(f"refused to load checkpoint {path}: it needs {', '.join(needs[:3])} to unpickle "
+                        "(only plain tensors are loaded)")
     robustbench = import_robustbench()
     try:
         with warnings.catch_warnings():
@@ -111,13 +125,16 @@ def load_zoo_model(name: str, zoo_dir: str | Path, download: bool = True, cam_la
     except pickle.UnpicklingError as exc:
         raise UserError(f"refused to load {path}: {str(exc).splitlines()[0]} (only plain tensors are loaded)") from None
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(f"{path} does not fit {name}'s architecture in robustbench ({first})") from None
+        text = str(exc).strip()
+        if "state_dict" not in text:
+            raise UserError(f"robustbench could not load {name} from {path}: {text.splitlines()[0]}") from None
+        raise UserError(f"{path} does not fit {name}'s architecture in robustbench ({text.splitlines()[0]}; "
+                        f"{text.splitlines()[1].strip()[:120] if len(text.splitlines()) > 1 else ''})") from None
     except Exception as exc:       # robustbench's download (no network), a damaged file, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"robustbench could not load {name} from {path}: {type(exc).__name__}: {reason}") from None
     architecture = type(model).__name__
-    layer = cam_layer or CAM_LAYERS.get(architecture)
+    layer = cam_layer or cam_layer_of(model)
     if layer is not None:
         try:
             model.get_submodule(layer)

@@ -1,14 +1,17 @@
 """Models in and out of RobustBench, checked with robustbench's own code (robustbench 1.1.1, offline): an
 exported checkpoint loads through robustbench.utils.load_model with our logits; a zoo model is evaluated by
 our --eval-only with the counts of our evaluation of the same weights; mistakes are one line."""
+import hashlib
 import json
 import os
 
 import pytest
 import torch
 
-from exchange.robustbench import import_robustbench, zoo_file
+from exchange.robustbench import cam_layer_of, check_zoo_model, import_robustbench, load_zoo_model, zoo_file
 from models.zoo import build_model
+from utils.cli.args import get_args
+from utils.infra.errors import UserError
 from utils.main import main
 
 # A ResNet-18 entry of RobustBench's CIFAR-10 L-inf zoo (its definition: robustbench's ResNet18). Its
@@ -62,7 +65,7 @@ def test_an_export_loads_through_robustbench_with_our_logits(resnet, tmp_path):
     assert "abc1234" in card and "python train_eval_part.py" in card
 
 
-def test_a_zoo_model_is_evaluated_as_our_checkpoint_of_the_same_weights(resnet, tiny_folder, tmp_path):
+def test_a_zoo_model_is_evaluated_as_our_checkpoint_of_the_same_weights(resnet, tiny_folder, tmp_path, monkeypatch):
     zoo = zoo_file(R18, tmp_path / "zoo")
     zoo.parent.mkdir(parents=True)
     torch.save(resnet.state_dict(), zoo)                       # as RobustBench ships a model: its state dict
@@ -74,8 +77,29 @@ def test_a_zoo_model_is_evaluated_as_our_checkpoint_of_the_same_weights(resnet, 
     assert main("part", ["--eval-only", str(mine), "--results", str(tmp_path / "ours.json"), *common]) == 0
     a, b = (json.loads((tmp_path / f).read_text()) for f in ("zoo.json", "ours.json"))
     assert a["counts"] == b["counts"] and a["images"] == b["images"] == {"natural": 24, "pgd20": 24}
-    assert a["model"]["sha256"] and a["model"]["robustbench"] == "1.1.1" and a["model"]["architecture"] == "ResNet"
-    assert a["model"]["name"] == R18 and a["method"] == f"RobustBench {R18}"
+    assert a["model"]["sha256"] == hashlib.sha256(zoo.read_bytes()).hexdigest()
+    assert a["model"]["robustbench"] == "1.1.1" and a["model"]["architecture"] == "ResNet"
+    assert a["model"]["name"] == R18 and a["method"] == f"RobustBench {R18}" and "model" not in a["args"]
+    # The model our evaluation ran is robustbench's, with our logits (the counts alone are near chance here).
+    model, record = load_zoo_model(R18, tmp_path / "zoo", download=False)
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), resnet(x), atol=1e-5, rtol=0)
+    assert record["cam_layer"] == "layer4" and not model.training
+    # A zoo file as RobustBench ships many, a dict around the state dict, loads too; --cam-layer is honoured.
+    torch.save({"state_dict": resnet.state_dict(), "epoch": 3}, zoo)
+    assert load_zoo_model(R18, tmp_path / "zoo", download=False, cam_layer="layer3")[1]["cam_layer"] == "layer3"
+    with pytest.raises(UserError, match="has no layer 'layer9'"):
+        load_zoo_model(R18, tmp_path / "zoo", download=False, cam_layer="layer9")
+    # An earlier evaluation's results are not overwritten, and nothing is loaded to find that out.
+    import utils.training.run as run
+    loads = []
+    monkeypatch.setattr(run, "load_zoo_model", lambda *a, **k: loads.append(a) or load_zoo_model(*a, **k))
+    assert main("part", ["--eval-only", f"robustbench:{R18}", "--zoo-dir", str(tmp_path / "zoo"),
+                         "--results", str(tmp_path / "zoo.json"), *common]) == 2
+    assert loads == []
+    assert main("part", ["--eval-only", f"robustbench:{R18}", "--zoo-dir", str(tmp_path / "zoo"), "--overwrite",
+                         "--results", str(tmp_path / "zoo.json"), *common]) == 0 and len(loads) == 1
 
 
 def test_robustbench_wideresnet_loads_ours_strictly():
@@ -91,6 +115,24 @@ def test_robustbench_wideresnet_loads_ours_strictly():
         assert torch.allclose(theirs(x), mine(x), atol=1e-5, rtol=0)
 
 
+def test_zoo_architectures_find_their_cam_layer_and_ensembles_are_refused(tmp_path, capsys):
+    """The zoo's own subclasses (Rice2020OverfittingNet, ...) find the layer of their base class; an
+    ensemble (several files) is refused in one line; native CAMs become the grad-cam package's."""
+    import_robustbench()
+    from robustbench.model_zoo.architectures.wide_resnet import WideResNet
+
+    class ZooNet(WideResNet):
+        pass
+    assert cam_layer_of(ZooNet(depth=10, widen_factor=1)) == "block3"
+    assert cam_layer_of(torch.nn.Linear(2, 2)) is None
+    with pytest.raises(UserError, match="an ensemble of"):
+        check_zoo_model("Chen2020Adversarial", tmp_path, download=False)
+    assert get_args("part", ["--eval-only", f"robustbench:{R18}"]).cam == "lib-gradcam"
+    with pytest.raises(SystemExit):
+        get_args("part", ["--eval-only", f"robustbench:{R18}", "--map", "gradcam"])
+    assert "--map lib-gradcam" in capsys.readouterr().err
+
+
 class _System:
     def __reduce__(self):
         return (os.system, ("touch pwned-by-system",))
@@ -104,7 +146,6 @@ def _one_line_refusal(capsys, argv: list[str], message: str, tmp_path) -> None:
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
-    assert not list(tmp_path.rglob("*.eval.json"))
 
 
 def test_zoo_mistakes_are_one_line(tiny_folder, tmp_path, capsys, monkeypatch):
@@ -129,10 +170,17 @@ def test_export_mistakes_are_one_line(resnet, tmp_path, capsys):
     from exchange.export import main as export_main
     bare = tmp_path / "bare.pt"
     torch.save(resnet.state_dict(), bare)
+    mine = ours(tmp_path, resnet, {"epochs_done": 40, "natural": 40.0, "images": {"natural": 10000}})
     for argv, message in ((["--name", "x y", str(bare)], "letters, digits"),
                           (["--name", "Mine", str(bare)], "bare state dict"),
-                          (["--name", "Mine", str(tmp_path / "none.pt")], "cannot read checkpoint")):
+                          (["--name", "Mine", str(tmp_path / "none.pt")], "cannot read checkpoint"),
+                          (["--name", "Mine", str(mine)], "holds the accuracies of epoch 40")):
         assert export_main([*argv, "--out", str(tmp_path / "models")]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "models").exists()
+    (tmp_path / "run" / "results.json").write_text(json.dumps({"epochs_done": 80, "natural": 40.0}))
+    assert export_main(["--name", "Mine", str(mine), "--out", str(tmp_path / "models")]) == 0
+    assert export_main(["--name", "Mine", str(mine), "--out", str(tmp_path / "models")]) == 2
+    assert "add --overwrite" in capsys.readouterr().err
+    assert export_main(["--name", "Mine", str(mine), "--out", str(tmp_path / "models"), "--overwrite"]) == 0

@@ -94,6 +94,9 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     zoo = bool(args.eval_only) and args.eval_only.startswith("robustbench:")
     if not zoo and (args.cam_layer is not None or "zoo_dir" in args.given):
         parser.error(f"{'--cam-layer' if args.cam_layer is not None else '--zoo-dir'} needs --eval-only robustbench:NAME")
+    if zoo and "model_dir" in args.given:
+        parser.error("--model-dir has no meaning for a RobustBench model (its file is in --zoo-dir); --results "
+                     "names where the results go")
     if zoo and args.data != "CIFAR10":
         parser.error(f"--eval-only {args.eval_only}: RobustBench's zoo here is CIFAR-10's (L-inf), not {args.data}")
     if zoo and args.cam in NATIVE_CAMS:       # the native CAMs need this project's models (features / head)

@@ -94,6 +94,11 @@ def provenance(args: argparse.Namespace, device: torch.device, train_split: Spli
     }
 
 
+ZOO_EVAL_ARGS = ("eval_only", "zoo_dir", "cam_layer", "data", "data_dir", "test_subset", "aa_subset", "eval",
+                 "eval_epsilon", "step_size", "eval_seeding", "cam", "low_epsilon", "cam_info_share", "batch_size",
+                 "device", "threads", "given")
+
+
 def zoo_results_record(args: argparse.Namespace, zoo: dict, ev: dict, results_path: Path, train_split: Split,
                        test_split: Split, device: torch.device) -> dict:
     """The results JSON of a RobustBench zoo model's evaluation: the model (name, file, sha256,
@@ -101,7 +106,8 @@ def zoo_results_record(args: argparse.Namespace, zoo: dict, ev: dict, results_pa
     return {
         "method": f"RobustBench {zoo['name']}",
         "model": zoo,
-        "args": {**vars(args), "results": str(results_path)},
+        # What the evaluation read (the training and model flags have no meaning for a zoo model).
+        "args": {**{k: v for k, v in vars(args).items() if k in ZOO_EVAL_ARGS}, "results": str(results_path)},
         **{k: ev.get(k) for k in EVALS},
         "test_images": ev["total"],
         "images": ev["images"],

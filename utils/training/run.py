@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from cam.maps import MAPS, input_gradient
 from exchange.robustbench import ZOO_PREFIX, is_zoo_name, load_zoo_model, zoo_file
 from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
@@ -206,10 +207,13 @@ def _evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist)
     name = args.eval_only[len(ZOO_PREFIX):]
     given = set(getattr(args, "given", ()))
     device = pick_device(args.device, dist)
-    cpu_defaults(args, device)
-    model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
     results_path = Path(args.results) if args.results else zoo_file(name, args.zoo_dir).with_suffix(".eval.json")
     refuse_unless_overwrite(earlier_outputs(results_path.parent, results_path, True), args.overwrite, "this evaluation")
+    cpu_defaults(args, device)
+    model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
+    if "cam-info" in args.eval and MAPS[args.cam].fn is not input_gradient and zoo["cam_layer"] is None:
+        raise UserError(f"--eval cam-info: no CAM layer is known for {name} ({zoo['architecture']}); name one with "
+                        "--cam-layer, or use --map gradient")
     check_writable(results_path.parent)
     if args.threads:
         torch.set_num_threads(args.threads)
