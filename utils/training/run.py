@@ -190,11 +190,16 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         if not args.eval_only:
             exc.resume_args = ["--resume", str(model_dir / f"epoch{args.epochs}.pt")]
         raise
-    results = results_record(args, trainer, ev, epochs_done, model_dir, results_path, train_split, test_split)
+    return _write_results(results_record(args, trainer, ev, epochs_done, model_dir, results_path, train_split,
+                                         test_split), results_path, record, dist)
+
+
+def _write_results(results: dict, path: Path, record: EvalProgress, dist: Dist) -> dict:
+    """The results JSON written by rank 0, the evaluation's progress file removed."""
     if dist.main:
-        write_json(results, results_path)
+        write_json(results, path)
         record.remove()
-        print(f"results written to {results_path}", flush=True)
+        print(f"results written to {path}", flush=True)
     dist.barrier()
     return results
 
@@ -233,13 +238,8 @@ def _evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist)
     except Interrupted as exc:
         exc.where += f": progress kept in {record.path}"
         raise
-    results = zoo_results_record(args, zoo, ev, results_path, train_split, test_split, device)
-    if dist.main:
-        write_json(results, results_path)
-        record.remove()
-        print(f"results written to {results_path}", flush=True)
-    dist.barrier()
-    return results
+    return _write_results(zoo_results_record(args, zoo, ev, results_path, train_split, test_split, device),
+                          results_path, record, dist)
 
 
 _FINISHED = object()      # _start_from's answer for a finished run under --resume auto
