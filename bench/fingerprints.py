@@ -71,15 +71,10 @@ def _env() -> dict:
 
 
 def fingerprint(path: Path) -> str:
-    import hashlib
-
     import torch
-    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
-    h = hashlib.sha256()
-    for key, t in state.items():
-        h.update(key.encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+
+    from utils.infra.checkpoint import state_fingerprint
+    return state_fingerprint(torch.load(path, map_location="cpu", weights_only=True)["model"])[:16]
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from utils.infra.errors import UserError
+from utils.infra.files import hash_file
 
 ZOO_PREFIX = "robustbench:"
 # The layer the CAMs of a zoo architecture read (by the class or a base class of the model): the last block
@@ -69,11 +70,7 @@ def zoo_file(name: str, zoo_dir: str | Path, dataset: str = "cifar10", threat_mo
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return hash_file(hashlib.sha256(), path).hexdigest()
 
 
 def cam_layer_of(model) -> str | None:

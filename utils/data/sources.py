@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from utils.data.datasets import DATASETS, Limits, check_tree
 from utils.infra.errors import UserError
+from utils.infra.files import hash_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 # Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,
@@ -300,9 +301,7 @@ def _with_source(splits: tuple[Split, Split], kind: str, path: Path, files: list
     for f in files:
         if kind != "zip":
             h.update(f.relative_to(path).as_posix().encode() if f != path else f.name.encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        hash_file(h, f)
     source = {"layout": kind, "path": str(path.resolve()), "files": count if count is not None else len(files),
               "sha256": h.hexdigest()}
     for split in splits:

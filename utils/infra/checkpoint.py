@@ -260,8 +260,13 @@ def newest_loadable(folder: Path, device: torch.device) -> tuple[Path, dict] | N
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """sha256 over the names and bytes of the state dict: which weights an evaluation belongs to."""
+    return state_fingerprint(model.state_dict())
+
+
+def state_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names and bytes of a state dict (weights_fingerprint of the model holding it)."""
     h = hashlib.sha256()
-    for name, t in model.state_dict().items():
+    for name, t in state.items():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()

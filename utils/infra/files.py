@@ -70,5 +70,13 @@ def stale_temporaries(folder: Path, names: Callable[[str], bool]) -> list[Path]:
                   and _writer_gone(m, p))
 
 
+def hash_file(h, path: str | os.PathLike):
+    """Feed a file's bytes into the hash object h, a megabyte at a time; returns h."""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h
+
+
 def write_json(obj: object, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str) + "\n"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from cam.maps import MAPS, input_gradient
+from cam.maps import CAM_METHODS
 from exchange.robustbench import ZOO_PREFIX, is_zoo_name, load_zoo_model, zoo_file
 from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
@@ -60,11 +60,8 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
         torch.set_num_threads(args.threads)
     set_seed(args.seed + dist.rank * RANK_SEED_STRIDE)
     d = DataSettings.from_args(args)
-    # --eval-only's test subset, unless given, is a cap (the checkpoint's, or the CPU default).
-    test_subset = AtMost(d.test_subset) if (args.eval_only and d.test_subset and
-                                            "test_subset" not in getattr(args, "given", ())) else d.test_subset
-    train_split, test_split = splits or load_splits(d.data, d.data_dir, d.download, d.train_subset, test_subset,
-                                                    need_train=not args.eval_only)
+    train_split, test_split = splits or load_splits(d.data, d.data_dir, d.download, d.train_subset,
+                                                    eval_test_subset(args, d), need_train=not args.eval_only)
     num_classes = len(test_split.classes)      # DATASETS[args.data].classes: load_splits checks it
     model = build_model(args.model, num_classes, image_size=test_split.image_size)
     if args.sync_bn:
@@ -78,6 +75,13 @@ def prepare(args: argparse.Namespace, dist: Dist = Dist(),
     trainer = Trainer(args, model, train_split, device, progress, test_split, dist)
     test_loader = make_loader(ArraySplit(test_split), d.batch_size, None, d.workers)
     return trainer, test_loader, train_split, test_split
+
+
+def eval_test_subset(args: argparse.Namespace, d: DataSettings) -> int | None:
+    """--eval-only's test subset, unless given, is a cap (the checkpoint's, or the CPU default)."""
+    if args.eval_only and d.test_subset and "test_subset" not in getattr(args, "given", ()):
+        return AtMost(d.test_subset)
+    return d.test_subset
 
 
 def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results_path: Path,
@@ -210,21 +214,20 @@ def _evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist)
     ours; results to --results or beside the model's file (NAME.eval.json), naming the model, its file's
     sha256 and robustbench's version."""
     name = args.eval_only[len(ZOO_PREFIX):]
-    given = set(getattr(args, "given", ()))
     device = pick_device(args.device, dist)
     results_path = Path(args.results) if args.results else zoo_file(name, args.zoo_dir).with_suffix(".eval.json")
     refuse_unless_overwrite(earlier_outputs(results_path.parent, results_path, True), args.overwrite, "this evaluation")
     cpu_defaults(args, device)
     model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
-    if "cam-info" in args.eval and MAPS[args.cam].fn is not input_gradient and zoo["cam_layer"] is None:
+    if "cam-info" in args.eval and args.cam in CAM_METHODS and zoo["cam_layer"] is None:
         raise UserError(f"--eval cam-info: no CAM layer is known for {name} ({zoo['architecture']}); name one with "
                         "--cam-layer, or use --map gradient")
     check_writable(results_path.parent)
     if args.threads:
         torch.set_num_threads(args.threads)
     d = DataSettings.from_args(args)
-    test_subset = AtMost(d.test_subset) if d.test_subset and "test_subset" not in given else d.test_subset
-    train_split, test_split = load_splits(d.data, d.data_dir, d.download, None, test_subset, need_train=False)
+    train_split, test_split = load_splits(d.data, d.data_dir, d.download, None, eval_test_subset(args, d),
+                                          need_train=False)
     model = model.to(device)
     num_classes = len(test_split.classes)
     print(f"evaluating RobustBench's {name} ({zoo['architecture']}, {zoo['file']}, sha256 {zoo['sha256'][:16]}…, "

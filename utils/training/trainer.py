@@ -5,6 +5,7 @@ fresh start, --resume, --eval-only) is utils/training/run.py, the results record
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class Trainer:
         s = self.settings
         warm, main = phases(s, BASE_METHODS[self.method.base_key])
         self.warm_up_phase, self.main_phase = (
-            Phase(p.name, graphed(p.attack, self.rank_batch, device, run.cuda_graphs), p.objective, p.epsilon, p.part)
+            dataclasses.replace(p, attack=graphed(p.attack, self.rank_batch, device, run.cuda_graphs))
             for p in (warm, main))
         self.awp = {p.name: AWP(model, p.objective, run.awp_gamma, run.awp_warmup, run.lr, run.bf16, dist)
                     for p in (self.warm_up_phase, self.main_phase)} if run.awp_gamma else {}
