@@ -9,6 +9,15 @@ model's CAM layer or at the input resolution. The mask rules (cam/rules.py) take
   gradient                      input-gradient saliency: |dCE(f(x), y)/dx| summed over the channels,
                                 per image, in eval mode, min-max normalised
   box                           the dataset's annotation: 1 inside each image's object box, 0 outside
+  inverse-box                   the box's complement first: 1 outside the box, inside it a random value
+                                below 1/2 per pixel, so a top share larger than the outside takes all of
+                                the outside and a random part of the box (the positive control's inverse arm)
+  random                        a U[0, 1) value per pixel: the top share of it is a random share of the
+                                pixels, exactly as many in every image (the control of placement)
+
+The two random maps draw from the caller's stream (`noise`, one U[0, 1) value per pixel of each image):
+training passes each batch's own counter-based stream (part.step.map_noise), never the training RNG,
+so a random arm's shuffle and attack noise stay those of every other arm of the same seed.
 
 The native CAMs call the model's `features` (up to the CAM layer) and `head` separately and take the
 gradient with respect to the features only: no hooks, no weight gradients, no per-image loop,
@@ -107,12 +116,25 @@ def annotation_box(model, x, y, annotation):
     return (inside_rows[:, :, None] & inside_cols[:, None, :]).float()
 
 
+def inverse_box(model, x, y, annotation, noise):
+    """1 outside each image's box; inside it noise / 2 (< 1/2): ranked after every outside pixel, in a
+    random order of their own."""
+    box = annotation_box(model, x, y, annotation)
+    return 1.0 - box + box * noise.to(box.device) / 2
+
+
+def random_map(model, x, y, annotation, noise):
+    """The caller's U[0, 1) draw itself, one value per pixel: ranks the pixels at random."""
+    return noise.float()
+
+
 @dataclass(frozen=True)
 class ImportanceMap:
     name: str
     help: str
-    fn: Callable              # fn(model, x, y, annotation) -> (B, h, w) importances in [0, 1]
+    fn: Callable              # fn(model, x, y, annotation[, noise]) -> (B, h, w) importances in [0, 1]
     needs_annotation: bool = False
+    draws: bool = False       # takes `noise`: (B, H, W) U[0, 1) draws of the caller's stream
 
 
 NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
@@ -131,9 +153,20 @@ MAPS = {m.name: m for m in (
     ImportanceMap("gradient", "input-gradient saliency |dCE/dx|, summed over channels", input_gradient),
     ImportanceMap("box", "the dataset's object box (a dataset with annotations)", annotation_box,
                   needs_annotation=True),
+    ImportanceMap("inverse-box", "the box's complement, then random box pixels (a dataset with annotations)",
+                  inverse_box, needs_annotation=True, draws=True),
+    ImportanceMap("random", "a random value per pixel: a random share of exactly the top share's size", random_map,
+                  draws=True),
 )}
+RANDOM_MAPS = tuple(name for name, m in MAPS.items() if m.draws)
 
 
-def importance_map(name: str, model, x, y=None, annotation=None):
-    """(B, h, w) importances in [0, 1] of the batch x under the current model: MAPS[name]'s."""
-    return MAPS[name].fn(model, x, y, annotation)
+def importance_map(name: str, model, x, y=None, annotation=None, noise=None):
+    """(B, h, w) importances in [0, 1] of the batch x under the current model: MAPS[name]'s. `noise`:
+    (B, H, W) U[0, 1) draws, read only by the maps that draw (RANDOM_MAPS), which need it."""
+    entry = MAPS[name]
+    if not entry.draws:
+        return entry.fn(model, x, y, annotation)
+    if noise is None:
+        raise ValueError(f"--map {name} draws: give it the batch's noise")
+    return entry.fn(model, x, y, annotation, noise)

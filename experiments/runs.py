@@ -16,6 +16,21 @@ the arms it pairs with), every run with the cam-info evaluation:
   priority 11-14        Figure 1 at CPU scale: AT with one quadrant at 6/255 and the others at 12/255,
                         each quadrant, no warm-up, natural and PGD-20 (seeds 1-4);
   priority 25-28        seeds 5-8 of the five arms, AutoAttack by its authors only (aa-standard).
+
+`cpu-study-3` (issue 32, round 3, results/cpu-study/round3): a positive control of placement on
+CIFAR10-canvas (utils/data/canvas.py: a 24x24 CIFAR-10 object at a random place on clutter, its box
+known), in round 2's setting otherwise; every run with natural, PGD-20, AutoAttack by its authors and
+--eval map-info (the CAM, the input gradient and the box: information and localisation):
+  priority 1-4 (seed)   strong contrast, epsilon 8/255 and epsilon_low 4/255, every arm at the box's share
+                        (CANVAS_SHARE): AT; uniform at the mean budget; box; inverse box; CAM (the paper's
+                        rule); input gradient; random; and PART's contrast (7/255): uniform, box, CAM;
+                        at_seed1 is the pilot (AT learns the canvas? does the box matter?);
+  priority 11-18        on CIFAR-10 itself, round 2's setting and 1 thread: PART with the input-gradient map
+                        (the paper's rule at round 2's share), seeds 1-8, paired with round 2's runs;
+  priority 21-23        the ladder of the CAM's information against the model's strength: AT on 10,000
+                        images x 10 epochs (round 2's at_seed1 again, with map-info), on 50,000 x 10 and
+                        on 50,000 x 30 (seed 1);
+  priority 25-28        seeds 5-8 of the canvas arms (where an interval that decides a question holds 0).
 """
 from __future__ import annotations
 
@@ -125,9 +140,72 @@ def _cpu_study_2() -> dict[str, tuple[int, str, str]]:
     return runs
 
 
+# --- round 3: the positive control ----------------------------------------------------------------
+
+# The box's share of the canvas: 24 x 24 of 32 x 32 pixels. Every arm of the canvas keeps the full budget
+# on exactly this share of each image's pixels (the paper's rule, --mask-rule top), so all have one mean
+# budget: the inverse-box map ranks the 448 clutter pixels first and then 128 random box pixels.
+CANVAS_SHARE = 0.5625
+STRONG_LOW, PART_LOW = 4, 7          # epsilon_low in 255ths: strong contrast, PART's own
+CANVAS_MAPS = ("box", "inverse-box", "gradcam", "gradient", "random")
+
+
+def mean_budget(share: float, low: int, high: int = 8) -> str:
+    """The mean budget of `share` at `high`/255 and the rest at `low`/255, as a fraction of 255."""
+    return f"{share * high + (1 - share) * low:.4f}/255"
+
+
+def uniform_arm(share: float, low: int) -> str:
+    """Every element at the mean budget, PART's start (+-epsilon): the clean uniform control."""
+    u = mean_budget(share, low)
+    return "--mask-rule region --region-start epsilon --region-eps " + ",".join(f"{q}={u}" for q in QUADRANTS)
+
+
+def canvas_arms() -> dict[str, str]:
+    """Round 3's canvas arms: name -> flags (the top rule at the box's share for every map)."""
+    top = f"--cam-refresh batch --mask-rule top --top-share {CANVAS_SHARE}"
+    arms = {"at": "--no-reweight", "uniform": f"--low-epsilon {STRONG_LOW}/255 {uniform_arm(CANVAS_SHARE, STRONG_LOW)}"}
+    names = {"box": "box", "inverse-box": "inverse", "gradcam": "cam", "gradient": "gradient", "random": "random"}
+    arms.update({names[m]: f"--low-epsilon {STRONG_LOW}/255 --map {m} {top}" for m in CANVAS_MAPS})
+    arms["uniform7"] = f"--low-epsilon {PART_LOW}/255 {uniform_arm(CANVAS_SHARE, PART_LOW)}"
+    arms.update({f"{names[m]}7": f"--low-epsilon {PART_LOW}/255 --map {m} {top}" for m in ("box", "gradcam")})
+    return arms
+
+
+def study3_canvas(evals: str = "natural,pgd20,aa-standard,map-info") -> str:
+    return (f"{study(evals)} --data CIFAR10-canvas --threads 1 --info-maps gradcam,gradient,box "
+            f"--cam-info-share {CANVAS_SHARE}")
+
+
+def study3_cifar(evals: str = "natural,pgd20,aa-standard,map-info") -> str:
+    """Round 2's setting on CIFAR-10 (1 thread, its share), with map-info of the CAM and the input gradient."""
+    return f"{study2(evals)} --info-maps gradcam,gradient"
+
+
+def _cpu_study_3() -> dict[str, tuple[int, str, str]]:
+    runs = {f"{arm}_seed{seed}": (seed if seed <= 4 else 20 + seed, "train_eval_part.py",
+                                  f"--seed {seed} {flags} {study3_canvas()}")
+            for seed in STUDY_SEEDS + STUDY2_EXTRA_SEEDS for arm, flags in canvas_arms().items()}
+    gradient = f"--cam-refresh batch --map gradient --mask-rule top --top-share {STUDY_SHARE}"
+    for seed in STUDY_SEEDS + STUDY2_EXTRA_SEEDS:
+        runs[f"cifar_gradient_seed{seed}"] = (10 + seed, "train_eval_part.py", f"--seed {seed} {gradient} {study3_cifar()}")
+    ladder = study3_cifar("natural,pgd20,aa-standard,cam-info,map-info")
+    runs["ladder_10k_10_seed1"] = (21, "train_eval_part.py", f"--seed 1 --no-reweight {ladder}")
+    full = ladder.replace("--train-subset 10000", "--train-subset 50000")
+    runs["ladder_50k_10_seed1"] = (22, "train_eval_part.py", f"--seed 1 --no-reweight {full}")
+    # 30 epochs: the same last fifth at a tenth of the lr (epochs 25-30: post-warm-up epoch 22 on).
+    runs["ladder_50k_30_seed1"] = (23, "train_eval_part.py", "--seed 1 --no-reweight "
+                                   + full.replace("--epochs 10", "--epochs 30").replace("--adjust-first 6",
+                                                                                        "--adjust-first 22")
+                                   .replace("--eval-every 2", "--eval-every 5"))
+    return runs
+
+
 # suite -> name -> (priority, script, arguments)
-SUITES = {"reproduction": _reproduction(), "cpu-study": _cpu_study(), "cpu-study-2": _cpu_study_2()}
+SUITES = {"reproduction": _reproduction(), "cpu-study": _cpu_study(), "cpu-study-2": _cpu_study_2(),
+          "cpu-study-3": _cpu_study_3()}
 # Where a suite's results and checkpoints go by default (others: results/<suite>, checkpoint/<suite>).
 SUITE_DIRS = {"reproduction": ("results", "checkpoint/runs"),
-              "cpu-study-2": ("results/cpu-study/round2", "checkpoint/cpu-study-2")}
+              "cpu-study-2": ("results/cpu-study/round2", "checkpoint/cpu-study-2"),
+              "cpu-study-3": ("results/cpu-study/round3", "checkpoint/cpu-study-3")}
 RUNS = SUITES["reproduction"]

@@ -30,9 +30,10 @@ from attacks.mart import mart_objective
 from attacks.mma import mma
 from attacks.pgd import at_objective, pgd
 from attacks.trades import trades, trades_objective
-from cam.maps import importance_map
+from cam.maps import MAPS, importance_map
 from cam.rules import RULES, epsilon_map, start_radius
 from part import PartSettings
+from utils.infra.rng import image_uniform
 
 
 # --- 1. The base methods -------------------------------------------------------------------------
@@ -135,30 +136,40 @@ def phases(s: PartSettings, base: BaseMethod) -> tuple[Phase, Phase]:
 
 # --- 4. The training step of a batch -------------------------------------------------------------
 
+def map_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """(B, H, W) U[0, 1) draws for a map that draws (the random maps): the batch's own counter-based
+    stream, keyed by `seed` alone (the trainer's per-batch seed), never the training RNG."""
+    return image_uniform(torch.arange(len(x), device=x.device), tuple(x.shape[-2:]), seed)
+
+
 def part_epsilon(s: PartSettings, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 annotation: torch.Tensor | None = None) -> torch.Tensor:
+                 annotation: torch.Tensor | None = None, map_seed: int = 0) -> torch.Tensor:
     """PART's ε map of the batch: its importance map under the current model (cam/maps.py; eval mode, no
-    weight gradients; none for a CAM-free rule), then the rule's ε map (cam/rules.py)."""
-    importance = importance_map(s.cam, model, x, y, annotation) if RULES[s.mask_rule].reads_map else None
-    return epsilon_map(s, importance, x)
+    weight gradients; none for a CAM-free rule), then the rule's ε map (cam/rules.py). `map_seed`: the
+    batch's stream for a map that draws (map_noise)."""
+    if not RULES[s.mask_rule].reads_map:
+        return epsilon_map(s, None, x)
+    noise = map_noise(x, map_seed) if MAPS[s.cam].draws else None
+    return epsilon_map(s, importance_map(s.cam, model, x, y, annotation, noise), x)
 
 
 def train_batch(phase: Phase, model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                 annotation: torch.Tensor | None = None, eps: Budget | None = None,
                 attack_model: nn.Module | None = None, update_model: nn.Module | None = None,
-                awp=None) -> tuple[torch.Tensor, Budget]:
+                awp=None, map_seed: int = 0) -> tuple[torch.Tensor, Budget]:
     """One batch of PART (Algorithm 1 of the paper), or of the warm-up / baseline, whose budget is the
     float epsilon. Returns (loss, budget).
 
     What the trainer wraps it with: `attack_model` (the model under bf16 autocast, --precision) and
     `update_model` (the DistributedDataParallel wrapper under torchrun, which all-reduces the update's
     gradients) default to `model`, which the map always sees; `eps`: the official pairing's stored ε map
-    (--cam-refresh official); `awp`: AWP's perturbation of the weights around the update (--awp-gamma)."""
+    (--cam-refresh official); `awp`: AWP's perturbation of the weights around the update (--awp-gamma);
+    `map_seed`: the batch's own stream for a map that draws (the random maps)."""
     attack_model = attack_model or model
     # The ε map: the importance map of this batch under the current model, epsilon on its important
     # pixels, epsilon_low elsewhere; the float epsilon before PART starts and in the baseline.
     if eps is None:
-        eps = part_epsilon(phase.part, model, x, y, annotation) if phase.part is not None else phase.epsilon
+        eps = part_epsilon(phase.part, model, x, y, annotation, map_seed) if phase.part is not None else phase.epsilon
     # The inner maximisation: the adversarial batch inside that budget (the attack owns eval mode).
     x_adv = phase.attack(attack_model, x, y, eps)
     # The outer minimisation: the method's objective on (x, x_adv), in train mode, and one SGD step.

@@ -20,7 +20,8 @@ HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
                "evaluation": "evaluation (what is measured at the end, and on the way)",
                "run": "running (data and output folders, devices, resuming, speed, messages)"}
 GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
-EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "eval_only", "test_subset",
+EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "info_maps", "eval_only",
+                              "test_subset",
                               "aa_subset", "eval_every", "eval_subset", "save_masks", "zoo_dir", "cam_layer"})
 
 
@@ -80,6 +81,11 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
                      "reads no map")
     if MAPS[args.cam].needs_annotation and dataset.annotation != "box":
         parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
+    boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
+    if boxed and dataset.annotation != "box":
+        parser.error(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; {args.data} has none")
+    if args.info_maps is not None and "map-info" not in args.eval:
+        parser.error("--info-maps needs --eval map-info")
     if dataset.annotation is not None and args.augmentation != "none":
         parser.error(f"--augmentation {args.augmentation} would move {args.data}'s object boxes off their objects; "
                      "use --augmentation none")

@@ -14,6 +14,16 @@ from cam.rules import RULES
 from models import MODEL_NAMES
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, positive_budget,
                             positive_int, rate, seed_int)
+
+
+def map_list(text: str) -> tuple[str, ...]:
+    """--info-maps 'gradcam,gradient,box' -> the map names, each one of cam.maps.MAPS."""
+    import argparse
+    items = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    bad = [t for t in items if t not in MAPS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"invalid --info-maps {text!r}: a comma list of {', '.join(MAPS)}")
+    return items
 from part import METHODS, Variant
 from utils.data.datasets import DATASETS
 from utils.names import DEFAULT_EVALS, EVAL_SEEDINGS
@@ -81,7 +91,8 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(R, "--cam", "--map", default="gradcam", choices=tuple(MAPS), metavar="NAME",
       help=f"the importance map the mask rule reads (cam/maps.py): a CAM method, one of {', '.join(CAM_METHODS)} "
            "(gradcam, xgradcam, layercam run natively, the others and lib-* through the grad-cam package); "
-           "gradient (input-gradient saliency |dCE/dx|); box (the dataset's object box, where it has one)")
+           "gradient (input-gradient saliency |dCE/dx|); box (the dataset's object box, where it has one); "
+           "inverse-box (outside the box first, then random box pixels); random (a random value per pixel)")
     for f in method.flags:
         a(T, f.name, **f.kwargs)
     # This project's additions.
@@ -113,10 +124,15 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(N, "--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
       help="comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
            "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench), cam-info (PGD-20 on the "
-           "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in utils/evaluation/cam_info.py)")
+           "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in utils/evaluation/cam_info.py), "
+           "map-info (the same for the maps of --info-maps, and where the data carry boxes the pointing game and "
+           "IoU)")
     a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
-      help="with --eval cam-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
+      help="with --eval cam-info or map-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
            "PART share)")
+    a(S, "--info-maps", type=map_list, default=None, metavar="LIST",
+      help="with --eval map-info: the maps measured, a comma list of --map names (default: the run's --map); "
+           "on a dataset with boxes also the pointing game and the IoU of each map's top share with the box")
     a(S, "--eval-seeding", default="image", choices=EVAL_SEEDINGS,
       help="image: each test image's attack start from its own stream (keyed by its index in the test split), "
            "so accuracies do not depend on --batch-size, ranks or resumption; batch: batch i of an attack on its "

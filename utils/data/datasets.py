@@ -65,6 +65,11 @@ def fetch_svhn(root: Path) -> None:
         SVHN(str(root), split=split, download=True)
 
 
+def cifar10_canvas(base, limits: Limits):
+    from utils.data.canvas import canvas_splits
+    return canvas_splits(base, limits)
+
+
 def tiny_base(root: Path) -> Path:
     """TinyImageNet's folder: root itself when it holds wnids.txt, else root/tiny-imagenet-200."""
     return root if (root / "wnids.txt").is_file() else root / "tiny-imagenet-200"
@@ -108,6 +113,8 @@ class Dataset:
     overrides: dict = field(default_factory=dict)   # {setting: (flag, value)} the official scripts force
     augmentation: str = "crop-flip"             # what --augmentation auto means for it
     annotation: str | None = None               # a per-image annotation its splits carry ("box"), if any
+    derived_from: str | None = None             # generated from this dataset's whole splits, found as it is
+    derive: Callable | None = None              # derive((train, test), limits) -> its (train, test)
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -132,6 +139,12 @@ DATASETS = {d.name: d for d in (
             f"{_TREE}, or a .zip of such a tree", class_pattern=r"n\d{8}",
             class_pattern_help="WordNet ids (n + 8 digits)", native=tiny_native,
             native_files=("wnids.txt", "train", "val"), base=tiny_base),
+    # The positive control of PART's placement (utils/data/canvas.py): each CIFAR-10 image shrunk to 24x24 at a
+    # random place on a canvas of clutter, its box the annotation; no augmentation (it would move the boxes).
+    Dataset("CIFAR10-canvas", 10, 32, ("cifar10", "cifar-10"),
+            "generated from CIFAR-10 at --data-dir (any of CIFAR-10's layouts) and cached under $PART_DATA_CACHE "
+            "(default data/cache/)", class_names=CIFAR10_CLASSES, augmentation="none", annotation="box",
+            derived_from="CIFAR10", derive=cifar10_canvas),
 )}
 
 

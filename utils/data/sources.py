@@ -210,6 +210,10 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
     """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name}; choose from {', '.join(DATASETS)}")
+    d = DATASETS[name]
+    if d.derived_from is not None:      # generated from another dataset's whole splits (the canvas)
+        base = load_splits(d.derived_from, data_dir, download, need_train=need_train)
+        return d.derive(base, (train_subset, test_subset))
     root = Path(data_dir)
     splits = _find(name, root, (train_subset, test_subset), need_train)
     tried = "not needed"

@@ -13,8 +13,11 @@ class EvalSettings:
     eval_seeding: str            # each image's own stream (image) or each batch's (batch)
     cam: str                     # cam-info: the importance map (cam.maps.MAPS)
     low_epsilon: float           # cam-info: the official rule's low budget
-    cam_info_share: float        # cam-info: the share of pixels attacked
+    cam_info_share: float        # cam-info, map-info: the share of pixels attacked
+    info_maps: tuple[str, ...]   # map-info: the maps measured (cam.maps.MAPS)
 
     @classmethod
     def from_args(cls, args) -> "EvalSettings":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+        values["info_maps"] = tuple(values["info_maps"] or (args.cam,))
+        return cls(**values)

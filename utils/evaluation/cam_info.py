@@ -11,6 +11,14 @@ and the official rule's epsilon / epsilon_low map against a random map with the 
 full-budget elements in each image (official-random). Lower robust accuracy: a stronger attack, so
 random - top > 0 says the CAM's pixels matter more than random ones (and official-random - official
 the same of the official rule's).
+
+`--eval map-info` asks the same of any maps (--info-maps, default the run's --map) and, on a dataset
+whose images carry an object box, how well each map finds the object:
+  top, bottom  PGD-20 with epsilon on the map's top / bottom share of each image's pixels (ties broken at
+               random), 0 elsewhere; one random share, the same for every map, beside them;
+  pointing     the share of images whose map maximum (upsampled to the image) lies inside the box;
+  iou          the mean over images of the top share's intersection over union with the box.
+A map that draws (random, inverse-box) gets the evaluation's own draws.
 """
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ import torch.nn as nn
 
 from attacks.common import uniform_clipped_start
 from attacks.pgd import pgd
-from cam.maps import importance_map
+from cam.maps import MAPS, annotation_box, importance_map
 from cam.rules import budget_from, cam_upsampled, official_weight, top_pixels
 from utils.evaluation import EvalSettings
 
@@ -82,3 +90,76 @@ def summary(columns: list[int], images: int, elements: int) -> dict:
     return {**acc, "random - top": acc["random"] - acc["top"],
             "official-random - official": acc["official-random"] - acc["official"],
             "official_share": columns[len(SETS)] / elements}
+
+
+# --- map-info: any maps' information and localisation ----------------------------------------------
+
+# Per map, in the order of the counts an evaluation batch returns (after the random set's count).
+MAP_COLUMNS = ("top", "bottom", "pointing", "iou")
+
+
+def ranked(score: torch.Tensor, tie: torch.Tensor, largest: bool = True) -> torch.Tensor:
+    """(B, HW) pixel indices of each image, highest `score` first (lowest with largest=False), ties in
+    the random order of `tie` (U[0, 1) of the same shape): two stable sorts."""
+    first = tie.flatten(1).argsort(1)
+    second = score.flatten(1).gather(1, first).argsort(dim=1, descending=largest, stable=True)
+    return first.gather(1, second)
+
+
+def chosen(order: torch.Tensor, k: int, shape: torch.Size) -> torch.Tensor:
+    """(B, 1, H, W) bool: the first k pixels of each image's `order`."""
+    out = torch.zeros(order.shape, dtype=torch.bool, device=order.device)
+    return out.scatter_(1, order[:, :k], True).view(shape[0], 1, *shape[-2:])
+
+
+def map_info_counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
+                    annotation: torch.Tensor | None = None) -> list:
+    """One batch's robust count under the random share, then per map of s.info_maps its robust counts
+    under its top and bottom share, its pointing hits and its summed IoU with the box (0, 0 without boxes)."""
+    draw = draw or global_draw(x.device)
+    b, size = len(x), x.shape[-1]
+    pixels = (b, size, size)
+    k = max(1, min(size * size, round(s.cam_info_share * size * size)))
+    random_set = chosen(ranked(draw(0, pixels), draw(1, pixels)), k, x.shape)
+    tie = draw(2, pixels)
+    sets, located = [random_set], []
+    box = annotation_box(model, x, y, annotation).bool() if annotation is not None else None
+    for name in s.info_maps:
+        noise = draw(3, pixels) if MAPS[name].draws else None
+        up = cam_upsampled(importance_map(name, model, x, y, annotation, noise), size)[:, 0]
+        top_order = ranked(up, tie)
+        top = chosen(top_order, k, x.shape)
+        sets += [top, chosen(ranked(up, tie, largest=False), k, x.shape)]
+        if box is None:
+            located += [torch.zeros((), device=x.device), torch.zeros((), device=x.device)]
+            continue
+        flat = box.flatten(1)
+        pointing = flat.gather(1, top_order[:, :1]).sum()
+        inter = (top[:, 0] & box).flatten(1).sum(1).float()
+        union = (top[:, 0] | box).flatten(1).sum(1).float()
+        located += [pointing.float(), (inter / union).sum()]
+    robust = []
+    for j, pixels_of in enumerate(sets):
+        eps = budget_from(pixels_of.expand(-1, x.shape[1], -1, -1), s.eval_epsilon, 0.0)
+        x_adv = pgd(model, x, y, eps, s.step_size, STEPS, start=uniform_clipped_start, start_noise=draw(4 + j, x.shape))
+        with torch.no_grad():
+            robust.append((model(x_adv).argmax(1) == y).sum().float())
+    columns = [robust[0]]
+    for i in range(len(s.info_maps)):
+        columns += [robust[1 + 2 * i], robust[2 + 2 * i], located[2 * i], located[2 * i + 1]]
+    values = torch.stack(columns).tolist()      # one host copy per batch
+    return [v if j and (j - 1) % 4 == 3 else int(v) for j, v in enumerate(values)]   # counts, and the IoU sums
+
+
+def map_info_summary(columns: list[float], images: int, maps: tuple[str, ...], share: float, boxes: bool) -> dict:
+    """Accuracies (%) of the random share and of each map's top and bottom share, their differences, and
+    (with boxes) the pointing game (%) and the mean IoU."""
+    out: dict = {"share": share, "random": 100.0 * columns[0] / images, "maps": {}}
+    for i, name in enumerate(maps):
+        top, bottom, pointing, iou = columns[1 + 4 * i: 5 + 4 * i]
+        m = {"top": 100.0 * top / images, "bottom": 100.0 * bottom / images}
+        m["random - top"], m["bottom - top"] = out["random"] - m["top"], m["bottom"] - m["top"]
+        if boxes:
+            m["pointing"], m["iou"] = 100.0 * pointing / images, iou / images
+        out["maps"][name] = m
+    return out

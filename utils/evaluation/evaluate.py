@@ -35,7 +35,10 @@ from utils.infra.interrupt import Interrupted, StopRequest
 from utils.infra.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
 from utils.names import AUTOATTACKS
 
-HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info"}
+HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info",
+           "map-info": "Map-info"}
+# The evaluations whose batches give counts of their own (utils.evaluation.cam_info), not adversarial images.
+COUNTING = ("cam-info", "map-info")
 EVAL_STEPS = 20
 
 
@@ -58,6 +61,8 @@ def _adversary(name: str, s: EvalSettings, num_classes: int):
         return lambda m, x, y, draw: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "cam-info":      # counts, not adversarial images: see _attack_batches; `box`: the batch's boxes
         return lambda m, x, y, draw, box=None: cam_info.counts(m, x, y, s, draw, box)
+    if name == "map-info":
+        return lambda m, x, y, draw, box=None: cam_info.map_info_counts(m, x, y, s, draw, box)
     raise ValueError(name)
 
 
@@ -176,6 +181,9 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
         if name == "cam-info":
             _cam_info_result(out, done, n, loader.dataset[0][0].numel(), s.cam_info_share, verbose)
             continue
+        if name == "map-info":
+            _map_info_result(out, done, n, s, len(loader.dataset[0]) > 2, verbose)
+            continue
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural
         out[name] = 100.0 * robust / n
@@ -201,6 +209,20 @@ def _cam_info_result(out: dict, done: list[list[int]], n: int, image_elements: i
               flush=True)
 
 
+def _map_info_result(out: dict, done: list[list], n: int, s: EvalSettings, boxes: bool, verbose: bool) -> None:
+    columns = [sum(col) for col in zip(*done)]
+    res = cam_info.map_info_summary(columns, n, s.info_maps, s.cam_info_share, boxes)
+    out["map-info"], out["counts"]["map-info"], out["images"]["map-info"] = res, columns, n
+    if verbose:
+        print(f"{HEADERS['map-info']}{'=' * 56}", flush=True)
+        print(f"PGD-20 robust accuracy with epsilon on {100 * s.cam_info_share:.2f} % of each image's pixels, 0 "
+              f"elsewhere: random {res['random']:.2f}%", flush=True)
+        for name, m in res["maps"].items():
+            where = f"; pointing {m['pointing']:.2f}%, IoU with the box {m['iou']:.3f}" if boxes else ""
+            print(f"  {name}: top {m['top']:.2f}%, bottom {m['bottom']:.2f}% (random - top {m['random - top']:+.2f})"
+                  f"{where}", flush=True)
+
+
 def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batches: int, device: torch.device,
                     record: EvalProgress | None, spent: dict, stop: StopRequest | None, dist: Dist,
                     subset: bool, scheme: str, ids: torch.Tensor, batch_size: int) -> None:
@@ -222,7 +244,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
                 mine_ids = ids[i * batch_size:][:len(y)].to(device)
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
             with seeded(stream, device):
-                if name == "cam-info":
+                if name in COUNTING:
                     mine = attack(model, x, y, draw, *box)  # the robust count of each set (utils.evaluation.cam_info)
                 else:
                     mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]

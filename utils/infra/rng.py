@@ -27,12 +27,16 @@ RANK_SEED_STRIDE = 7_919
 # above 100,000) keeps the streams of different --seed values apart for any epoch count below the
 # smallest offset gap (20,000 epochs); the offsets keep the kinds apart.
 STREAM_STRIDE = 100_003
-STREAM_OFFSETS = {"shuffle": 0, "masks": 50_021, "eval": 70_001, "grid": 90_001}
+STREAM_OFFSETS = {"shuffle": 0, "maps": 30_011, "masks": 50_021, "eval": 70_001, "grid": 90_001}
+# A batch's own seed within an epoch's stream (Streams.batch_seed): (epoch seed * BATCH_STRIDE + batch)
+# mod 2**32, a key of the counter-based image_uniform, so a random map's draws depend on the seed, the
+# epoch and the batch's index alone (a resume draws them again exactly; the training RNG is untouched).
+BATCH_STRIDE = 65_537
 # The seed of an evaluation's attack: its per-image streams are keyed by it (--eval-seeding image); under
 # --eval-seeding batch, batch i runs on EVAL_BATCH_SEEDS[name] + i, a million apart, so no test set has
 # enough batches for two attacks to share a seed.
 EVAL_BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000,
-                    "cam-info": 5_000_000}
+                    "cam-info": 5_000_000, "map-info": 6_000_000}
 
 
 _MASK32 = 0xFFFFFFFF
@@ -86,6 +90,11 @@ class Streams:
 
     def seed(self, kind: str, epoch: int) -> int:
         return self.seed_value * STREAM_STRIDE + STREAM_OFFSETS[kind] + epoch
+
+    def batch_seed(self, kind: str, epoch: int, batch: int) -> int:
+        """The key of batch `batch`'s own draws in the epoch's stream of `kind` (the random maps': "maps";
+        the official pairing's pass: "masks")."""
+        return (self.seed(kind, epoch) * BATCH_STRIDE + batch) & _MASK32
 
     def fork(self, kind: str, epoch: int):
         """Run a side pass on its own seeded RNG and restore the training RNG afterwards."""

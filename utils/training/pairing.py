@@ -15,30 +15,35 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from cam.maps import importance_map
+from cam.maps import MAPS, importance_map
 from cam.rules import budget_from, important
 from part import PartSettings
+from part.step import map_noise
+from utils.infra.rng import Streams
 
 
 class OfficialPairing:
     """`mask_pass(epoch)` yields the (x, y[, boxes]) batches of the separate pass (its own shuffle and RNG
-    stream)."""
+    stream); a map that draws gets each of its batches' own stream (`streams`' "masks" batch seeds)."""
 
     def __init__(self, model: nn.Module, s: PartSettings, mask_pass: Callable[[int], Iterable[tuple]],
-                 first_epoch: int, every: int, progress: bool = False) -> None:
-        self.model, self.s = model, s
+                 first_epoch: int, every: int, progress: bool = False, streams: Streams | None = None) -> None:
+        self.model, self.s, self.streams = model, s, streams
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
-    def important(self, x: torch.Tensor, y: torch.Tensor, annotation: torch.Tensor | None = None) -> torch.Tensor:
+    def important(self, x: torch.Tensor, y: torch.Tensor, annotation: torch.Tensor | None = None,
+                  map_seed: int = 0) -> torch.Tensor:
         """The rule's (B, 3, H, W) bool map of the elements that keep epsilon, for the batch x."""
-        return important(self.s, importance_map(self.s.cam, self.model, x, y, annotation), x)
+        noise = map_noise(x, map_seed) if MAPS[self.s.cam].draws else None
+        return important(self.s, importance_map(self.s.cam, self.model, x, y, annotation, noise), x)
 
     def begin_epoch(self, epoch: int) -> None:
         k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...
         if self.masks is None or k == 1 or k % self.every == 0:
-            self.masks = [self.important(*batch) for batch in tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks",
-                                                                   disable=not self.progress, leave=False)]
+            seed = (lambda i: self.streams.batch_seed("masks", epoch, i)) if self.streams else (lambda i: 0)
+            self.masks = [self.important(*batch, map_seed=seed(i)) for i, batch in enumerate(
+                tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks", disable=not self.progress, leave=False))]
 
     def epsilon(self, batch_idx: int) -> torch.Tensor:
         """The ε map of training batch `batch_idx`: the pass's mask of that index."""

@@ -4,9 +4,11 @@ evaluation's progress belongs to (`eval_key`)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -37,6 +39,8 @@ def data_record(train_split: Split, test_split: Split, args: argparse.Namespace)
     record = {**(test_split.source or {}), "train_images": len(train_split), "test_images": len(test_split)}
     if test_split.indices is not None:
         record["test_indices"] = test_split.indices.tolist()
+    if train_split.indices is not None:     # the training subset, as the sha256 of its int64 indices
+        record["train_indices_sha256"] = hashlib.sha256(train_split.indices.astype(np.int64).tobytes()).hexdigest()
     if set(AUTOATTACKS) & set(args.eval) and args.aa_subset and args.aa_subset < len(test_split):
         record["aa_indices"] = subset_indices(len(test_split), args.aa_subset).tolist()
     return record
@@ -49,6 +53,8 @@ def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_
             "test_images": len(test_split), "eval_epsilon": args.eval_epsilon, "step_size": args.step_size,
             "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes,
             **({"cam_info": [args.cam, args.low_epsilon, args.cam_info_share]} if "cam-info" in args.eval else {}),
+            **({"map_info": [list(args.info_maps or (args.cam,)), args.cam_info_share]} if "map-info" in args.eval
+               else {}),
             **({"eval_seeding": args.eval_seeding} if args.eval_seeding != "batch" else {})}
 
 
@@ -75,7 +81,8 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
         "counts": ev["counts"],
         "seconds": seconds,
         "history": trainer.history,
-        "resumes": trainer.resumes,
+        "resumes": trainer.resumes,        # each with the commit it continued at
+        "started": trainer.started,        # the commit the run started at (git_commit: the one that wrote this)
         **provenance(args, device, train_split, test_split),
     }
 
@@ -95,7 +102,8 @@ def provenance(args: argparse.Namespace, device: torch.device, train_split: Spli
 
 
 ZOO_EVAL_ARGS = ("eval_only", "zoo_dir", "cam_layer", "data", "data_dir", "test_subset", "aa_subset", "eval",
-                 "eval_epsilon", "step_size", "eval_seeding", "cam", "low_epsilon", "cam_info_share", "batch_size",
+                 "eval_epsilon", "step_size", "eval_seeding", "cam", "low_epsilon", "cam_info_share", "info_maps",
+                 "batch_size",
                  "device", "threads", "given")
 
 

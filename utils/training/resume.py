@@ -17,6 +17,7 @@ from utils.cli.settings import EARLIER_DEFAULTS, flag_names, must_match
 from utils.infra.checkpoint import checkpoints_in, progress_name, rng_state, save_atomic, set_rng_state
 from utils.infra.distributed import Dist
 from utils.infra.errors import NonFiniteLoss, UserError
+from utils.infra.provenance import git_commit, source_changes
 from part import METHODS
 
 # The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
@@ -235,7 +236,8 @@ def restore_checkpoint(trainer: Checkpointed, dist: Dist, ckpt: dict, path: str,
     position = Position.from_checkpoint(own) if own else None
     resumes = list(ckpt.get("resumes", [])) + [
         {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
-         "batches": position.batches if position else 0, "differences": differences}]
+         "batches": position.batches if position else 0, "differences": differences,
+         "git_commit": git_commit(), "source_changes": source_changes()}]      # the code it continued with
     trainer.load_state_dict({**ckpt, "resumes": resumes}, path, own.get("budget") if own else None)
     if own and position is None:
         set_rng_state(own["rng"])        # a mid-epoch position sets it after skipping its batches

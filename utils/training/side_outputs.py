@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from cam.maps import importance_map
+from cam.maps import MAPS, importance_map
 from cam.rules import RULES, epsilon_map
 from utils.data.loaders import ArraySplit, make_loader
 from utils.data.sources import Split
@@ -53,7 +53,8 @@ class SideOutputs:
         method trains with after the warm-up (PGD, MMA, or the TRADES KL attack)."""
         x, y, *box = (v.to(next(self.model.parameters()).device) for v in self.grid_images)
         with self.streams.fork("grid", epoch):
-            cam = importance_map(s.cam, self.model, x, y, *box) if RULES[s.mask_rule].reads_map else None
+            noise = torch.rand(x.shape[0], *x.shape[-2:], device=x.device) if MAPS[s.cam].draws else None
+            cam = importance_map(s.cam, self.model, x, y, *box, noise=noise) if RULES[s.mask_rule].reads_map else None
             eps = epsilon_map(s, cam, x).expand(len(x), -1, -1, -1)
             x_adv = attack(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())

@@ -23,6 +23,7 @@ from utils.evaluation import EvalSettings
 from utils.infra.checkpoint import load_model_state, remove_partials_before, set_rng_state, weights_fingerprint
 from utils.infra.distributed import Dist
 from utils.infra.interrupt import Interrupted, StopRequest
+from utils.infra.provenance import git_commit, source_changes
 from utils.infra.rng import Streams
 from utils.data import DataSettings
 from utils.training import TrainingSettings
@@ -85,7 +86,9 @@ class Trainer:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum,
                                          weight_decay=run.weight_decay)
         self.history: list[dict] = []
-        self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed
+        self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed, code
+        # The code the run started at (a resume keeps the checkpoint's; each resume records its own).
+        self.started = {"git_commit": git_commit(), "source_changes": source_changes()}
         # The method (part.step): its two phases; what wraps its step from outside: the attack as a CUDA
         # graph, AWP around the update, the official pairing's stored ε maps.
         s = self.settings
@@ -95,7 +98,8 @@ class Trainer:
             for p in (warm, main))
         self.awp = {p.name: AWP(model, p.objective, run.awp_gamma, run.awp_warmup, run.lr, run.bf16, dist)
                     for p in (self.warm_up_phase, self.main_phase)} if run.awp_gamma else {}
-        self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, run.save_weights, progress) if (
+        self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, run.save_weights, progress,
+                                       self.streams) if (
             run.official_pairing and not s.no_reweight and RULES[s.mask_rule].reads_map) else None
         self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.train_model, self.streams, dist,
                                 every=run.eval_every, subset=run.eval_subset, grid=run.save_masks,
@@ -105,7 +109,8 @@ class Trainer:
         """What a checkpoint holds of the trainer (besides the epoch, position and RNG states, which
         utils.training.resume adds): weights, optimizer, the run's settings, its history and resumptions."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "method": self.method.key,
-                "args": vars(self.command_line), "history": self.history, "resumes": self.resumes}
+                "args": vars(self.command_line), "history": self.history, "resumes": self.resumes,
+                "started": self.started}
 
     def mask_grid(self, epoch: int, path: Path) -> None:
         """The --save-masks picture: PART's budget and the main phase's attack on fixed test images."""
@@ -123,6 +128,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state.get("history", []))
         self.resumes = list(state.get("resumes", []))
+        self.started = state.get("started", {"git_commit": None, "source_changes": None})  # None: not recorded
         if self.pairing is not None:
             self.pairing.load_state(budget)
 
@@ -155,9 +161,11 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
             annotation = box[0].to(self.device) if box else None
             paired = self.pairing.epsilon(batch_idx) if self.pairing is not None and phase is self.main_phase else None
+            # A map that draws (the random maps) draws from this batch's own stream (each rank its own).
+            map_seed = self.streams.batch_seed("maps", epoch, batch_idx * self.dist.world + self.dist.rank)
             loss, eps = train_batch(phase, self.model, x, y, self.optimizer, annotation, eps=paired,
                                     attack_model=self.train_model, update_model=self.step_model,
-                                    awp=self.awp.get(phase.name))
+                                    awp=self.awp.get(phase.name), map_seed=map_seed)
             tally.add(batch_idx, loss, eps, len(y))
             self.log_batch(epoch, batch_idx, n_batches, loss)
             signum = stop.after_batch(self.dist, self.device, epoch, batch_idx) if stop is not None else None

@@ -1,0 +1,181 @@
+"""The positive control's pieces (issue 32): CIFAR-10 on a canvas with each object's box, the random maps
+on their own stream, --eval map-info (information and localisation of any map), and the code a run
+records at its start and at each resume."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cam.maps import MAPS, importance_map
+from cam.rules import top_pixels
+from tests.conftest import tiny_argv
+from utils.cli.args import get_args
+from utils.data import canvas
+from utils.data.sources import load_splits
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PART_DATA_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_the_canvas_holds_each_image_shrunk_inside_its_box_on_clutter_of_other_images(tiny_zip, tiny_splits, cache):
+    train, test = load_splits("CIFAR10-canvas", tiny_zip)
+    images, labels = tiny_splits["test"]
+    order = np.argsort(labels, kind="stable")         # the zip's tree lists the images class by class
+    assert test.images.shape == (40, 32, 32, 3) and np.array_equal(test.labels, labels[order])
+    boxes = test.annotations
+    assert ((boxes[:, 2] - boxes[:, 0]) == 24).all() and ((boxes[:, 3] - boxes[:, 1]) == 24).all()
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 32).all() and len({tuple(b[:2]) for b in boxes}) > 5
+    source = load_splits("CIFAR10", tiny_zip)[1].images
+    shrunk = canvas.shrink(source, 24)
+    for i, (t, l, b, r) in enumerate(boxes):
+        assert np.array_equal(test.images[i, t:b, l:r], shrunk[i])
+        outside = np.ones((32, 32), bool)
+        outside[t:b, l:r] = False
+        # every clutter pixel is a pixel of one of the other images
+        other = np.delete(source, i, axis=0).reshape(-1, 3)
+        px = test.images[i][outside][:20]
+        assert all((other == p).all(1).any() for p in px)
+    assert test.source["layout"] == "canvas" and test.source["from"]["layout"] == "zip"
+    # cached, and the same canvas from the cache
+    assert len(list(cache.glob("cifar10-canvas-*.npz"))) == 2
+    again = load_splits("CIFAR10-canvas", tiny_zip, train_subset=20)[0]
+    assert np.array_equal(again.images, train.subset(20).images)
+    assert np.array_equal(again.annotations, train.subset(20).annotations)
+
+
+def test_the_canvas_is_a_function_of_the_images_alone(tiny_splits):
+    images = tiny_splits["train"][0]
+    a, boxes_a = canvas.make_canvas(images, 0)
+    b, boxes_b = canvas.make_canvas(images.copy(), 0)
+    assert np.array_equal(a, b) and np.array_equal(boxes_a, boxes_b)
+    c, _ = canvas.make_canvas(images, 1)          # the other split's stream
+    assert not np.array_equal(a, c)
+
+
+def _boxes(n: int, size: int = 32, side: int = 24) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    corner = torch.randint(0, size - side + 1, (n, 2), generator=g)
+    return torch.cat([corner, corner + side], 1)
+
+
+def test_the_inverse_box_map_takes_the_outside_then_random_box_pixels():
+    x, boxes = torch.rand(6, 3, 32, 32), _boxes(6)
+    noise = torch.rand(6, 32, 32)
+    inv = importance_map("inverse-box", None, x, None, boxes, noise)
+    box = importance_map("box", None, x, None, boxes).bool()
+    top = top_pixels(inv[:, None], 0.5625)[:, 0]
+    assert (top.flatten(1).sum(1) == 576).all()
+    assert (top | box).all()                              # all 448 outside pixels
+    assert ((top & box).flatten(1).sum(1) == 128).all()   # and 128 of the box
+    chosen = (top & box)[0]
+    expect = torch.zeros(32, 32, dtype=torch.bool)
+    inside = box[0].flatten().nonzero()[:, 0]
+    expect.view(-1)[inside[noise[0].flatten()[inside].topk(128).indices]] = True
+    assert torch.equal(chosen, expect)                    # the box pixels of highest noise: the caller's draw
+
+
+def test_a_map_that_draws_refuses_to_run_without_its_noise():
+    with pytest.raises(ValueError, match="draws"):
+        importance_map("random", None, torch.rand(2, 3, 8, 8))
+    assert {n for n, m in MAPS.items() if m.draws} == {"random", "inverse-box"}
+
+
+def _record_eps(monkeypatch):
+    import utils.training.trainer as trainer
+    seen = []
+    real = trainer.train_batch
+
+    def spy(phase, model, x, y, optimizer, annotation=None, **kw):
+        before = torch.random.get_rng_state()
+        loss, eps = real(phase, model, x, y, optimizer, annotation, **kw)
+        seen.append((phase.name, eps if phase.name == "part" else None, before))
+        return loss, eps
+    monkeypatch.setattr(trainer, "train_batch", spy)
+    return seen
+
+
+def test_the_random_map_draws_its_own_stream_not_the_training_rng(tiny_folder, tmp_path, monkeypatch):
+    """The random map's arm sees the training RNG exactly as the CAM's arm of the same seed (same
+    state before every batch), its masks differ from batch to batch and repeat in a second run."""
+    from utils.training.run import run
+    argv = [*tiny_argv(tiny_folder, tmp_path / "a"), "--model", "smallcnn-bn", "--mask-rule", "top", "--top-share",
+            "0.25", "--threads", "1"]
+    seen = _record_eps(monkeypatch)
+    run(get_args("part", [*argv, "--map", "random"]))
+    random_arm = list(seen)
+    seen.clear()
+    run(get_args("part", [*argv, "--map", "gradcam", "--model-dir", str(tmp_path / "b")]))
+    cam_arm = list(seen)
+    assert [torch.equal(a[2], b[2]) for a, b in zip(random_arm, cam_arm)] == [True] * len(cam_arm)
+    part = [e for name, e, _ in random_arm if name == "part"]
+    assert len(part) >= 2 and not torch.equal(part[0][:len(part[1])], part[1][:len(part[0])])
+    assert all(((e == 8 / 255).flatten(1).float().mean(1) == 0.25).all() for e in part)
+    seen.clear()
+    run(get_args("part", [*argv, "--map", "random", "--model-dir", str(tmp_path / "c")]))
+    again = [e for name, e, _ in seen if name == "part"]
+    assert all(torch.equal(a, b) for a, b in zip(part, again))
+
+
+def test_map_info_measures_the_box_maps_exactly(tmp_path, monkeypatch):
+    """On images with boxes: the box map points inside every box with IoU 1, the inverse box at the
+    share 0.5625 has IoU 128 / 1024, a random map points inside as often as chance allows; the random
+    set is one for every map, and each set's attack reads exactly its pixels."""
+    from utils.evaluation import EvalSettings, cam_info
+    from models.zoo import build_model
+    torch.manual_seed(0)
+    model = build_model("smallcnn-bn", 10).eval()
+    x, y, boxes = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,)), _boxes(16)
+    s = EvalSettings(8 / 255, 2 / 255, None, "batch", "gradcam", 7 / 255, 0.5625,
+                     ("box", "inverse-box", "random", "gradcam"))
+    budgets = []
+    real = cam_info.pgd
+    monkeypatch.setattr(cam_info, "pgd", lambda m, x, y, eps, *a, **k: (budgets.append(eps), real(m, x, y, eps, *a, **k))[1])
+    columns = cam_info.map_info_counts(model, x, y, s, annotation=boxes)
+    res = cam_info.map_info_summary(columns, 16, s.info_maps, s.cam_info_share, True)["maps"]
+    assert res["box"]["pointing"] == 100 and res["box"]["iou"] == pytest.approx(1.0)
+    assert res["inverse-box"]["pointing"] == 0 and res["inverse-box"]["iou"] == pytest.approx(128 / 1024)
+    assert 0 < res["random"]["iou"] < 0.6
+    box = importance_map("box", None, x, None, boxes).bool()
+    assert len(budgets) == 1 + 2 * 4
+    assert torch.equal(budgets[1][:, 0] > 0, box)                   # the box map's top share: the box
+    bottom = budgets[2][:, 0] > 0                                   # its bottom share: the outside, then
+    assert (bottom | box).all() and ((bottom & box).flatten(1).sum(1) == 128).all()   # box pixels at random
+    assert all(((b[:, 0] > 0).flatten(1).sum(1) == 576).all() for b in budgets)
+
+
+def test_map_info_from_the_command_line_and_its_refusals(tiny_folder, tmp_path, capsys):
+    from utils.training.run import run
+    res = run(get_args("part", [*tiny_argv(tiny_folder, tmp_path / "r"), "--eval", "natural,map-info",
+                                "--info-maps", "gradcam,gradient", "--cam-info-share", "0.3", "--threads", "1"]))
+    info = res["map-info"]
+    assert set(info["maps"]) == {"gradcam", "gradient"} and "pointing" not in info["maps"]["gradcam"]
+    assert info["maps"]["gradient"]["random - top"] == pytest.approx(info["random"] - info["maps"]["gradient"]["top"])
+    for argv, message in ((["--eval", "natural,map-info", "--info-maps", "box"], "needs a dataset whose images"),
+                          (["--info-maps", "gradcam"], "--info-maps needs --eval map-info"),
+                          (["--eval", "map-info", "--info-maps", "gradcam,nope"], "invalid --info-maps")):
+        with pytest.raises(SystemExit) as exc:
+            get_args("part", argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_records_the_commit_it_started_at_and_each_resumes(tiny_folder, tmp_path, monkeypatch):
+    import utils.training.resume as resume
+    import utils.training.trainer as trainer
+    from utils.training.run import run
+    monkeypatch.setattr(trainer, "git_commit", lambda: "a" * 40)
+    argv = [*tiny_argv(tiny_folder, tmp_path / "m"), "--epochs", "1", "--warm-up", "1", "--train-subset", "48",
+            "--results", str(tmp_path / "r.json")]
+    run(get_args("part", argv))
+    monkeypatch.setattr(trainer, "git_commit", lambda: "b" * 40)
+    monkeypatch.setattr(resume, "git_commit", lambda: "c" * 40)
+    res = run(get_args("part", [*argv[:-2], "--epochs", "2", "--resume", "auto", "--results", str(tmp_path / "s.json")]))
+    assert res["started"]["git_commit"] == "a" * 40
+    assert [r["git_commit"] for r in res["resumes"]] == ["c" * 40]
+    data = json.loads((tmp_path / "s.json").read_text())["data"]
+    full = load_splits("CIFAR10", tiny_folder, train_subset=48)[0]
+    import hashlib
+    assert data["train_indices_sha256"] == hashlib.sha256(full.indices.astype(np.int64).tobytes()).hexdigest()
