@@ -172,12 +172,17 @@ def canvas_arms() -> dict[str, str]:
     return arms
 
 
-def study3_canvas(evals: str = "natural,pgd20,aa-standard,map-info") -> str:
+# ROAD (the grad-cam package's metric of the same maps) beside map-info, on the AutoAttack images; the
+# first two runs (at_seed1, cifar_gradient_seed1) started without it and got it by --eval-only.
+STUDY3_EVALS = "natural,pgd20,aa-standard,map-info,road"
+
+
+def study3_canvas(evals: str = STUDY3_EVALS) -> str:
     return (f"{study(evals)} --data CIFAR10-canvas --threads 1 --info-maps gradcam,gradient,box "
             f"--cam-info-share {CANVAS_SHARE}")
 
 
-def study3_cifar(evals: str = "natural,pgd20,aa-standard,map-info") -> str:
+def study3_cifar(evals: str = STUDY3_EVALS) -> str:
     """Round 2's setting on CIFAR-10 (1 thread, its share), with map-info of the CAM and the input gradient."""
     return f"{study2(evals)} --info-maps gradcam,gradient"
 
@@ -189,7 +194,7 @@ def _cpu_study_3() -> dict[str, tuple[int, str, str]]:
     gradient = f"--cam-refresh batch --map gradient --mask-rule top --top-share {STUDY_SHARE}"
     for seed in STUDY_SEEDS + STUDY2_EXTRA_SEEDS:
         runs[f"cifar_gradient_seed{seed}"] = (10 + seed, "train_eval_part.py", f"--seed {seed} {gradient} {study3_cifar()}")
-    ladder = study3_cifar("natural,pgd20,aa-standard,cam-info,map-info")
+    ladder = study3_cifar(f"{STUDY3_EVALS},cam-info")
     runs["ladder_10k_10_seed1"] = (21, "train_eval_part.py", f"--seed 1 --no-reweight {ladder}")
     full = ladder.replace("--train-subset 10000", "--train-subset 50000")
     runs["ladder_50k_10_seed1"] = (22, "train_eval_part.py", f"--seed 1 --no-reweight {full}")

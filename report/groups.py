@@ -140,6 +140,43 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
+def t_p_value(diffs: list[float]) -> float:
+    """Two-sided p of the paired t-test that the mean difference is 0 (1.0 where every difference is 0)."""
+    from scipy import stats
+    sd = statistics.stdev(diffs)
+    if sd == 0:
+        return 1.0 if statistics.mean(diffs) == 0 else 0.0
+    return float(2 * stats.t.sf(abs(statistics.mean(diffs)) / (sd / len(diffs) ** 0.5), len(diffs) - 1))
+
+
+def detectable_effect(sd: float, n: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The true mean difference a two-sided paired t-test at level alpha detects with probability `power`
+    from n pairs whose differences have standard deviation sd (exact, by the noncentral t)."""
+    from scipy import optimize, stats
+    if sd == 0 or n < 2:
+        return 0.0 if sd == 0 else float("inf")
+    df, crit = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
+
+    def shortfall(effect: float) -> float:
+        nc = effect / (sd / n ** 0.5)
+        lower = stats.nct.cdf(-crit, df, nc)          # NaN far in the tail, where it is 0
+        return stats.nct.sf(crit, df, nc) + (0.0 if lower != lower else lower) - power
+    high = sd
+    while shortfall(high) < 0:
+        high *= 2
+    return float(optimize.brentq(shortfall, 1e-9 * sd, high))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (the family-wise error rate), in their order."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
     """The runs of arms a and b paired by seed."""
     by_seed = {r["args"].get("seed"): r for r in b}

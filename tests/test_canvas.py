@@ -179,3 +179,36 @@ def test_a_run_records_the_commit_it_started_at_and_each_resumes(tiny_folder, tm
     full = load_splits("CIFAR10", tiny_folder, train_subset=48)[0]
     import hashlib
     assert data["train_indices_sha256"] == hashlib.sha256(full.indices.astype(np.int64).tobytes()).hexdigest()
+
+
+def test_road_is_the_grad_cam_packages_metric_of_the_same_maps():
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    from cam.rules import cam_upsampled
+    from models.zoo import build_model
+    from utils.evaluation import EvalSettings, cam_info
+    torch.manual_seed(0)
+    model = build_model("smallcnn-bn", 10).eval()
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    s = EvalSettings(8 / 255, 2 / 255, None, "batch", "gradcam", 7 / 255, 0.5, ("gradient",))
+    torch.manual_seed(5)
+    ours = cam_info.road_sums(model, x, y, s)
+    torch.manual_seed(5)
+    grad = cam_upsampled(importance_map("gradient", model, x, y), 32)[:, 0].numpy()
+    theirs = ROADCombined(percentiles=list(cam_info.ROAD_PERCENTILES))(
+        x, grad, [ClassifierOutputSoftmaxTarget(int(c)) for c in y], model)
+    assert ours == [pytest.approx(float(theirs.sum()), abs=1e-6)]
+
+
+def test_the_reports_statistics():
+    from report.groups import detectable_effect, holm, t_p_value
+    from scipy import stats
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    d = [0.1, -0.2, 0.3, 0.25, 0.0]
+    assert t_p_value(d) == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    # a paired t-test with 8 pairs detects d = 1.15 standard deviations with 80 % power (Cohen's tables)
+    assert detectable_effect(1.0, 8) == pytest.approx(1.15, abs=0.01)
+    effect = detectable_effect(0.3, 6)
+    nc = effect / (0.3 / 6 ** 0.5)
+    assert stats.nct.sf(stats.t.ppf(0.975, 5), 5, nc) == pytest.approx(0.8, abs=1e-3)

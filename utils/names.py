@@ -7,7 +7,8 @@ from __future__ import annotations
 # implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.
 # cam-info: PGD-20 restricted to the CAM's top, random and bottom pixels (utils/evaluation/cam_info.py); not a default.
 # map-info: the same of any maps (--info-maps), with the pointing game and the IoU where images carry boxes.
-EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard", "cam-info", "map-info")
+# road: the grad-cam package's ROAD metric of the same maps, on the --aa-subset images.
+EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard", "cam-info", "map-info", "road")
 DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
 AUTOATTACKS = ("aa", "aa-standard")
 # How an attack evaluation seeds its random starts (utils.infra.rng): per image (the default) or per batch.

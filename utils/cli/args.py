@@ -84,8 +84,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
     if boxed and dataset.annotation != "box":
         parser.error(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; {args.data} has none")
-    if args.info_maps is not None and "map-info" not in args.eval:
-        parser.error("--info-maps needs --eval map-info")
+    if args.info_maps is not None and not {"map-info", "road"} & set(args.eval):
+        parser.error("--info-maps needs --eval map-info (or road)")
     if dataset.annotation is not None and args.augmentation != "none":
         parser.error(f"--augmentation {args.augmentation} would move {args.data}'s object boxes off their objects; "
                      "use --augmentation none")

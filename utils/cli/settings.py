@@ -126,12 +126,12 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
            "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench), cam-info (PGD-20 on the "
            "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in utils/evaluation/cam_info.py), "
            "map-info (the same for the maps of --info-maps, and where the data carry boxes the pointing game and "
-           "IoU)")
+           "IoU), road (the grad-cam package's ROAD metric of the same maps, on the --aa-subset images)")
     a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
       help="with --eval cam-info or map-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
            "PART share)")
     a(S, "--info-maps", type=map_list, default=None, metavar="LIST",
-      help="with --eval map-info: the maps measured, a comma list of --map names (default: the run's --map); "
+      help="with --eval map-info or road: the maps measured, a comma list of --map names (default: the run's --map); "
            "on a dataset with boxes also the pointing game and the IoU of each map's top share with the box")
     a(S, "--eval-seeding", default="image", choices=EVAL_SEEDINGS,
       help="image: each test image's attack start from its own stream (keyed by its index in the test split), "
@@ -168,7 +168,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(S, "--no-cuda-graphs", action="store_true",
       help="on CUDA, run the training attacks eagerly instead of as captured CUDA graphs")
     a(S, "--aa-subset", type=positive_int, default=None, metavar="N",
-      help="AutoAttack on a fixed random N of the test images (the other evaluations use all of them)")
+      help="AutoAttack (both) and ROAD on a fixed random N of the test images (the other evaluations use all of them)")
     a(N, "--save-masks", type=non_negative_int, default=0, metavar="N",
       help="after warm-up and at the end, a PNG grid of N fixed test images: image, CAM, ε map, perturbation")
     a(N, "--eval-every", type=non_negative_int, default=0, metavar="K",

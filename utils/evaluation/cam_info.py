@@ -19,6 +19,12 @@ whose images carry an object box, how well each map finds the object:
   pointing     the share of images whose map maximum (upsampled to the image) lies inside the box;
   iou          the mean over images of the top share's intersection over union with the box.
 A map that draws (random, inverse-box) gets the evaluation's own draws.
+
+`--eval road` runs the grad-cam package's ROAD metric (Rong et al. 2022, `ROADCombined`) on the same maps
+beside it, on the --aa-subset images: the mean over ROAD_PERCENTILES of the change in the label's
+softmax probability when the map's least relevant pixels are imputed (noisy linear imputation), minus
+the same for its most relevant ones, halved; higher: the map ranks what the natural prediction needs
+first. It asks map-info's question of the clean prediction rather than of the attack's damage.
 """
 from __future__ import annotations
 
@@ -162,4 +168,27 @@ def map_info_summary(columns: list[float], images: int, maps: tuple[str, ...], s
         if boxes:
             m["pointing"], m["iou"] = 100.0 * pointing / images, iou / images
         out["maps"][name] = m
+    return out
+
+
+# --- ROAD (the grad-cam package's), beside map-info ----------------------------------------------------
+
+ROAD_PERCENTILES = (20, 40, 60, 80)
+
+
+def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
+              annotation: torch.Tensor | None = None) -> list[float]:
+    """The batch's summed ROADCombined score of each map of s.info_maps (maps upsampled to the image)."""
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    draw = draw or global_draw(x.device)
+    size = x.shape[-1]
+    targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in y.tolist()]
+    metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
+    out = []
+    for name in s.info_maps:
+        noise = draw(0, (len(x), size, size)) if MAPS[name].draws else None
+        up = cam_upsampled(importance_map(name, model, x, y, annotation, noise), size)[:, 0]
+        with torch.no_grad():
+            out.append(float(metric(x, up.cpu().numpy(), targets, model).sum()))
     return out

@@ -36,9 +36,11 @@ from utils.infra.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
 from utils.names import AUTOATTACKS
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info",
-           "map-info": "Map-info"}
+           "map-info": "Map-info", "road": "ROAD"}
 # The evaluations whose batches give counts of their own (utils.evaluation.cam_info), not adversarial images.
-COUNTING = ("cam-info", "map-info")
+COUNTING = ("cam-info", "map-info", "road")
+# The evaluations run on the --aa-subset images only (the slow ones).
+ON_SUBSET = (*AUTOATTACKS, "road")
 EVAL_STEPS = 20
 
 
@@ -63,6 +65,8 @@ def _adversary(name: str, s: EvalSettings, num_classes: int):
         return lambda m, x, y, draw, box=None: cam_info.counts(m, x, y, s, draw, box)
     if name == "map-info":
         return lambda m, x, y, draw, box=None: cam_info.map_info_counts(m, x, y, s, draw, box)
+    if name == "road":
+        return lambda m, x, y, draw, box=None: cam_info.road_sums(m, x, y, s, draw, box)
     raise ValueError(name)
 
 
@@ -158,7 +162,7 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
     for name in (w for w in which if w != "natural"):
         attack = _adversary(name, s, num_classes)
         # AutoAttack (both) on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
-        subset = name in AUTOATTACKS and bool(s.aa_subset) and s.aa_subset < total
+        subset = name in ON_SUBSET and bool(s.aa_subset) and s.aa_subset < total
         scheme = s.eval_seeding
         size = AA_CHUNK if name in AUTOATTACKS and scheme == "image" else loader.batch_size
         dataset = Subset(loader.dataset, subset_indices(total, s.aa_subset).tolist()) if subset else loader.dataset
@@ -183,6 +187,16 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
             continue
         if name == "map-info":
             _map_info_result(out, done, n, s, len(loader.dataset[0]) > 2, verbose)
+            continue
+        if name == "road":
+            sums = [sum(col) for col in zip(*done)]
+            out["road"] = {"percentiles": list(cam_info.ROAD_PERCENTILES),
+                           "maps": {m: v / n for m, v in zip(s.info_maps, sums)}}
+            out["counts"]["road"], out["images"]["road"] = sums, n
+            if verbose:
+                print(f"{HEADERS['road']}{'=' * 61}\nROAD (grad-cam, combined, percentiles "
+                      f"{','.join(map(str, cam_info.ROAD_PERCENTILES))}) on {n} images: "
+                      + ", ".join(f"{m} {v:+.4f}" for m, v in out["road"]["maps"].items()), flush=True)
             continue
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural

@@ -36,7 +36,7 @@ BATCH_STRIDE = 65_537
 # --eval-seeding batch, batch i runs on EVAL_BATCH_SEEDS[name] + i, a million apart, so no test set has
 # enough batches for two attacks to share a seed.
 EVAL_BATCH_SEEDS = {"pgd20": 1_000_000, "mma": 2_000_000, "aa": 3_000_000, "aa-standard": 4_000_000,
-                    "cam-info": 5_000_000, "map-info": 6_000_000}
+                    "cam-info": 5_000_000, "map-info": 6_000_000, "road": 7_000_000}
 
 
 _MASK32 = 0xFFFFFFFF

@@ -41,7 +41,7 @@ def data_record(train_split: Split, test_split: Split, args: argparse.Namespace)
         record["test_indices"] = test_split.indices.tolist()
     if train_split.indices is not None:     # the training subset, as the sha256 of its int64 indices
         record["train_indices_sha256"] = hashlib.sha256(train_split.indices.astype(np.int64).tobytes()).hexdigest()
-    if set(AUTOATTACKS) & set(args.eval) and args.aa_subset and args.aa_subset < len(test_split):
+    if {*AUTOATTACKS, "road"} & set(args.eval) and args.aa_subset and args.aa_subset < len(test_split):
         record["aa_indices"] = subset_indices(len(test_split), args.aa_subset).tolist()
     return record
 
@@ -53,8 +53,8 @@ def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_
             "test_images": len(test_split), "eval_epsilon": args.eval_epsilon, "step_size": args.step_size,
             "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes,
             **({"cam_info": [args.cam, args.low_epsilon, args.cam_info_share]} if "cam-info" in args.eval else {}),
-            **({"map_info": [list(args.info_maps or (args.cam,)), args.cam_info_share]} if "map-info" in args.eval
-               else {}),
+            **({"map_info": [list(args.info_maps or (args.cam,)), args.cam_info_share]}
+               if {"map-info", "road"} & set(args.eval) else {}),
             **({"eval_seeding": args.eval_seeding} if args.eval_seeding != "batch" else {})}
 
 

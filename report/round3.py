@@ -1,0 +1,249 @@
+"""Round 3 of the CPU-scale study (issue 32): the positive control on CIFAR10-canvas, the CIFAR-10 input-
+gradient arm paired with round 2, the ladder of the CAM's information, and round 2's intervals with
+their multiplicity and power. Runs are read by their names in experiments/runs.py (`<arm>_seed<N>.json`).
+
+    python -m report.round3 -o results/cpu-study/round3/table.md
+
+Every comparison is paired by seed (the arms of a seed share the warm-up, the data order and the attack
+noise); each difference is given as a mean with its 95 % t-interval, the two-sided paired-t p with its
+Holm adjustment over the table's family (every interval of the table), and the true difference the
+seeds would detect with 80 % power (a two-sided paired t-test at 5 %, from the observed spread).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+
+from report.groups import detectable_effect, holm, t_interval, t_p_value
+
+ROUND3, ROUND2 = Path("results/cpu-study/round3"), Path("results/cpu-study/round2")
+METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("aa-standard", "AA (standard)"))
+CANVAS_ARMS = {"at": "AT", "uniform": "uniform 6.25/255", "box": "box", "inverse": "inverse box",
+               "cam": "CAM (top share)", "gradient": "input gradient (top share)", "random": "random share",
+               "uniform7": "uniform 7.5625/255", "box7": "box, 8/7", "cam7": "CAM, 8/7"}
+# The questions: (a, b, what a − b asks).
+QUESTIONS = (("box", "inverse", "can this study see placement at all?"),
+             ("box", "uniform", "does the right map beat the mean budget?"),
+             ("cam", "uniform", "does PART's map beat the mean budget?"),
+             ("cam", "box", "does PART's map get as far as the right one?"),
+             ("gradient", "cam", "does the input gradient place better than the CAM?"),
+             ("random", "uniform", "does a random placement differ from the mean budget?"),
+             ("box7", "uniform7", "the right map at PART's own contrast"),
+             ("cam7", "uniform7", "PART's map at PART's own contrast"),
+             ("cam7", "box7", "PART's map against the right one, PART's contrast"))
+INFO_MAPS = ("gradcam", "gradient", "box")
+ROUND2_ARMS = {"at": "AT", "part": "PART (official)", "part_paper": "PART (paper rule)", "random": "random",
+               "uniform_clean": "uniform"}
+ROUND2_PAIRS = (("part", "at"), ("part", "uniform_clean"), ("part", "random"), ("part_paper", "part"),
+                ("part_paper", "uniform_clean"), ("part_paper", "random"), ("part_paper", "at"), ("random", "at"),
+                ("uniform_clean", "at"))
+
+
+def load(folder: Path) -> dict[str, dict[int, dict]]:
+    """arm -> seed -> results, from folder/<arm>_seed<N>.json (progress files and others passed over)."""
+    out: dict[str, dict[int, dict]] = {}
+    for p in sorted(folder.glob("*_seed*.json")):
+        m = re.fullmatch(r"(.+)_seed(\d+)", p.stem)
+        if m:
+            out.setdefault(m[1], {})[int(m[2])] = json.loads(p.read_text())
+    return out
+
+
+def diffs(a: dict[int, dict], b: dict[int, dict], key) -> list[float]:
+    """a − b of `key` (a results key, or a function of a run) over the seeds both have."""
+    get = key if callable(key) else (lambda r: r.get(key))
+    return [get(a[s]) - get(b[s]) for s in sorted(set(a) & set(b)) if get(a[s]) is not None and get(b[s]) is not None]
+
+
+def interval_cells(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
+    """For each (label, differences): mean [95 % CI], p, Holm p (over all the rows), detectable effect."""
+    usable = [(label, d) for label, d in rows if len(d) >= 2]
+    ps = [t_p_value(d) for _, d in usable]
+    adjusted = holm(ps) if ps else []
+    out = []
+    for (label, d), p, q in zip(usable, ps, adjusted):
+        m, lo, hi = t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+        star = "" if lo <= 0 <= hi else " *"
+        out.append([label, str(len(d)), f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]{star}", f"{p:.3f}", f"{q:.3f}",
+                    f"{detectable_effect(statistics.stdev(d), len(d)):.2f}"])
+    return out
+
+
+def table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def mapinfo(run: dict, name: str, key: str):
+    info = run.get("map-info") or {}
+    if key == "random":
+        return info.get("random")
+    return ((info.get("maps") or {}).get(name) or {}).get(key)
+
+
+def pilot(runs: dict) -> list[str]:
+    r = runs.get("at", {}).get(1)
+    if r is None:
+        return ["", "Pilot (AT seed 1 on the canvas): not run yet."]
+    box_gap = mapinfo(r, "box", "random - top")
+    ok = r["natural"] >= 28 and r["pgd20"] >= 18 and box_gap is not None and box_gap >= 1.5
+    return ["", "Pilot: AT seed 1 on CIFAR10-canvas (the bars: natural ≥ 28 %, PGD-20 ≥ 18 %, random − box ≥ 1.5 "
+            "points of PGD-20 with ε on 56.25 % of the pixels):", "",
+            *table(["natural", "PGD-20", "AA (standard)", "box top", "random", "box bottom (outside + 128 box px)",
+                    "random − box", "passes"],
+                   [[f"{r['natural']:.2f}", f"{r['pgd20']:.2f}", f"{r.get('aa-standard') or 0:.2f}",
+                     f"{mapinfo(r, 'box', 'top'):.2f}", f"{mapinfo(r, 'box', 'random'):.2f}",
+                     f"{mapinfo(r, 'box', 'bottom'):.2f}", f"{box_gap:+.2f}", "yes" if ok else "NO"]])]
+
+
+def seed_table(runs: dict, arms: dict[str, str]) -> list[str]:
+    seeds = sorted({s for a in arms for s in runs.get(a, {})})
+    rows = [[label] + [" / ".join(f"{runs[a][s].get(k) or 0:.2f}" for k, _ in METRICS) if s in runs.get(a, {}) else ""
+                       for s in seeds] for a, label in arms.items() if a in runs]
+    return ["", "Seed by seed (natural / PGD-20 / AA (standard), %):", "",
+            *table(["arm"] + [f"seed {s}" for s in seeds], rows)]
+
+
+def questions(runs: dict) -> list[str]:
+    rows = [(f"{CANVAS_ARMS[a]} − {CANVAS_ARMS[b]}: {name}", diffs(runs[a], runs[b], key), what)
+            for a, b, what in QUESTIONS if a in runs and b in runs for key, name in METRICS]
+    cells = interval_cells([(f"{label} ({what})", d) for label, d, what in rows])
+    return ["", f"The questions, paired by seed (family: the {len(cells)} intervals below; * : the interval excludes "
+            "0; p: two-sided paired t; Holm: p adjusted over the family; detectable: the true difference these seeds "
+            "detect with 80 % power):", "",
+            *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], cells)]
+
+
+def localisation(runs: dict) -> list[str]:
+    rows = []
+    for a, label in CANVAS_ARMS.items():
+        members = list(runs.get(a, {}).values())
+        if not members:
+            continue
+        for m in INFO_MAPS:
+            def mean(key):
+                vals = [mapinfo(r, m, key) for r in members if mapinfo(r, m, key) is not None]
+                return f"{statistics.mean(vals):.2f}" if vals else "–"
+            rows.append([label, m, str(len(members)), mean("pointing"), mean("iou"), mean("top"),
+                         mean("random"), mean("bottom"), mean("random - top")])
+    return ["", "Localisation and information of each map on each arm's final models (mean over seeds; PGD-20 with "
+            "ε = 8/255 on 56.25 % of each image's pixels, 0 elsewhere; pointing: the map's maximum inside the box, %, "
+            "chance 56.25; IoU of the map's top 56.25 % with the box, chance about 0.39):", "",
+            *table(["arm", "map", "seeds", "pointing %", "IoU", "top", "random", "bottom", "random − top"], rows)]
+
+
+def warm_up_identical(a: dict, b: dict, epochs: int = 3) -> bool:
+    """Whether two runs' warm-up epochs logged the same losses (to the last digit) and evaluations."""
+    keep = ("epoch", "phase", "loss", "lr", "natural", "pgd20")
+    rows = [[{k: r.get(k) for k in keep} for r in run["history"][:epochs]] for run in (a, b)]
+    return rows[0] == rows[1]
+
+
+def gradient_arm(runs3: dict, runs2: dict) -> list[str]:
+    g = runs3.get("cifar_gradient", {})
+    if not g:
+        return ["", "CIFAR-10 input-gradient arm: not run yet."]
+    checks = [f"seed {s}: {'identical' if warm_up_identical(g[s], runs2['part_paper'][s]) else 'DIFFERENT'}"
+              for s in sorted(g) if s in runs2.get("part_paper", {})]
+    rows = [(f"gradient − {ROUND2_ARMS[b]}: {name}", diffs(g, runs2[b], key))
+            for b in ("part_paper", "uniform_clean", "random", "at") if b in runs2 for key, name in METRICS]
+    info = [(f"{m}: random − top (own model)", [mapinfo(r, m, "random - top") for r in g.values()])
+            for m in ("gradcam", "gradient")]
+    lines = ["", "CIFAR-10, round 2's setting: PART with the input-gradient map (the paper's rule at 21.76 %), paired "
+             "with round 2's runs of the same seed. Warm-up (epochs 1–3: losses and evaluations) against round 2's: "
+             + "; ".join(checks) + ".", "",
+             *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], interval_cells(rows))]
+    lines += ["", "Information of the two maps on the gradient arm's models (random − top, points; mean [95 % CI]):",
+              "", *table(["map", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"],
+                         interval_cells(info))]
+    return lines
+
+
+def ladder(runs3: dict, runs2: dict) -> list[str]:
+    rows = []
+    at2 = runs2.get("at", {})
+    if at2:
+        gaps = [r["cam-info"]["random - top"] for r in at2.values() if r.get("cam-info")]
+        rows.append(["10,000 × 10 (round 2, AT)", str(len(at2)), f"{statistics.mean(r['natural'] for r in at2.values()):.2f}",
+                     f"{statistics.mean(r['pgd20'] for r in at2.values()):.2f}",
+                     f"{statistics.mean(r['aa-standard'] for r in at2.values()):.2f}",
+                     f"{statistics.mean(gaps):+.2f}", "–", "–"])
+    for name, label in (("ladder_10k_10", "10,000 × 10 (seed 1 again)"), ("ladder_50k_10", "50,000 × 10"),
+                        ("ladder_50k_30", "50,000 × 30")):
+        r = runs3.get(name, {}).get(1)
+        if r is None:
+            rows.append([label, "0", "", "", "", "", "", ""])
+            continue
+        rows.append([label, "1", f"{r['natural']:.2f}", f"{r['pgd20']:.2f}", f"{r.get('aa-standard') or 0:.2f}",
+                     f"{r['cam-info']['random - top']:+.2f}", f"{mapinfo(r, 'gradcam', 'random - top'):+.2f}",
+                     f"{mapinfo(r, 'gradient', 'random - top'):+.2f}"])
+    return ["", "The ladder: the CAM's information against the model's strength (AT, CIFAR-10, smallcnn-bn; random − "
+            "top in points of PGD-20 with ε on 21.76 % of the pixels: cam-info's GradCAM, and map-info's GradCAM and "
+            "input gradient, ties at random):", "",
+            *table(["training images × epochs", "seeds", "natural", "PGD-20", "AA (standard)",
+                    "cam-info random − top", "map-info GradCAM", "map-info gradient"], rows)]
+
+
+def round2_revisited(runs2: dict) -> list[str]:
+    """Round 2's 36 intervals (9 differences x 4 measures) with p, Holm p over all 36 and the detectable
+    effect; cam-info pooled over the five arms blocked by seed."""
+    keys = (("natural", "natural"), ("pgd20", "PGD-20"), ("aa", "AA (torchattacks, 4 seeds)"),
+            ("aa-standard", "AA (standard)"))
+    rows = [(f"{ROUND2_ARMS[a]} − {ROUND2_ARMS[b]}: {name}", diffs(runs2[a], runs2[b], key))
+            for a, b in ROUND2_PAIRS for key, name in keys if a in runs2 and b in runs2]
+    lines = ["", f"Round 2 revisited: its {len(rows)} intervals as one family, Holm-adjusted, with the difference "
+             "each detects at 80 % power:", "",
+             *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], interval_cells(rows))]
+    arms = [a for a in ROUND2_ARMS if a in runs2]
+    seeds = sorted(set.intersection(*(set(runs2[a]) for a in arms))) if arms else []
+    per_seed = [statistics.mean(runs2[a][s]["cam-info"]["random - top"] for a in arms)
+                for s in seeds if all(runs2[a][s].get("cam-info") for a in arms)]
+    if len(per_seed) >= 2:
+        m, lo, hi = t_interval(per_seed)
+        lines += ["", f"cam-info random − top pooled over round 2's five arms, blocked by seed (the mean of a seed's "
+                  f"five arms, then a t-interval over its {len(per_seed)} seeds): {m:+.2f} [{lo:+.2f}, {hi:+.2f}]."]
+    return lines
+
+
+def cost(runs: dict) -> list[str]:
+    walls = [sum(r["seconds"].values()) for arm in runs.values() for r in arm.values() if r.get("seconds")]
+    if not walls:
+        return []
+    machines = {f"{(r.get('machine') or {}).get('cpu')}, {(r.get('machine') or {}).get('threads')} thread(s)"
+                for arm in runs.values() for r in arm.values()}
+    commits = {(r.get("started") or {}).get("git_commit", "?")[:7] for arm in runs.values() for r in arm.values()}
+    return ["", f"Cost: {len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median "
+            f"{statistics.median(walls) / 60:.1f}), {sum(walls) / 3600:.1f} h summed; machines: {', '.join(sorted(machines))}; "
+            f"started at commits {', '.join(sorted(commits))}."]
+
+
+def report(round3: Path, round2: Path) -> str:
+    runs3, runs2 = load(round3), load(round2)
+    canvas = {a: runs3[a] for a in CANVAS_ARMS if a in runs3}
+    done = sum(len(v) for v in runs3.values())
+    lines = ["# Round 3 of the CPU-scale study: the positive control", "",
+             f"{done} runs finished in {round3}. Generated by `python -m report.round3`."]
+    lines += pilot(canvas) + seed_table(canvas, CANVAS_ARMS) + questions(canvas) + localisation(canvas)
+    lines += gradient_arm(runs3, runs2) + ladder(runs3, runs2) + round2_revisited(runs2) + cost(runs3)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m report.round3", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--round3", type=Path, default=ROUND3)
+    p.add_argument("--round2", type=Path, default=ROUND2)
+    p.add_argument("-o", "--out", type=Path, default=None, help="write the markdown here (default: print it)")
+    args = p.parse_args(argv)
+    text = report(args.round3, args.round2)
+    if args.out:
+        args.out.write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
