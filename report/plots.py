@@ -75,12 +75,14 @@ def plot_tradeoff(runs: list[dict], path: Path, robust: str = "aa") -> None:
     plt.close(fig)
 
 
-def plot_arms(runs: list[dict], path: Path, robust: str = "aa") -> None:
-    """Natural against robust accuracy: every run a point, each arm's mean a large marker."""
+def plot_arms(runs: list[dict], path: Path, robust: str = "aa", groups: dict[str, list[dict]] | None = None,
+              title: str = "every seed a point, arm means marked ✕") -> None:
+    """Natural against robust accuracy: every run a point, each arm's mean a large marker; the arms are
+    the runs grouped by their settings, or `groups` (label -> runs)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     label = dict(METRICS)[robust]
-    for i, (arm, members) in enumerate(arms(runs).items()):
+    for i, (arm, members) in enumerate((groups or arms(runs)).items()):
         pts = [(r[robust], r["natural"]) for r in members if r.get(robust) is not None and r.get("natural") is not None]
         if not pts:
             continue
@@ -91,7 +93,7 @@ def plot_arms(runs: list[dict], path: Path, robust: str = "aa") -> None:
                    label=_legend_text(f"{arm} (n={len(pts)})"))
     ax.set_xlabel(f"{label} accuracy (%)")
     ax.set_ylabel("natural accuracy (%)")
-    ax.set_title("every seed a point, arm means marked ✕", fontsize=9)
+    ax.set_title(title, fontsize=9)
     if ax.collections:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.savefig(path, dpi=100, bbox_inches="tight")

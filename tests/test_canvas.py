@@ -212,3 +212,29 @@ def test_the_reports_statistics():
     effect = detectable_effect(0.3, 6)
     nc = effect / (0.3 / 6 ** 0.5)
     assert stats.nct.sf(stats.t.ppf(0.975, 5), 5, nc) == pytest.approx(0.8, abs=1e-3)
+
+
+def _fake_run(natural: float, pgd: float, aa: float, seed: int, box_gap: float = 2.0) -> dict:
+    maps = {m: {"top": 20.0, "bottom": 24.0, "random - top": box_gap if m == "box" else 0.5, "bottom - top": 4.0,
+                "pointing": 90.0, "iou": 0.6} for m in ("gradcam", "gradient", "box")}
+    return {"natural": natural, "pgd20": pgd, "aa-standard": aa, "args": {"seed": seed},
+            "map-info": {"share": 0.5625, "random": 22.0, "maps": maps},
+            "history": [{"epoch": e, "phase": "warm-up", "loss": 2.0 - e / 10, "lr": 0.05} for e in (1, 2, 3)],
+            "seconds": {"train": 60.0}, "machine": {"cpu": "cpu", "threads": 1}, "started": {"git_commit": "abc1234"}}
+
+
+def test_round3_report_pairs_arms_by_seed_with_holm_and_power(tmp_path):
+    from report import round3
+    r3, r2 = tmp_path / "r3", tmp_path / "r2"
+    r3.mkdir()
+    r2.mkdir()
+    for seed in (1, 2, 3):
+        for arm, shift in (("at", 0.0), ("uniform", 1.0), ("box", 1.5 + 0.1 * seed), ("inverse", 0.2)):
+            run = _fake_run(30 + shift, 20 - shift / 2, 16, seed)
+            (r3 / f"{arm}_seed{seed}.json").write_text(json.dumps(run))
+    text = round3.report(r3, r2)
+    assert "| 30.00 | 20.00 | 16.00 | 20.00 | 22.00 | 24.00 | +2.00 | yes |" in text        # the pilot passes
+    row = next(line for line in text.splitlines() if line.startswith("| box − inverse box: natural"))
+    assert "| 3 | +1.50 [+1.25, +1.75] * |" in row           # 1.4, 1.5, 1.6 over three seeds
+    assert "box − uniform 6.25/255: PGD-20" in text and "Holm p" in text
+
