@@ -170,7 +170,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(S, "--aa-subset", type=positive_int, default=None, metavar="N",
       help="AutoAttack (both) and ROAD on a fixed random N of the test images (the other evaluations use all of them)")
     a(N, "--save-masks", type=non_negative_int, default=0, metavar="N",
-      help="after warm-up and at the end, a PNG grid of N fixed test images: image, CAM, ε map, perturbation")
+      help="after warm-up and at the end, a PNG grid of N fixed test images: image, importance map (--map), ε map, perturbation")
     a(N, "--eval-every", type=non_negative_int, default=0, metavar="K",
       help="natural and PGD-20 accuracy every K epochs on --eval-subset test images (0: off)")
     a(N, "--eval-subset", type=positive_int, default=1000, metavar="M",

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-COLUMNS = ("image", "CAM", "ε map R", "ε map G", "ε map B", "perturbation")
+COLUMNS = ("image", "map", "ε map R", "ε map G", "ε map B", "perturbation")     # map: the importance map (--map)
 
 
 def grid_panels(image: torch.Tensor, cam: torch.Tensor | None, eps: torch.Tensor,

@@ -58,4 +58,5 @@ class SideOutputs:
             eps = epsilon_map(s, cam, x).expand(len(x), -1, -1, -1)
             x_adv = attack(self.train_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
-        save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, rule {s.mask_rule}")
+        where = f"map {s.cam}, " if RULES[s.mask_rule].reads_map else ""
+        save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, {where}rule {s.mask_rule}")
