@@ -72,6 +72,11 @@ def interval_cells(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
     return out
 
 
+def num(v, spec: str = ".2f") -> str:
+    """A number as `spec`, or – where there is none."""
+    return "–" if v is None else format(v, spec)
+
+
 def table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -88,19 +93,19 @@ def pilot(runs: dict) -> list[str]:
     if r is None:
         return ["", "Pilot (AT seed 1 on the canvas): not run yet."]
     box_gap = mapinfo(r, "box", "random - top")
-    ok = r["natural"] >= 28 and r["pgd20"] >= 18 and box_gap is not None and box_gap >= 1.5
+    ok = (r.get("natural") or 0) >= 28 and (r.get("pgd20") or 0) >= 18 and box_gap is not None and box_gap >= 1.5
     return ["", "Pilot: AT seed 1 on CIFAR10-canvas (the bars: natural ≥ 28 %, PGD-20 ≥ 18 %, random − box ≥ 1.5 "
             "points of PGD-20 with ε on 56.25 % of the pixels):", "",
             *table(["natural", "PGD-20", "AA (standard)", "box top", "random", "box bottom (outside + 128 box px)",
                     "random − box", "passes"],
-                   [[f"{r['natural']:.2f}", f"{r['pgd20']:.2f}", f"{r.get('aa-standard') or 0:.2f}",
-                     f"{mapinfo(r, 'box', 'top'):.2f}", f"{mapinfo(r, 'box', 'random'):.2f}",
-                     f"{mapinfo(r, 'box', 'bottom'):.2f}", f"{box_gap:+.2f}", "yes" if ok else "NO"]])]
+                   [[num(r.get("natural")), num(r.get("pgd20")), num(r.get("aa-standard")),
+                     num(mapinfo(r, "box", "top")), num(mapinfo(r, "box", "random")),
+                     num(mapinfo(r, "box", "bottom")), num(box_gap, "+.2f"), "yes" if ok else "NO"]])]
 
 
 def seed_table(runs: dict, arms: dict[str, str]) -> list[str]:
     seeds = sorted({s for a in arms for s in runs.get(a, {})})
-    rows = [[label] + [" / ".join(f"{runs[a][s].get(k) or 0:.2f}" for k, _ in METRICS) if s in runs.get(a, {}) else ""
+    rows = [[label] + [" / ".join(num(runs[a][s].get(k)) for k, _ in METRICS) if s in runs.get(a, {}) else ""
                        for s in seeds] for a, label in arms.items() if a in runs]
     return ["", "Seed by seed (natural / PGD-20 / AA (standard), %):", "",
             *table(["arm"] + [f"seed {s}" for s in seeds], rows)]
@@ -146,10 +151,10 @@ def gradient_arm(runs3: dict, runs2: dict) -> list[str]:
     if not g:
         return ["", "CIFAR-10 input-gradient arm: not run yet."]
     checks = [f"seed {s}: {'identical' if warm_up_identical(g[s], runs2['part_paper'][s]) else 'DIFFERENT'}"
-              for s in sorted(g) if s in runs2.get("part_paper", {})]
+              for s in sorted(g) if s in runs2.get("part_paper", {})] or ["no round 2 run of its seeds here"]
     rows = [(f"gradient − {ROUND2_ARMS[b]}: {name}", diffs(g, runs2[b], key))
             for b in ("part_paper", "uniform_clean", "random", "at") if b in runs2 for key, name in METRICS]
-    info = [(f"{m}: random − top (own model)", [mapinfo(r, m, "random - top") for r in g.values()])
+    info = [(f"{m}: random − top (own model)", [v for r in g.values() if (v := mapinfo(r, m, "random - top")) is not None])
             for m in ("gradcam", "gradient")]
     lines = ["", "CIFAR-10, round 2's setting: PART with the input-gradient map (the paper's rule at 21.76 %), paired "
              "with round 2's runs of the same seed. Warm-up (epochs 1–3: losses and evaluations) against round 2's: "
@@ -176,9 +181,9 @@ def ladder(runs3: dict, runs2: dict) -> list[str]:
         if r is None:
             rows.append([label, "0", "", "", "", "", "", ""])
             continue
-        rows.append([label, "1", f"{r['natural']:.2f}", f"{r['pgd20']:.2f}", f"{r.get('aa-standard') or 0:.2f}",
-                     f"{r['cam-info']['random - top']:+.2f}", f"{mapinfo(r, 'gradcam', 'random - top'):+.2f}",
-                     f"{mapinfo(r, 'gradient', 'random - top'):+.2f}"])
+        rows.append([label, "1", num(r.get("natural")), num(r.get("pgd20")), num(r.get("aa-standard")),
+                     num((r.get("cam-info") or {}).get("random - top"), "+.2f"),
+                     num(mapinfo(r, "gradcam", "random - top"), "+.2f"), num(mapinfo(r, "gradient", "random - top"), "+.2f")])
     return ["", "The ladder: the CAM's information against the model's strength (AT, CIFAR-10, smallcnn-bn; random − "
             "top in points of PGD-20 with ε on 21.76 % of the pixels: cam-info's GradCAM, and map-info's GradCAM and "
             "input gradient, ties at random):", "",
@@ -208,11 +213,12 @@ def round2_revisited(runs2: dict) -> list[str]:
 
 
 def road_of(run: dict, name: str, folder: Path) -> dict | None:
-    """The run's ROAD scores per map: its own `road`, or the --eval-only one in folder/road/<name>.json."""
-    if run.get("road"):
-        return run["road"]["maps"]
+    """The run's ROAD scores per map: the --eval-only one in folder/road/<name>.json where there is one
+    (the runs whose own ROAD came from code before its ranks broke ties), else its own `road`."""
     extra = folder / "road" / f"{name}.json"
-    return json.loads(extra.read_text())["road"]["maps"] if extra.is_file() else None
+    if extra.is_file():
+        return json.loads(extra.read_text())["road"]["maps"]
+    return (run.get("road") or {}).get("maps")
 
 
 def road_agreement(runs3: dict, folder: Path) -> list[str]:
@@ -268,7 +274,7 @@ def cost(runs: dict) -> list[str]:
         return []
     machines = {f"{(r.get('machine') or {}).get('cpu')}, {(r.get('machine') or {}).get('threads')} thread(s)"
                 for arm in runs.values() for r in arm.values()}
-    commits = {(r.get("started") or {}).get("git_commit", "?")[:7] for arm in runs.values() for r in arm.values()}
+    commits = {((r.get("started") or {}).get("git_commit") or "?")[:7] for arm in runs.values() for r in arm.values()}
     return ["", f"Cost: {len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median "
             f"{statistics.median(walls) / 60:.1f}), {sum(walls) / 3600:.1f} h summed; machines: {', '.join(sorted(machines))}; "
             f"started at commits {', '.join(sorted(commits))}."]

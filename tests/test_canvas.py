@@ -175,6 +175,10 @@ def test_a_run_records_the_commit_it_started_at_and_each_resumes(tiny_folder, tm
     res = run(get_args("part", [*argv[:-2], "--epochs", "2", "--resume", "auto", "--results", str(tmp_path / "s.json")]))
     assert res["started"]["git_commit"] == "a" * 40
     assert [r["git_commit"] for r in res["resumes"]] == ["c" * 40]
+    monkeypatch.setattr(trainer, "git_commit", lambda: "d" * 40)       # an evaluation of the weights, later
+    ev = run(get_args("part", ["--eval-only", str(tmp_path / "m" / "epoch2.pt"), "--eval", "natural", "--results",
+                               str(tmp_path / "e.json"), "--data-dir", str(tiny_folder), "--no-progress"]))
+    assert ev["started"]["git_commit"] == "a" * 40 and [r["git_commit"] for r in ev["resumes"]] == ["c" * 40]
     data = json.loads((tmp_path / "s.json").read_text())["data"]
     full = load_splits("CIFAR10", tiny_folder, train_subset=48)[0]
     import hashlib
@@ -195,10 +199,18 @@ def test_road_is_the_grad_cam_packages_metric_of_the_same_maps():
     torch.manual_seed(5)
     ours = cam_info.road_sums(model, x, y, s)
     torch.manual_seed(5)
-    grad = cam_upsampled(importance_map("gradient", model, x, y), 32)[:, 0].numpy()
+    grad = cam_upsampled(importance_map("gradient", model, x, y), 32)[:, 0]
+    ranks = cam_info.rank_map(grad, torch.rand(grad.shape))
     theirs = ROADCombined(percentiles=list(cam_info.ROAD_PERCENTILES))(
-        x, grad, [ClassifierOutputSoftmaxTarget(int(c)) for c in y], model)
+        x, ranks.numpy(), [ClassifierOutputSoftmaxTarget(int(c)) for c in y], model)
     assert ours == [pytest.approx(float(theirs.sum()), abs=1e-6)]
+    # the ranks keep the map's order and break its ties: a box's top 56.25 % by rank is the box
+    assert ((ranks.flatten(1).argsort(1) == grad.flatten(1).argsort(1)).float().mean() > 0.99)
+    boxes = _boxes(8)
+    box = importance_map("box", None, x, None, boxes)
+    r = cam_info.rank_map(box, torch.rand(box.shape))
+    assert (r.flatten(1).sort(1).values == torch.arange(1024) / 1024).all()
+    assert torch.equal(r >= 448 / 1024, box.bool())
 
 
 def test_the_reports_statistics():

@@ -82,7 +82,7 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     if MAPS[args.cam].needs_annotation and dataset.annotation != "box":
         parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
     boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
-    if boxed and dataset.annotation != "box":
+    if boxed and dataset.annotation != "box" and not (args.eval_only and "data" not in args.given):
         parser.error(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; {args.data} has none")
     if args.info_maps is not None and not {"map-info", "road"} & set(args.eval):
         parser.error("--info-maps needs --eval map-info (or road)")

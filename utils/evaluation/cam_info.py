@@ -21,7 +21,8 @@ whose images carry an object box, how well each map finds the object:
 A map that draws (random, inverse-box) gets the evaluation's own draws.
 
 `--eval road` runs the grad-cam package's ROAD metric (Rong et al. 2022, `ROADCombined`) on the same maps
-beside it, on the --aa-subset images: the mean over ROAD_PERCENTILES of the change in the label's
+beside it, on the --aa-subset images, each map given as its pixels' ranks (ties at random: rank_map):
+the mean over ROAD_PERCENTILES of the change in the label's
 softmax probability when the map's least relevant pixels are imputed (noisy linear imputation), minus
 the same for its most relevant ones, halved; higher: the map ranks what the natural prediction needs
 first. It asks map-info's question of the clean prediction rather than of the attack's damage.
@@ -61,7 +62,8 @@ def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
     U[0, 1) draw of the batch (default: global_draw); `annotation`: the batch's boxes (the box map)."""
     draw = draw or global_draw(x.device)
     eps, size = s.eval_epsilon, x.shape[-1]
-    cam = importance_map(s.cam, model, x, y, annotation)
+    noise = draw(5, (len(x), size, size)) if MAPS[s.cam].draws else None     # a map that draws: its own draw
+    cam = importance_map(s.cam, model, x, y, annotation, noise)
     up = cam_upsampled(cam, size)
     share = s.cam_info_share
     pixels = {"top": top_pixels(up, share), "random": top_pixels(draw(0, up.shape), share),
@@ -176,6 +178,17 @@ def map_info_summary(columns: list[float], images: int, maps: tuple[str, ...], s
 ROAD_PERCENTILES = (20, 40, 60, 80)
 
 
+def rank_map(score: torch.Tensor, tie: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) each pixel's rank in its image, scaled to [0, 1) (the highest score highest), ties in the
+    random order of `tie`: ROAD thresholds a map at its percentiles with `<`, so a map with large equal
+    areas (the box's 0s and 1s, a CAM's zeros) would remove all or none of them at once."""
+    order = ranked(score, tie, largest=False)          # lowest first
+    ranks = torch.empty_like(order, dtype=torch.float32)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=score.device, dtype=torch.float32)[None]
+                   .expand_as(ranks).contiguous())
+    return (ranks / order.shape[1]).view(score.shape)
+
+
 def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
               annotation: torch.Tensor | None = None) -> list[float]:
     """The batch's summed ROADCombined score of each map of s.info_maps (maps upsampled to the image)."""
@@ -190,5 +203,5 @@ def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSetting
         noise = draw(0, (len(x), size, size)) if MAPS[name].draws else None
         up = cam_upsampled(importance_map(name, model, x, y, annotation, noise), size)[:, 0]
         with torch.no_grad():
-            out.append(float(metric(x, up.cpu().numpy(), targets, model).sum()))
+            out.append(float(metric(x, rank_map(up, draw(1, up.shape)).cpu().numpy(), targets, model).sum()))
     return out

@@ -27,8 +27,9 @@ class OfficialPairing:
     stream); a map that draws gets each of its batches' own stream (`streams`' "masks" batch seeds)."""
 
     def __init__(self, model: nn.Module, s: PartSettings, mask_pass: Callable[[int], Iterable[tuple]],
-                 first_epoch: int, every: int, progress: bool = False, streams: Streams | None = None) -> None:
-        self.model, self.s, self.streams = model, s, streams
+                 first_epoch: int, every: int, progress: bool = False, streams: Streams | None = None,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        self.model, self.s, self.streams, self.shard = model, s, streams, shard      # shard: (rank, world)
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
@@ -41,7 +42,8 @@ class OfficialPairing:
     def begin_epoch(self, epoch: int) -> None:
         k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...
         if self.masks is None or k == 1 or k % self.every == 0:
-            seed = (lambda i: self.streams.batch_seed("masks", epoch, i)) if self.streams else (lambda i: 0)
+            rank, world = self.shard
+            seed = (lambda i: self.streams.batch_seed("masks", epoch, i * world + rank)) if self.streams else (lambda i: 0)
             self.masks = [self.important(*batch, map_seed=seed(i)) for i, batch in enumerate(
                 tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks", disable=not self.progress, leave=False))]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from cam.maps import CAM_METHODS
+from cam.maps import CAM_METHODS, MAPS
 from exchange.robustbench import ZOO_PREFIX, is_zoo_name, load_zoo_model, zoo_file
 from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
 # What --eval-only takes from the checkpoint it evaluates, unless given: the network and how it ran,
 # the data it was trained and tested on, the attack step, and what cam-info reads.
 FROM_CHECKPOINT = ("model", "channels_last", "precision", "data", "test_subset", "aa_subset", "step_size", "cam",
-                   "epsilon", "low_epsilon", "mask_rule", "top_share")
+                   "epsilon", "low_epsilon", "mask_rule", "top_share", "cam_info_share")
 # --eval-only on a CPU without --eval / --test-subset: what finishes in minutes there.
 CPU_EVAL, CPU_EVAL_IMAGES = ["natural", "pgd20"], 1000
 
@@ -145,6 +145,10 @@ def eval_only_settings(args: argparse.Namespace, dist: Dist) -> dict:
     if taken:
         print("--eval-only: from the checkpoint " + ", ".join(f"{flag(k)} {getattr(args, k)}" for k in taken),
               flush=True)
+    boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
+    if boxed and DATASETS[args.data].annotation != "box":
+        raise UserError(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; the checkpoint's "
+                        f"{args.data} has none")
     cpu_defaults(args, device)
     return ckpt
 
@@ -180,6 +184,10 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
     if args.eval_only:
         load_model_state(trainer.model, ckpt, ckpt_path)
         epochs_done = int(ckpt.get("epoch", 0))
+        # The weights' own history: the commit their run started at and each resume's (the evaluation's
+        # commit is the results' git_commit).
+        trainer.started = ckpt.get("started", {"git_commit": None, "source_changes": None})
+        trainer.resumes = list(ckpt.get("resumes", []))
     else:
         start, position = (1, None) if ckpt is None else _continue(trainer, ckpt, ckpt_path, differences)
         if stop.signum is not None:

@@ -99,7 +99,7 @@ class Trainer:
         self.awp = {p.name: AWP(model, p.objective, run.awp_gamma, run.awp_warmup, run.lr, run.bf16, dist)
                     for p in (self.warm_up_phase, self.main_phase)} if run.awp_gamma else {}
         self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, run.save_weights, progress,
-                                       self.streams) if (
+                                       self.streams, (dist.rank, dist.world)) if (
             run.official_pairing and not s.no_reweight and RULES[s.mask_rule].reads_map) else None
         self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.train_model, self.streams, dist,
                                 every=run.eval_every, subset=run.eval_subset, grid=run.save_masks,
