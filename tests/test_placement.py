@@ -96,7 +96,7 @@ def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     model = QuadrantLinear().eval()
     cam = torch.zeros(64, 8, 8)
     cam[:, :4, :4] = 1.0                     # the upper-left quadrant (bilinear-upsampled: inside it)
-    monkeypatch.setattr(cam_info, "importance_map", lambda name, m, x, y=None, annotation=None: cam[:len(x)])
+    monkeypatch.setattr(cam_info, "importance_map", lambda name, m, x, y=None, annotation=None, noise=None: cam[:len(x)])
     torch.manual_seed(0)
     x = torch.rand(64, 3, 32, 32)
     y = model(x).argmax(1)                   # clean accuracy 100 %
