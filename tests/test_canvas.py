@@ -250,3 +250,21 @@ def test_round3_report_pairs_arms_by_seed_with_holm_and_power(tmp_path):
     assert "| 3 | +1.50 [+1.25, +1.75] * |" in row           # 1.4, 1.5, 1.6 over three seeds
     assert "box − uniform 6.25/255: PGD-20" in text and "Holm p" in text
 
+
+
+
+def test_round3_report_measures_each_arm_against_the_budgets_own_trade_off():
+    """The frontier is the least-squares line through AT and the two uniform arms of a seed: an arm on it
+    scores 0, an arm 0.5 points above it +0.5, wherever its natural accuracy lies on the line."""
+    from report import round3
+    line = lambda nat: 40 - 0.5 * nat                                    # noqa: E731 (robust accuracy on the frontier)
+    seed = {a: {"natural": nat, "pgd20": line(nat)} for a, nat in (("at", 30.0), ("uniform", 34.0), ("uniform7", 31.0))}
+    seed["box"] = {"natural": 32.5, "pgd20": line(32.5)}
+    seed["inverse"] = {"natural": 36.0, "pgd20": line(36.0) + 0.5}       # beyond uniform: extrapolated
+    assert round3.frontier_residual(seed, "box", "pgd20") == pytest.approx(0.0)
+    assert round3.frontier_residual(seed, "inverse", "pgd20") == pytest.approx(0.5)
+    assert round3.frontier_residual(seed, "cam", "pgd20") is None
+    seed["uniform7"]["pgd20"] += 0.3                                     # a frontier point off the line: numpy's fit
+    slope, intercept = np.polyfit([30.0, 34.0, 31.0], [seed[a]["pgd20"] for a in ("at", "uniform", "uniform7")], 1)
+    assert round3.frontier_residual(seed, "box", "pgd20") == pytest.approx(line(32.5) - (intercept + slope * 32.5))
+    assert round3.frontier_residual(seed, "box", "pgd20") < -0.05
