@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from cam.maps import MAPS, importance_map
 from cam.rules import top_pixels
@@ -82,6 +83,25 @@ def test_a_map_that_draws_refuses_to_run_without_its_noise():
     with pytest.raises(ValueError, match="draws"):
         importance_map("random", None, torch.rand(2, 3, 8, 8))
     assert {n for n, m in MAPS.items() if m.draws} == {"random", "inverse-box"}
+
+
+@pytest.mark.parametrize("evaluation", ["counts", "map_info_counts"])
+def test_cam_info_with_a_map_that_draws_gives_it_a_draw_of_its_own(evaluation):
+    """Under per-image seeding a draw is keyed by its index: the map's noise must not share one with a
+    set or an attack start (it did: the random map's noise was the fourth start's first channel)."""
+    from utils.evaluation import cam_info
+    asked = []
+
+    def draw(k, shape):
+        asked.append(k)
+        return torch.rand(shape)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 10)).eval()
+    args = get_args("part", ["--cam", "random", "--eval", "natural,cam-info,map-info", "--info-maps", "random",
+                             "--cam-info-share", "0.25"])
+    x = torch.rand(2, 3, 8, 8)
+    getattr(cam_info, evaluation)(model, x, torch.tensor([1, 2]), args, draw)
+    assert len(asked) == len(set(asked))
 
 
 def _record_eps(monkeypatch):
@@ -264,6 +284,9 @@ def test_round3_report_measures_each_arm_against_the_budgets_own_trade_off():
     assert round3.frontier_residual(seed, "box", "pgd20") == pytest.approx(0.0)
     assert round3.frontier_residual(seed, "inverse", "pgd20") == pytest.approx(0.5)
     assert round3.frontier_residual(seed, "cam", "pgd20") is None
+    assert round3.frontier_residual({**seed, "box": {"natural": None, "pgd20": 20.0}}, "box", "pgd20") is None
+    flat = {a: {"natural": 30.0, "pgd20": 20.0} for a in ("at", "uniform")}
+    assert round3.frontier_residual({**flat, "box": seed["box"]}, "box", "pgd20") is None   # no slope from one x
     seed["uniform7"]["pgd20"] += 0.3                                     # a frontier point off the line: numpy's fit
     slope, intercept = np.polyfit([30.0, 34.0, 31.0], [seed[a]["pgd20"] for a in ("at", "uniform", "uniform7")], 1)
     assert round3.frontier_residual(seed, "box", "pgd20") == pytest.approx(line(32.5) - (intercept + slope * 32.5))

@@ -62,7 +62,8 @@ def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
     U[0, 1) draw of the batch (default: global_draw); `annotation`: the batch's boxes (the box map)."""
     draw = draw or global_draw(x.device)
     eps, size = s.eval_epsilon, x.shape[-1]
-    noise = draw(5, (len(x), size, size)) if MAPS[s.cam].draws else None     # a map that draws: its own draw
+    # A map that draws: its own draw, after the two sets' (0, 1) and the attacks' starts (2 .. 2 + len(SETS) - 1).
+    noise = draw(2 + len(SETS), (len(x), size, size)) if MAPS[s.cam].draws else None
     cam = importance_map(s.cam, model, x, y, annotation, noise)
     up = cam_upsampled(cam, size)
     share = s.cam_info_share
