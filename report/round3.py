@@ -140,14 +140,16 @@ PLACED_ARMS = ("box", "inverse", "cam", "gradient", "random", "box7", "cam7")
 def frontier_residual(seed_runs: dict[str, dict], arm: str, key: str) -> float | None:
     """How far `arm`'s `key` accuracy lies above the line through the frontier arms' (natural, `key`)
     points of the same seed, at the arm's natural accuracy (points; None without the runs)."""
-    points = [(r["natural"], r[key]) for a in FRONTIER_ARMS if (r := seed_runs.get(a)) and r.get(key) is not None]
-    run = seed_runs.get(arm)
-    if len(points) < 2 or run is None or run.get(key) is None:
+    def point(r):
+        return None if r is None or r.get("natural") is None or r.get(key) is None else (r["natural"], r[key])
+    points = [p for a in FRONTIER_ARMS if (p := point(seed_runs.get(a)))]
+    run = point(seed_runs.get(arm))
+    if len(points) < 2 or run is None or len({x for x, _ in points}) < 2:
         return None
     xs, ys = zip(*points)
     mx, my = statistics.mean(xs), statistics.mean(ys)
     slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
-    return run[key] - (my + slope * (run["natural"] - mx))
+    return run[1] - (my + slope * (run[0] - mx))
 
 
 def frontier(runs: dict) -> list[str]:
@@ -219,11 +221,11 @@ def ladder(runs3: dict, runs2: dict) -> list[str]:
     rows = []
     at2 = runs2.get("at", {})
     if at2:
-        gaps = [r["cam-info"]["random - top"] for r in at2.values() if r.get("cam-info")]
-        rows.append(["10,000 × 10 (round 2, AT)", str(len(at2)), f"{statistics.mean(r['natural'] for r in at2.values()):.2f}",
-                     f"{statistics.mean(r['pgd20'] for r in at2.values()):.2f}",
-                     f"{statistics.mean(r['aa-standard'] for r in at2.values()):.2f}",
-                     f"{statistics.mean(gaps):+.2f}", "–", "–"])
+        def mean(values, spec=".2f"):
+            values = [v for v in values if v is not None]
+            return num(statistics.mean(values) if values else None, spec)
+        rows.append(["10,000 × 10 (round 2, AT)", str(len(at2)), *(mean(r.get(k) for r in at2.values()) for k, _ in METRICS),
+                     mean(((r.get("cam-info") or {}).get("random - top") for r in at2.values()), "+.2f"), "–", "–"])
     for name, label in (("ladder_10k_10", "10,000 × 10 (seed 1 again)"), ("ladder_50k_10", "50,000 × 10"),
                         ("ladder_50k_30", "50,000 × 30")):
         r = runs3.get(name, {}).get(1)
