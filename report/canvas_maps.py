@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-CANVAS_SHARE = 0.5625
+from experiments.runs import CANVAS_SHARE
 
 
 def epsilon_maps(model, x, y, boxes, low: float, high: float = 8 / 255) -> dict:

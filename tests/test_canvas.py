@@ -48,6 +48,11 @@ def test_the_canvas_holds_each_image_shrunk_inside_its_box_on_clutter_of_other_i
     assert np.array_equal(again.annotations, train.subset(20).annotations)
 
 
+def test_the_studys_share_is_the_boxs():
+    from experiments.runs import CANVAS_SHARE
+    assert CANVAS_SHARE == (canvas.OBJECT / canvas.CANVAS) ** 2
+
+
 def test_the_canvas_is_a_function_of_the_images_alone(tiny_splits):
     images = tiny_splits["train"][0]
     a, boxes_a = canvas.make_canvas(images, 0)
