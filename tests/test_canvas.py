@@ -274,6 +274,7 @@ def test_round3_report_pairs_arms_by_seed_with_holm_and_power(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| box − inverse box: natural"))
     assert "| 3 | +1.50 [+1.25, +1.75] * |" in row           # 1.4, 1.5, 1.6 over three seeds
     assert "box − uniform 6.25/255: PGD-20" in text and "Holm p" in text
+    assert "| box | 3 | 31.70 ± 0.10 | 19.15 ± 0.05 | 16.00 ± 0.00 |" in text      # the arm means over seeds
 
 
 
