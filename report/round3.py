@@ -221,6 +221,9 @@ def gradient_arm(runs3: dict, runs2: dict) -> list[str]:
              "with round 2's runs of the same seed. Warm-up (epochs 1–3: losses and evaluations) against round 2's: "
              + "; ".join(checks) + ".", "",
              *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], interval_cells(rows))]
+    beside = {"cifar_gradient": g} | {b: {s: r for s, r in runs2[b].items() if s in g} for b in ROUND2_ARMS if b in runs2}
+    lines += seed_table(beside, {"cifar_gradient": "PART, input gradient (round 3)"}
+                        | {b: f"{label} (round 2)" for b, label in ROUND2_ARMS.items()})
     lines += ["", "Information of the two maps on the gradient arm's models (random − top, points; mean [95 % CI]):",
               "", *table(["map", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"],
                          interval_cells(info))]

@@ -278,6 +278,24 @@ def test_round3_report_pairs_arms_by_seed_with_holm_and_power(tmp_path):
 
 
 
+def test_round3_report_shows_the_cifar_gradient_arm_beside_round_2s_runs_of_its_seeds(tmp_path):
+    from report import round3
+    r3, r2 = tmp_path / "r3", tmp_path / "r2"
+    r3.mkdir()
+    r2.mkdir()
+    for seed in (1, 2, 3):
+        (r2 / f"part_paper_seed{seed}.json").write_text(json.dumps(_fake_run(40 + seed, 25, 21, seed)))
+    for seed in (1, 2):
+        (r3 / f"cifar_gradient_seed{seed}.json").write_text(json.dumps(_fake_run(40.5 + seed, 25.5, 21, seed)))
+    text = round3.report(r3, r2)
+    assert "seed 1: identical; seed 2: identical" in text                        # the warm-ups match
+    assert "| PART (paper rule) (round 2) | 41.00 / 25.00 / 21.00 | 42.00 / 25.00 / 21.00 |" in text   # seed 3 left out
+    assert "| PART, input gradient (round 3) | 41.50 / 25.50 / 21.00 | 42.50 / 25.50 / 21.00 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| gradient − PART (paper rule): natural"))
+    assert "| 2 | +0.50 [+0.50, +0.50] * |" in row
+
+
+
 
 def test_round3_report_measures_each_arm_against_the_budgets_own_trade_off():
     """The frontier is the least-squares line through AT and the two uniform arms of a seed: an arm on it
