@@ -277,7 +277,6 @@ def test_round3_report_pairs_arms_by_seed_with_holm_and_power(tmp_path):
     assert "| box | 3 | 31.70 ± 0.10 | 19.15 ± 0.05 | 16.00 ± 0.00 |" in text      # the arm means over seeds
 
 
-
 def test_round3_report_shows_the_cifar_gradient_arm_beside_round_2s_runs_of_its_seeds(tmp_path):
     from report import round3
     r3, r2 = tmp_path / "r3", tmp_path / "r2"
