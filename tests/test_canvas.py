@@ -292,6 +292,15 @@ def test_round3_report_shows_the_cifar_gradient_arm_beside_round_2s_runs_of_its_
     assert "| PART, input gradient (round 3) | 41.50 / 25.50 / 21.00 | 42.50 / 25.50 / 21.00 |" in text
     row = next(line for line in text.splitlines() if line.startswith("| gradient − PART (paper rule): natural"))
     assert "| 2 | +0.50 [+0.50, +0.50] * |" in row
+    assert "Off the budget's own trade-off on CIFAR-10" not in text              # no AT and uniform: no line
+    for seed in (1, 2):                                                      # PGD-20 on the line 26 − (natural − 40) / 2
+        (r2 / f"at_seed{seed}.json").write_text(json.dumps(_fake_run(40, 26, 21, seed)))
+        (r2 / f"uniform_clean_seed{seed}.json").write_text(json.dumps(_fake_run(42, 25, 21, seed)))
+    lines = round3.report(r3, r2).splitlines()
+    assert next(x for x in lines if x.startswith("| PART, input gradient: PGD-20 |")).startswith(
+        "| PART, input gradient: PGD-20 | 2 | +0.50 [")                      # 0.25 and 0.75 above the line
+    assert next(x for x in lines if x.startswith("| PART (paper rule): PGD-20 |")).startswith(
+        "| PART (paper rule): PGD-20 | 2 | -0.25 [")                         # seeds 1, 2 only: −0.5 and 0
 
 
 
