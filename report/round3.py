@@ -226,13 +226,11 @@ def gradient_arm(runs3: dict, runs2: dict) -> list[str]:
     lines += seed_table(beside, {"cifar_gradient": "PART, input gradient (round 3)"}
                         | {b: f"{label} (round 2)" for b, label in ROUND2_ARMS.items()})
     # Round 2 has one uniform arm: per seed, the line through AT's and uniform's points is the budget's trade-off.
-    placed = {"cifar_gradient": ("PART, input gradient", g),
-              "part_paper": ("PART (paper rule)", {s: r for s, r in runs2.get("part_paper", {}).items() if s in g})}
-    seed_runs = {s: {"at": runs2.get("at", {}).get(s), "uniform_clean": runs2.get("uniform_clean", {}).get(s)}
-                 | {a: runs.get(s) for a, (_, runs) in placed.items()} for s in sorted(g)}
-    off = [(f"{label}: {name}", [v for s in sorted(g) if (v := frontier_residual(
-                seed_runs[s], a, key, anchors=("at", "uniform_clean"))) is not None])
-           for a, (label, _) in placed.items() for key, name in METRICS[1:]]
+    by_seed = {s: {a: runs[s] for a, runs in beside.items() if s in runs} for s in sorted(g)}
+    off = [(f"{label}: {name}", [v for s in by_seed if (v := frontier_residual(
+                by_seed[s], a, key, anchors=("at", "uniform_clean"))) is not None])
+           for a, label in (("cifar_gradient", "PART, input gradient"), ("part_paper", "PART (paper rule)"))
+           for key, name in METRICS[1:]]
     if cells := interval_cells(off):
         lines += ["", "Off the budget's own trade-off on CIFAR-10: robust accuracy minus the line through round 2's AT "
                   "and uniform of the seed at the arm's natural accuracy, points (two points a seed, so the line is "

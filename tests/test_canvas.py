@@ -303,8 +303,6 @@ def test_round3_report_shows_the_cifar_gradient_arm_beside_round_2s_runs_of_its_
         "| PART (paper rule): PGD-20 | 2 | -0.25 [")                         # seeds 1, 2 only: −0.5 and 0
 
 
-
-
 def test_round3_report_measures_each_arm_against_the_budgets_own_trade_off():
     """The frontier is the least-squares line through AT and the two uniform arms of a seed: an arm on it
     scores 0, an arm 0.5 points above it +0.5, wherever its natural accuracy lies on the line."""
