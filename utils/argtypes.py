@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,13 +14,23 @@ from fractions import Fraction
 from utils.names import EVALS
 
 
+# What argparse must read as a value, not as a flag: a negative number in any form the types take
+# (-8/255, -1e-3, -.5, -inf, -nan). argparse's own pattern knows only -8 and -0.5, so `--epsilon -8/255`
+# was answered "expected one argument" instead of reaching the type, which says what the range is.
+NEGATIVE_NUMBER = re.compile(r"^-(?:\.?\d|inf(?:inity)?$|nan$)", re.IGNORECASE)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage mistake as one line on stderr, exit code 2, and takes flags only
-    by their full names (an abbreviation such as --batch would slip past the checks of get_args)."""
+    by their full names (an abbreviation such as --batch would slip past the checks of get_args); a
+    negative value (NEGATIVE_NUMBER) reaches the flag's type, which refuses it in its own words."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # argparse's hook for what looks like a negative number (read where it sorts flags from values);
+        # no flag here looks like one, so such a token is always a value.
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -76,6 +87,11 @@ def int_at_least(minimum: int, maximum: int | None = None):
 
 
 positive_int = int_at_least(1)
+# --threads: a fixed cap, not a multiple of this machine's cores, so that a command line recorded on a larger
+# machine (the thread count changes CPU results slightly) can be rerun as it is; 1,000,000 threads ran out of
+# memory seconds later, while torch starts 1024 on a 2-core machine in under a second.
+MAX_THREADS = 1024
+thread_count = int_at_least(1, MAX_THREADS)
 non_negative_int = int_at_least(0)
 seed_int = int_at_least(0, 2**32 - 1)              # numpy's seeds: [0, 2**32 - 1]
 

@@ -13,7 +13,7 @@ from cam.maps import CAM_METHODS, MAPS
 from cam.rules import RULES
 from models import MODEL_NAMES
 from utils.argtypes import (boolean, budget, eval_list, non_negative, non_negative_int, number, positive_budget,
-                            positive_int, rate, seed_int)
+                            positive_int, rate, seed_int, thread_count)
 
 
 def map_list(text: str) -> tuple[str, ...]:
@@ -178,10 +178,10 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(T, "--sync-bn", action="store_true",
       help="under torchrun, BatchNorm statistics over the global batch of all ranks (default: per rank, as "
            "DataParallel)")
-    a(N, "--threads", type=positive_int, default=None, metavar="N",
-      help="torch CPU threads (default: torch's own, the cores; under torchrun OMP_NUM_THREADS; experiments.run "
-           "--jobs N gives each run the cores / N); CPU results differ slightly with the count, which every "
-           "results JSON records (machine.threads)")
+    a(N, "--threads", type=thread_count, default=None, metavar="N",
+      help="torch CPU threads, at most 1024 (default: torch's own, the cores; under torchrun OMP_NUM_THREADS; "
+           "experiments.run --jobs N gives each run the cores / N); CPU results differ slightly with the count, "
+           "which every results JSON records (machine.threads)")
     a(N, "--no-progress", action="store_true", help="no progress bars")
 
 

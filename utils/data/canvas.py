@@ -7,7 +7,10 @@ other image of the same split. The label is the CIFAR-10 image's; the box (top, 
 the last two exclusive) is where the object lies. Everything is drawn from one seeded stream per split
 (CANVAS_SEED), so the canvas is a function of the source images alone; it is generated once from
 whatever CIFAR-10 --data-dir holds (any of CIFAR-10's layouts) and cached, keyed by the source's
-sha256 and these settings, under $PART_DATA_CACHE (default: the repository's data/cache/).
+sha256 and these settings, under $PART_DATA_CACHE (default: the repository's data/cache/). The cache is
+ours to regenerate: a cache file that cannot be read back whole (truncated, a CRC error, not an npz, other
+shapes) is rebuilt from the source images, saying so in one line on stdout; a cache folder that cannot be
+written is one line naming it and $PART_DATA_CACHE.
 
 | setting | value | why |
 |---|---|---|
@@ -18,14 +21,19 @@ sha256 and these settings, under $PART_DATA_CACHE (default: the repository's dat
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pickle
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from utils.data.sources import Split
+from utils.infra.errors import UserError
 from utils.infra.files import hash_file
 
 CANVAS = 32
@@ -77,6 +85,48 @@ def make_canvas(images: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarr
     return canvas, boxes
 
 
+# What reading a damaged npz raises: a truncated or overwritten zip, a CRC error, bytes that are no npz
+# (numpy then takes them for a pickle and refuses it), a missing array.
+DAMAGED = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError)
+
+
+def read_cache(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | str:
+    """The (images, boxes) of a cache file of a split of n images, or why it cannot be used."""
+    try:
+        with np.load(path) as f:
+            images, boxes = f["images"], f["boxes"]
+    except DAMAGED as exc:
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unreadable'}"
+    if images.shape != (n, CANVAS, CANVAS, 3) or images.dtype != np.uint8 or boxes.shape != (n, 4):
+        return f"it holds images {images.shape} and boxes {boxes.shape}, not ({n}, {CANVAS}, {CANVAS}, 3) and ({n}, 4)"
+    return images, boxes
+
+
+def _unwritable(path: Path, exc: OSError) -> UserError:
+    return UserError(f"cannot write the canvas cache {path}: {exc.strerror or exc}; set $PART_DATA_CACHE to a "
+                     "writable folder")
+
+
+def make_cache_folder(path: Path) -> None:
+    """The cache file's folder, made before the canvas is (an unwritable one is found before that work)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def write_cache(path: Path, images: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> None:
+    """Written whole or not at all (a temporary file, then renamed over the cache file)."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, images=images, boxes=boxes, labels=labels)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
+
+
 def canvas_splits(base: tuple[Split, Split], limits: tuple) -> tuple[Split, Split]:
     """The canvas of CIFAR-10's (train, test) splits `base` (whole), cached; then the fixed subsets."""
     out = []
@@ -87,15 +137,15 @@ def canvas_splits(base: tuple[Split, Split], limits: tuple) -> tuple[Split, Spli
         key = hashlib.sha256(json.dumps({"source": (split.source or {}).get("sha256"), "split": name,
                                          "images": len(split), **SETTINGS}, sort_keys=True).encode()).hexdigest()
         path = cache_dir() / f"cifar10-canvas-{name}-{key[:16]}.npz"
-        if path.is_file():
-            with np.load(path) as f:
-                images, boxes = f["images"], f["boxes"]
+        cached = read_cache(path, len(split)) if path.is_file() else None
+        if isinstance(cached, str):
+            print(f"canvas cache {path} is damaged ({cached}); rebuilding it from the source images", flush=True)
+        if isinstance(cached, tuple):
+            images, boxes = cached
         else:
+            make_cache_folder(path)
             images, boxes = make_canvas(split.images, split_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, images=images, boxes=boxes, labels=split.labels)
-            os.replace(tmp, path)
+            write_cache(path, images, boxes, split.labels)
         h = hashlib.sha256()
         hash_file(h, path)
         source = {"layout": "canvas", "path": str(path), "files": 1, "sha256": h.hexdigest(),

@@ -76,7 +76,7 @@ def tiny_base(root: Path) -> Path:
 
 
 def tiny_native(root: Path, limits: Limits):
-    from utils.data.sources import IMAGE_EXTENSIONS, stack_images
+    from utils.data.sources import is_image_name, stack_images
     base = tiny_base(root)
     if not (base / "wnids.txt").is_file():
         return None
@@ -84,7 +84,7 @@ def tiny_native(root: Path, limits: Limits):
     check_tree("TinyImagenet", classes, str(base / "wnids.txt"))
     index = {c: i for i, c in enumerate(classes)}
     train = [(str(f), index[c]) for c in classes
-             for f in sorted((base / "train" / c / "images").glob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+             for f in sorted((base / "train" / c / "images").glob("*")) if is_image_name(f.name)]
     try:
         rows = [line.split("\t") for line in (base / "val" / "val_annotations.txt").read_text().splitlines() if line]
         val = [(str(base / "val" / "images" / r[0]), index[r[1]]) for r in sorted(rows)]

@@ -9,9 +9,12 @@ Layouts, tried in this order:
   (b) an image-folder tree `ROOT/train/<class>/*` + `ROOT/test/<class>/*`, ROOT being the directory
       itself or a `cifar10/` (any case) folder in it;
   (c) a `.zip` holding such a tree (at any depth), read in place: --data-dir names the zip, or the
-      directory holds exactly one zip whose name starts with the dataset's name.
+      directory holds exactly one zip whose name starts with the dataset's name (two such zips are
+      refused, naming both).
 Classes of (b) and (c) are the sorted folder names (airplane ... truck gives the canonical order;
-SVHN's canonical order is the digit folders 0 ... 9). The loaders are in utils/data/loaders.py.
+SVHN's canonical order is the digit folders 0 ... 9); a class folder without images is refused, naming
+it (a split without the folder at all is accepted). macOS's metadata (`__MACOSX/` trees and `._*`
+AppleDouble files) is never an image and is skipped. The loaders are in utils/data/loaders.py.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from utils.infra.errors import UserError
 from utils.infra.files import hash_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
+MACOS_METADATA = "__MACOSX"     # the folder of AppleDouble files that macOS's Archive Utility adds to a zip
 # Seed of the fixed permutation that --train-subset / --test-subset draw from, whatever --seed is,
 # so that runs with different seeds see the same images.
 SUBSET_SEED = 0
@@ -125,13 +129,37 @@ def stack_images(entries: list[tuple[str, int]], read, classes: list[str], size:
     return Split(images, np.array([c for _, c in entries], dtype=np.int64), classes, kept)
 
 
-def _folder_split(root: Path, classes: list[str], size: int | None, limit: int | None, split: str) -> Split:
-    entries = [(str(f), i) for i, c in enumerate(classes) if (root / c).is_dir()
-               for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_EXTENSIONS]
-    return stack_images(entries, lambda n: n, classes, size, limit, split)
+def is_image_name(name: str) -> bool:
+    """A file name (or zip member path) that holds an image: an image extension, and not macOS's
+    metadata (a `._*` AppleDouble file, or anything under `__MACOSX/`), which carries those names too."""
+    parts = name.replace("\\", "/").split("/")
+    return (name.lower().endswith(IMAGE_EXTENSIONS) and not parts[-1].startswith("._")
+            and MACOS_METADATA not in parts)
+
+
+def _folder_entries(root: Path, classes: list[str]) -> list[tuple[str, int]]:
+    return [(str(f), i) for i, c in enumerate(classes) if (root / c).is_dir()
+            for f in sorted((root / c).iterdir()) if is_image_name(f.name) and f.is_file()]
+
+
+def check_class_folders(name: str, prefix: str, with_images: dict[str, set[str]],
+                        folders: dict[str, list[str]]) -> None:
+    """A class folder that is there but holds no image would train and test on fewer classes than
+    --data has, silently (`folders`: the class folders present in each split read, `with_images`: those
+    holding an image; `prefix` + 'train/cat/' names one). A split without any image is left to
+    check_not_empty (its own message); a split without the folder at all is fine (one class list)."""
+    empty = [f"{split}/{c}/" for split, have in with_images.items() if have
+             for c in folders.get(split, []) if c not in have]
+    if empty:
+        more = f" (and {len(empty) - 1} more: {', '.join(empty[1:4])}{' ...' if len(empty) > 4 else ''})" \
+            if len(empty) > 1 else ""
+        raise UserError(f"class folder {prefix}{empty[0]} holds no images{more} (looked for "
+                        f"{', '.join(IMAGE_EXTENSIONS)}); every class of --data {name} needs its images: copy them "
+                        f"again, or point --data-dir at complete data")
 
 
 _ZIP_ENTRY = re.compile(r"^(?P<prefix>(?:.*/)?)(?P<split>train|test)/(?P<cls>[^/]+)/[^/]+$")
+_ZIP_FOLDER = re.compile(r"^(?P<prefix>(?:.*/)?)(?P<split>train|test)/(?P<cls>[^/]+)/$")
 
 
 def _empty(classes: list[str], size: int | None) -> Split:
@@ -151,18 +179,30 @@ def _zip_splits(path: Path, size: int | None, limits: tuple[int | None, int | No
         raise UserError(f"cannot read zip {path}: {exc}") from None
     with zf:
         found: dict[str, dict[str, dict[str, list[str]]]] = {}
+        folders: dict[str, dict[str, set[str]]] = {}     # class folders present (a zip lists its folders too)
         for name in zf.namelist():
+            if MACOS_METADATA in name.split("/"):
+                continue
             m = _ZIP_ENTRY.match(name)
-            if m and name.lower().endswith(IMAGE_EXTENSIONS):
+            if m and is_image_name(name):
                 found.setdefault(m["prefix"], {}).setdefault(m["split"], {}).setdefault(m["cls"], []).append(name)
+            m = m or _ZIP_FOLDER.match(name)
+            if m:
+                folders.setdefault(m["prefix"], {}).setdefault(m["split"], set()).add(m["cls"])
         roots = [p for p, s in found.items() if _needed(need_train) <= s.keys()]
-        if len(roots) != 1:
-            want = "train/<class>/ + test/<class>/" if need_train else "test/<class>/"
+        want = "train/<class>/ + test/<class>/" if need_train else "test/<class>/"
+        if not roots:
             raise UserError(f"{path} holds no single {want} tree")
+        if len(roots) > 1:
+            raise UserError(f"{path} holds {len(roots)} {want} trees ({', '.join(sorted(r or '/' for r in roots))}); "
+                            "it must hold one: keep one of them in the zip, or unzip it and point --data-dir at one")
         tree = found[roots[0]]
-        classes = sorted(set(tree.get("train", {})) | set(tree["test"]))
+        present = {split: sorted(folders.get(roots[0], {}).get(split, set())) for split in _needed(need_train)}
+        classes = sorted(set(tree.get("train", {})) | set(tree["test"]) | {c for cs in present.values() for c in cs})
         if dataset is not None:
             check_tree(dataset, classes, f"{path} ({roots[0] or '/'})")
+            check_class_folders(dataset, f"{path}:{roots[0]}",
+                                {s: set(tree.get(s, {})) for s in _needed(need_train)}, present)
         splits = []
         for split, limit in zip(("train", "test"), limits):
             entries = [(n, i) for i, c in enumerate(classes) for n in sorted(tree.get(split, {}).get(c, []))]
@@ -188,7 +228,10 @@ def _zip_in(root: Path, aliases: tuple[str, ...]) -> Path | None:
     if not root.is_dir():
         return None
     zips = [p for p in sorted(root.glob("*.zip")) if p.name.lower().startswith(aliases)]
-    return zips[0] if len(zips) == 1 else None
+    if len(zips) > 1:       # either may be the data: guessing (or downloading beside them) would be wrong
+        raise UserError(f"{root} holds {len(zips)} candidate data files ({', '.join(p.name for p in zips)}); point "
+                        f"--data-dir at one of them (--data-dir {zips[0]})")
+    return zips[0] if zips else None
 
 
 def check_not_empty(name: str, splits: tuple["Split", "Split"], where: str, need_train: bool) -> None:
@@ -259,6 +302,7 @@ def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Spli
         native = d.native(root, limits)
         if native is not None:
             base = d.base(root)
+            _check_native(name, base, native, need_train)
             files = [f for n in d.native_files if (base / n).exists()
                      for f in ([base / n] if (base / n).is_file() else sorted(p for p in (base / n).rglob("*")
                                                                            if p.is_file()))]
@@ -270,11 +314,15 @@ def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Spli
         classes = sorted({p.name for split in ("train", "test") if (tree / split).is_dir()
                           for p in (tree / split).iterdir() if p.is_dir()})
         check_tree(name, classes, str(tree))
+        listed = {split: _folder_entries(tree / split, classes) for split in _needed(need_train)}
+        check_class_folders(name, f"{tree}/", {s: {classes[i] for _, i in entries} for s, entries in listed.items()},
+                            {s: [c for c in classes if (tree / s / c).is_dir()] for s in listed})
         with _naming(name):
-            test = _folder_split(tree / "test", classes, size, limits[1], "test")
-            train = _folder_split(tree / "train", classes, size, limits[0], "train") if need_train else _empty(classes, size)
+            test = stack_images(listed["test"], lambda n: n, classes, size, limits[1], "test")
+            train = stack_images(listed["train"], lambda n: n, classes, size, limits[0], "train") if need_train \
+                else _empty(classes, size)
         files = sorted(f for split in _needed(need_train) for f in (tree / split).rglob("*")
-                       if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+                       if f.is_file() and is_image_name(f.relative_to(tree).as_posix()))
         check_not_empty(name, (train, test), str(tree), need_train)
         return _with_source((train, test), "folder", tree, files)
     zpath = _zip_in(root, aliases)
@@ -284,6 +332,19 @@ def _find(name: str, root: Path, limits: Limits, need_train: bool) -> tuple[Spli
         check_not_empty(name, splits, str(zpath), need_train)
         return _with_source(splits, "zip", zpath, [zpath], count)
     return None
+
+
+def _check_native(name: str, base: Path, splits: tuple[Split, Split], need_train: bool) -> None:
+    """A dataset's own layout with a split it needs empty (TinyImageNet without train/, say) would
+    start a run on nothing: one line naming what of the layout is missing."""
+    d = DATASETS[name]
+    for split, data in zip(("train", "test"), splits):
+        if (split == "test" or need_train) and len(data) == 0:
+            missing = [f"{n}/" if "." not in n else n for n in d.native_files if not (base / n).exists()]
+            lacks = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing" if missing \
+                else "no image files found"
+            raise UserError(f"{base} ({name}'s own layout) has no {split} images: {lacks}; its layout: "
+                            f"{d.layouts}")
 
 
 @contextlib.contextmanager
