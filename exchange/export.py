@@ -106,6 +106,29 @@ def model_card(results: dict, name: str, architecture: str, info: dict, checkpoi
         + (f" {info['footnote']}." if info.get("footnote") else ""), ""])
 
 
+# What a checkpoint's record and its results must agree on (besides the run_id and the data's sha256). An
+# --eval-only's results record the evaluating command's method and seed: it takes the model and the data
+# from the checkpoint (utils/training/run.py's FROM_CHECKPOINT), and its run_id.
+SAME_RUN, NOT_FROM_CHECKPOINT = ("method", "model", "seed", "data"), ("method", "seed")
+
+
+def _identity(record: dict, args: dict) -> dict:
+    """What tells a run apart: its settings SAME_RUN, its run_id and its data's sha256 (None: not recorded)."""
+    data = record.get("data")
+    return {**{k: args.get(k) for k in SAME_RUN}, "run_id": record.get("run_id"),
+            "data sha256": data.get("sha256") if isinstance(data, dict) else None}
+
+
+def differences(ckpt: dict, results: dict) -> list[str]:
+    """Where the checkpoint's record and its results disagree ("seed 1 in the checkpoint, 2 in the
+    results"), in what both record."""
+    args = results.get("args", {})
+    mine, theirs = _identity(ckpt, ckpt["args"]), _identity(results, args)
+    return [f"{k} {mine[k]} in the checkpoint, {theirs[k]} in the results" for k in mine
+            if mine[k] is not None and theirs[k] is not None and mine[k] != theirs[k]
+            and not (args.get("eval_only") and k in NOT_FROM_CHECKPOINT)]
+
+
 def export(checkpoint: str | Path, name: str, out: str | Path, results_path: str | Path | None = None,
            authors: str = "", link: str = "", venue: str = "", overwrite: bool = False) -> list[Path]:
     """The three files in {out}/cifar10/Linf/; every mistake one line (UserError) before anything is written."""
@@ -124,10 +147,17 @@ def export(checkpoint: str | Path, name: str, out: str | Path, results_path: str
         results = json.loads(results_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read the run's results {results_path} ({exc}); name them with --results") from None
+    if not isinstance(results, dict) or not isinstance(results.get("args", {}), dict):
+        raise UserError(f"{results_path} is not a results JSON of ours (an object with the run's settings and "
+                        "accuracies); name the run's results with --results")
     args = ckpt["args"]
     if "epochs_done" in results and "epoch" in ckpt and results["epochs_done"] != ckpt["epoch"]:
         raise UserError(f"{results_path} holds the accuracies of epoch {results['epochs_done']}, {checkpoint} is "
                         f"epoch {ckpt['epoch']}'s; name this checkpoint's results with --results (an --eval-only of it)")
+    differ = differences(ckpt, results)
+    if differ:
+        raise UserError(f"{results_path} is not {checkpoint}'s run ({'; '.join(differ)}); name this checkpoint's "
+                        "results with --results (an --eval-only of it)")
     if args.get("data") != "CIFAR10":
         raise UserError(f"{checkpoint} was trained on {args.get('data')}; RobustBench's layout here is CIFAR-10's")
     model = args.get("model")

@@ -9,15 +9,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from report.groups import arms, base_method, load_runs
+from report.groups import arms, base_method, distinct_runs, load_runs, name_apart
 from report.plots import plot_arm_curves, plot_arms, plot_curves, plot_tradeoff, robust_axis
 from report.tables import markdown_table
 from utils.argtypes import OneLineParser
 
 
-def write_report(paths: list[str], out: Path) -> list[Path]:
-    runs = load_runs(paths)
-    out.mkdir(parents=True, exist_ok=True)
+def write_report(paths: list[str], out: Path, drop_duplicates: bool = False) -> list[Path]:
+    """The table and pictures in `out`. A second results file of one run (groups.same_run) is refused before
+    anything is written, or left out with drop_duplicates; runs that share a name are renamed apart
+    (groups.name_apart); either said on stdout."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {out} is a file: name a folder for the table and pictures")
+    runs, dropped = distinct_runs(load_runs(paths))
+    for again, first, why in dropped:
+        same = f"{again['file']} is the same run as {first['file']} ({why})"
+        if not drop_duplicates:
+            raise ValueError(f"{same}: give each run once, or add --drop-duplicates to keep the first")
+        print(f"dropped {same}")
+    for r in name_apart(runs):
+        print(f"{r['file']} is run {r['name']} in the table and curves_{r['name']}.png (another file has its name)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot make the folder -o {out}: {exc.strerror or exc}") from None
     written = [out / "table.md"]
     written[0].write_text(markdown_table(runs))
     for r in runs:
@@ -45,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="results JSON files")
     p.add_argument("-o", "--out", default="results", help="output folder")
+    p.add_argument("--drop-duplicates", action="store_true",
+                   help="keep the first of results files that are one run (the same file, run_id, or settings and "
+                        "seed), naming the others (default: refuse them)")
     args = p.parse_args(argv)
     try:
-        for path in write_report(args.results, Path(args.out)):
+        for path in write_report(args.results, Path(args.out), args.drop_duplicates):
             print(path)
     except ValueError as exc:
         print(f"python -m report: error: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections import Counter
 from pathlib import Path
 
 from cam.rules import CAM_FREE_RULES, QUADRANTS
@@ -25,9 +26,22 @@ NOT_SETTINGS = report_ignores()
 PART_ONLY = reweighting_only()
 
 
+# What the report reads of a record besides its name and accuracies, and the type each must have where
+# it is recorded (None: not recorded).
+NUMBER = (int, float)
+READ_TOP = {"run_id": str, "machine": dict, "seconds": dict, "history": list, **{k: NUMBER for k, _ in METRICS}}
+READ_ARGS = {"seed": int, "warm_up": NUMBER, "mask_rule": str, "region_eps": dict}
+
+
+def _odd(record: dict, kinds: dict, prefix: str = "") -> list[str]:
+    """The keys of `kinds` that `record` holds with another type."""
+    return [prefix + k for k, kind in kinds.items() if record.get(k) is not None and not isinstance(record[k], kind)]
+
+
 def load_runs(paths: list[str]) -> list[dict]:
-    """The results files among `paths`; an unfinished evaluation's progress file (a run still going,
-    `results/*.json` matches it) is passed over, anything else unreadable is an error."""
+    """The results files among `paths`, each with its name and file; an unfinished evaluation's progress
+    file (a run still going, `results/*.json` matches it) is passed over, anything else unreadable or
+    with values the report cannot read is an error."""
     runs = []
     for p in paths:
         if str(p).endswith(PROGRESS_SUFFIX):
@@ -36,11 +50,69 @@ def load_runs(paths: list[str]) -> list[dict]:
             run = json.loads(Path(p).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read results file {p}: {exc}") from None
-        if not isinstance(run, dict) or "method" not in run or "args" not in run:
+        if not isinstance(run, dict) or not isinstance(run.get("method"), str) or "args" not in run:
             raise ValueError(f"{p} is not a results file of train_eval_part*.py")
+        if not isinstance(run["args"], dict):
+            raise ValueError(f"{p}: its args are a {type(run['args']).__name__}, not the run's settings by name; "
+                             "correct the file or leave it out")
+        eps = run["args"].get("region_eps")
+        odd = _odd(run, READ_TOP) + _odd(run["args"], READ_ARGS, "args.") + (
+            ["args.region_eps"] if isinstance(eps, dict) and not all(isinstance(v, NUMBER) for v in eps.values())
+            else [])
+        if odd:
+            raise ValueError(f"{p}: odd values of {', '.join(odd)} (not the types a run records); correct the file "
+                             "or leave it out")
         run["name"] = Path(p).stem if Path(p).stem != "results" else Path(p).parent.name
+        run["file"] = str(p)
         runs.append(run)
     return runs
+
+
+def identity(run: dict) -> tuple:
+    """What tells a loaded run apart (same_run): its file, its run_id, and its method, seed and settings."""
+    return (Path(run["file"]).resolve(), run.get("run_id"),
+            (run["method"], run["args"].get("seed"), settings(run)))
+
+
+def same_run(a: tuple, b: tuple) -> str | None:
+    """Why two runs of these identities are one, None where they are not: the same file, the same
+    run_id, or (where either lacks one) the same method, settings and seed."""
+    if a[0] == b[0]:
+        return "the same file"
+    if a[1] and b[1]:
+        return "the same run_id" if a[1] == b[1] else None
+    return "the same settings and seed" if a[2] == b[2] else None
+
+
+def distinct_runs(runs: list[dict]) -> tuple[list[dict], list[tuple[dict, dict, str]]]:
+    """The runs with each run once (its first file), and (dropped, the one kept, why) for every other."""
+    kept, dropped = [], []
+    for r in runs:
+        mine = identity(r)
+        first = next(((k, why) for k, theirs in kept if (why := same_run(theirs, mine))), None)
+        if first:
+            dropped.append((r, *first))
+        else:
+            kept.append((r, mine))
+    return [r for r, _ in kept], dropped
+
+
+def name_apart(runs: list[dict]) -> list[dict]:
+    """Runs whose name another run has too, renamed with their seed (and a count where that is not
+    enough), so that none overwrites another's picture; returns the renamed ones."""
+    counts = Counter(r["name"] for r in runs)
+    taken, renamed = set(counts), []
+    for r in runs:
+        if counts[r["name"]] > 1:
+            base = name = f"{r['name']}_seed{r['args'].get('seed')}"
+            n = 1
+            while name in taken:
+                n += 1
+                name = f"{base}_{n}"
+            taken.add(name)
+            r["name"] = name
+            renamed.append(r)
+    return renamed
 
 
 def settings(run: dict, drop: frozenset = frozenset()) -> tuple:
@@ -181,6 +253,11 @@ def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
     """The runs of arms a and b paired by seed."""
     by_seed = {r["args"].get("seed"): r for r in b}
     return [(r, by_seed[r["args"].get("seed")]) for r in a if r["args"].get("seed") in by_seed]
+
+
+def seed_order(seed: int | None) -> tuple:
+    """The sort key of seeds: in order, a seed the record lacks (None) last."""
+    return seed is None, seed or 0
 
 
 def paired(pairs: list[tuple[dict, dict]], key: str) -> list[float]:

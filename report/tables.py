@@ -6,7 +6,7 @@ import statistics
 
 from cam.rules import QUADRANTS
 from report.groups import (METRICS, arm_pairs, baseline_candidates, baseline_of, figure1_quadrant, group_label,
-                           grouped, matched, paired, start_of, t_interval)
+                           grouped, matched, paired, seed_order, start_of, t_interval)
 
 
 def _fmt(v: float | None) -> str:
@@ -70,7 +70,7 @@ def by_seed(runs: list[dict]) -> list[str]:
     groups = {k: m for k, m in grouped(runs).items() if len({r["args"].get("seed") for r in m}) >= 2}
     if not groups:
         return []
-    seeds = sorted({r["args"].get("seed") for m in groups.values() for r in m})
+    seeds = sorted({r["args"].get("seed") for m in groups.values() for r in m}, key=seed_order)
     shown = [(k, name) for k, name in METRICS if any(r.get(k) is not None for m in groups.values() for r in m)]
     lines = ["", "Seed by seed (" + " / ".join(name for _, name in shown) + ", %):", "",
              "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
@@ -175,7 +175,7 @@ def figure1_table(runs: list[dict]) -> list[str]:
     if not fig:
         return []
     by = {(figure1_quadrant(r), r["args"].get("seed")): r for r in fig}
-    seeds = sorted({s for _, s in by})
+    seeds = sorted({s for _, s in by}, key=seed_order)
     quads = [q for q in QUADRANTS if any((q, s) in by for s in seeds)]
     lines = ["", "Figure 1 of the paper at this scale: one quadrant at the lower budget, the others at the higher "
              "(natural / PGD-20, %; paper, ResNet-18: br 76.77 / 46.75, ul 78.00 / 47.69):", "",
