@@ -76,11 +76,12 @@ def identity(run: dict) -> tuple:
 
 def same_run(a: tuple, b: tuple) -> str | None:
     """Why two runs of these identities are one, None where they are not: the same file, the same
-    run_id, or (where either lacks one) the same method, settings and seed."""
+    run_id (a copy, even one whose settings were edited), or the same method, settings and seed (a
+    rerun of one run is not another replicate: on a CPU it repeats the numbers to the bit)."""
     if a[0] == b[0]:
         return "the same file"
-    if a[1] and b[1]:
-        return "the same run_id" if a[1] == b[1] else None
+    if a[1] and a[1] == b[1]:
+        return "the same run_id"
     return "the same settings and seed" if a[2] == b[2] else None
 
 

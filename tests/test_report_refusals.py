@@ -62,13 +62,15 @@ def test_a_run_given_twice_is_refused_or_dropped_never_counted_twice(tmp_path, c
 
 
 def test_one_run_id_is_one_run_and_two_are_two(tmp_path, capsys):
-    """A run_id says which files are one run even where their settings say otherwise (a rerun's file
-    elsewhere), and that two files of equal settings and seed are two runs."""
+    """A run_id says which files are one run even where their settings say otherwise (a copy edited
+    elsewhere); a rerun with equal settings and seed is the same run under another run_id."""
     paths = [results(tmp_path / "a" / f"part_seed{s}.json", s, run_id=f"r{s}") for s in PGD20]
     moved = results(tmp_path / "b" / "seed1_moved.json", 1, "--lr", "0.02", run_id="r1")
     refused(capsys, [*paths, moved, "-o", str(tmp_path / "o")], moved, paths[0], "run_id", "--drop-duplicates")
     rerun = results(tmp_path / "b" / "seed1_rerun.json", 1, run_id="r2")
-    assert report_cli.main([paths[0], rerun, "-o", str(tmp_path / "o")]) == 0
+    refused(capsys, [paths[0], rerun, "-o", str(tmp_path / "o")], rerun, "the same settings and seed")
+    other_seed = results(tmp_path / "b" / "seed9.json", 9, run_id="r9")
+    assert report_cli.main([paths[0], other_seed, "-o", str(tmp_path / "o")]) == 0
 
 
 @pytest.mark.parametrize("key,value", [
