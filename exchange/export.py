@@ -1,6 +1,6 @@
 """Export one of our checkpoints in RobustBench's layout, with its model_info JSON and a model card.
 
-    python -m exchange.export checkpoint/CIFAR10/ResNet_18/PART/epoch80.pt --name Me2026PART_R18 --out models/
+    python -m exchange.export checkpoint/CIFAR10/ResNet_18/PART/seed1/epoch80.pt --name Me2026PART_R18 --out models/
 
 writes `models/cifar10/Linf/Me2026PART_R18.pt` (a plain state dict: RobustBench's ResNet-18 or
 WideResNet-34-10 definition loads it strictly, as does ours), `.json` (RobustBench's model_info, filled

@@ -128,6 +128,15 @@ def _trained_a_little(name: str):
     return model.eval()
 
 
+def one_line(capsys, *needles) -> str:
+    """What a command printed on stderr: one line (no traceback) holding each of `needles`."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
 def tiny_argv(data_dir: Path, out: Path, *extra: str) -> list[str]:
     """The command line of a tiny run: a small CNN and short attacks (later flags win)."""
     return ["--model", "smallcnn", "--data-dir", str(data_dir), "--no-download", "--batch-size", "32",

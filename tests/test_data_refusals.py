@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_argv, zip_tree
+from tests.conftest import one_line, tiny_argv, zip_tree
 from utils.data import canvas
 from utils.data.datasets import DATASETS
 from utils.data.sources import load_splits
@@ -17,19 +17,11 @@ from utils.main import main
 SMALL = ("--batch-size", "16", "--num-steps", "1", "--test-subset", "16", "--epochs", "1", "--eval", "natural")
 
 
-def _one_line(capsys, *needles) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def _refused(capsys, data_dir, tmp_path, *needles, extra=()) -> str:
     """The training script on `data_dir` stops at once: exit 2, one line, no model folder."""
     out = tmp_path / "m"
     assert main("part", tiny_argv(data_dir, out, *SMALL, *extra)) == 2
-    err = _one_line(capsys, *needles)
+    err = one_line(capsys, *needles)
     assert not out.exists()
     return err
 
@@ -78,7 +70,7 @@ def test_two_candidate_zips_are_named_and_nothing_is_downloaded(tiny_zip, tmp_pa
         shutil.copy(tiny_zip, data / name)
     argv = [a for a in tiny_argv(data, tmp_path / "m", *SMALL) if a != "--no-download"]
     assert main("part", argv) == 2
-    _one_line(capsys, "cifar10-a.zip", "cifar10-b.zip", "point --data-dir at one of them")
+    one_line(capsys, "cifar10-a.zip", "cifar10-b.zip", "point --data-dir at one of them")
     assert fetched == [] and sorted(p.name for p in data.iterdir()) == ["cifar10-a.zip", "cifar10-b.zip"]
     assert not (tmp_path / "m").exists()
 
@@ -116,7 +108,7 @@ def test_a_damaged_canvas_cache_is_rebuilt(tiny_zip, tmp_path, monkeypatch, caps
     assert capsys.readouterr().out == ""
 
 
-def test_an_unwritable_canvas_cache_is_one_line(tiny_zip, tmp_path, monkeypatch, capsys):
+def test_an_unwritable_canvas_cache_isone_line(tiny_zip, tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("PART_DATA_CACHE", str(blocker / "cache"))

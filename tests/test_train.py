@@ -77,7 +77,7 @@ def test_outputs_checkpoints_and_results(tiny_zip, tmp_path, capsys):
         assert ("full budget on" in row) == (label == "reweighted")
         if label == "reweighted":
             assert f"full budget on {100 * h['full_budget_fraction']:.1f}% of elements" in row
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["epoch2.pt", "epoch3.pt"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["epoch2.pt", "epoch3.pt", "run.json"]
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["method"] == "PART" and saved["epochs_done"] == 3
     assert saved["args"]["mask_rule"] == "official" and saved["args"]["cam_refresh"] == "batch"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, tiny_argv
+from tests.conftest import REPO, one_line, tiny_argv
 from utils.infra.checkpoint import load_checkpoint
 from utils.infra.errors import UserError
 from utils.main import main
@@ -33,20 +33,12 @@ def trained(tiny_folder, tmp_path_factory) -> Path:
     return out
 
 
-def _one_line(capsys, *needles) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def test_text_file_is_not_a_checkpoint(tmp_path, capsys):
     text = tmp_path / "notes.pt"
     text.write_text("hello\nworld\n")
     assert main("part", ["--eval-only", str(text), "--data-dir", MISSING_DATA, "--no-download",
                          "--model-dir", str(tmp_path / "m")]) == 2
-    _one_line(capsys, f"cannot read checkpoint {text}: not a torch checkpoint")
+    one_line(capsys, f"cannot read checkpoint {text}: not a torch checkpoint")
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(UserError, match="the file is empty"):
         load_checkpoint(tmp_path / "empty.pt", CPU)
@@ -76,7 +68,7 @@ def test_os_system_pickle_is_refused_by_its_globals(tmp_path, legacy, monkeypatc
             raise type(exc)("something else entirely") from None
     monkeypatch.setattr(torch, "load", reworded)
     assert main("part", ["--eval-only", str(evil), "--data-dir", MISSING_DATA, "--model-dir", str(tmp_path / "m")]) == 2
-    _one_line(capsys, "refused to load checkpoint", "posix.system")
+    one_line(capsys, "refused to load checkpoint", "posix.system")
     assert not (tmp_path / "pwned-by-system").exists()
 
 
@@ -97,11 +89,11 @@ def test_checkpoint_of_another_model_is_named_before_the_data_load(trained, tmp_
         if flag == "--resume":
             argv.append("--resume-anyway")
         assert main("part", argv) == 2
-        _one_line(capsys, "does not fit --model resnet: it holds a smallcnn for 10 classes of 32x32 images",
+        one_line(capsys, "does not fit --model resnet: it holds a smallcnn for 10 classes of 32x32 images",
                   "give --model smallcnn")
     assert main("part", ["--model", "smallcnn", "--data", "TinyImagenet", "--data-dir", MISSING_DATA,
                          "--eval-only", str(trained / "epoch1.pt"), "--model-dir", str(tmp_path / "m")]) == 2
-    _one_line(capsys, "not a smallcnn for 200 classes of 64x64 images; give the --data it was trained on")
+    one_line(capsys, "not a smallcnn for 200 classes of 64x64 images; give the --data it was trained on")
     assert not (tmp_path / "m").exists()
 
 
@@ -109,13 +101,13 @@ def test_unwritable_output_is_found_before_the_data_load(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert main("part", ["--data-dir", MISSING_DATA, "--no-download", "--model-dir", str(blocker / "m")]) == 2
-    _one_line(capsys, f"cannot write to {blocker / 'm'}")
+    one_line(capsys, f"cannot write to {blocker / 'm'}")
     assert main("part", ["--data-dir", MISSING_DATA, "--no-download", "--model-dir", str(tmp_path / "m"),
                          "--results", str(blocker / "r.json")]) == 2
-    _one_line(capsys, f"cannot write to {blocker}")
+    one_line(capsys, f"cannot write to {blocker}")
     # A writable folder that does not exist yet is probed without being left behind.
     assert main("part", ["--data-dir", MISSING_DATA, "--no-download", "--model-dir", str(tmp_path / "new" / "m")]) == 2
-    _one_line(capsys, "no CIFAR10 data found")
+    one_line(capsys, "no CIFAR10 data found")
     assert not (tmp_path / "new").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
@@ -124,7 +116,7 @@ def test_empty_class_folders_stop_before_anything_is_written(tmp_path, capsys):
         for c in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"):
             (tmp_path / "data" / split / c).mkdir(parents=True)
     assert main("part", argv_for(tmp_path / "data", tmp_path / "m")) == 2
-    _one_line(capsys, "has no images in its train/<class>/ folders")
+    one_line(capsys, "has no images in its train/<class>/ folders")
     assert not (tmp_path / "m").exists()
 
 
@@ -277,11 +269,11 @@ def test_a_plain_pickle_is_refused_without_a_warning(tmp_path):
 
 
 @pytest.mark.parametrize("seed", ["-5", str(2**32)])
-def test_seed_outside_numpys_range_is_one_line(seed, capsys):
+def test_seed_outside_numpys_range_isone_line(seed, capsys):
     with pytest.raises(SystemExit) as exc:
         main("part", ["--seed", seed])
     assert exc.value.code == 2
-    _one_line(capsys, "--seed", seed)
+    one_line(capsys, "--seed", seed)
 
 
 @pytest.mark.parametrize("layout", ["folder", "zip"])
@@ -292,7 +284,7 @@ def test_subset_larger_than_its_split_names_the_split_size(tiny_folder, tiny_zip
     argv = tiny_argv(data, tmp_path / "m", "--epochs", "1", "--eval", "natural", flag, str(total + 1))
     assert main("part", argv) == 2
     split = flag[2:].split("-")[0]
-    _one_line(capsys, f"{flag} {total + 1} is larger than the {split} split, which holds {total} images")
+    one_line(capsys, f"{flag} {total + 1} is larger than the {split} split, which holds {total} images")
     assert not (tmp_path / "m").exists()
 
 
@@ -304,5 +296,5 @@ def test_damaged_image_in_a_zip_is_named_by_zip_and_member(tiny_folder, tmp_path
             rel = f.relative_to(tiny_folder).as_posix()
             zf.writestr(f"cifar10/{rel}", b"\xff\xd8\xff not a jpeg" if rel == "test/cat/0003.png" else f.read_bytes())
     assert main("part", tiny_argv(bad, tmp_path / "m", "--epochs", "1", "--eval", "natural")) == 2
-    err = _one_line(capsys, f"cannot read image {bad}:cifar10/test/cat/0003.png", "not an image PIL can identify")
+    err = one_line(capsys, f"cannot read image {bad}:cifar10/test/cat/0003.png", "not an image PIL can identify")
     assert "BytesIO" not in err

@@ -19,7 +19,7 @@ def same(a: dict, b: dict) -> bool:
 
 
 def comparable(results: dict) -> dict:
-    """Results without timings and the paths / resume records that differ by construction."""
-    out = {k: v for k, v in results.items() if k not in ("seconds", "args", "resumes", "git_commit")}
+    """Results without timings and the paths, resume records and run ids that differ by construction."""
+    out = {k: v for k, v in results.items() if k not in ("seconds", "args", "resumes", "git_commit", "run_id")}
     out["history"] = [{k: v for k, v in r.items() if k != "seconds"} for r in results["history"]]
     return out

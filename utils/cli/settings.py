@@ -78,7 +78,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(T, "--seed", type=seed_int, default=1, metavar="S", help="random seed, in [0, 2**32 - 1]")
     a(N, "--log-interval", type=positive_int, default=100, metavar="N", help="batches between progress lines")
     a(N, "--model-dir", default=None,
-      help=f"checkpoint folder (default ./checkpoint/<data>/<model>/{method.dir_name})")
+      help=f"checkpoint folder (default ./checkpoint/<data>/<model>/{method.dir_name}[-baseline]/seed<N>)")
     a(N, "--save-freq", type=positive_int, default=10, metavar="N",
       help="checkpoint every N epochs (and at the end)")
     a(R, "--save-weights", type=positive_int, default=1, metavar="N",

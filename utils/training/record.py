@@ -71,6 +71,7 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
     return {
         "method": method.label(args.no_reweight, args.mask_rule),
         "script": method.script,
+        "run_id": trainer.run_id,          # the run whose weights these are (utils.training.ownership)
         # The folders and the loader used, also where the flags left them to their defaults.
         "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path),
                  "loader": trainer.loader_kind},

@@ -4,6 +4,7 @@ state that continues an epoch a signal stopped (Position, kept by an epoch's Tal
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import tempfile
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from utils.cli.settings import EARLIER_DEFAULTS, flag_names, must_match
@@ -67,6 +69,32 @@ def check_resume(ckpt: dict, path: str, args: argparse.Namespace) -> dict[str, l
     if done > args.epochs:
         raise UserError(f"checkpoint {path} is past --epochs {args.epochs} (it holds epoch {done})")
     return diff
+
+
+def data_identity(train_split) -> dict:
+    """What a checkpoint's training data were, independent of where they lie: the sha256 of the source
+    (utils.data.sources), the image count and the sha256 of the training subset's indices (None: all)."""
+    indices = train_split.indices
+    return {"sha256": (train_split.source or {}).get("sha256"), "train_images": len(train_split),
+            "train_indices_sha256": None if indices is None else
+            hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest()}
+
+
+def check_same_data(ckpt: dict, path: str, now: dict, args: argparse.Namespace) -> dict[str, list]:
+    """Refuse to continue a checkpoint on other training data than its own (another source, another
+    subset) unless --resume-anyway, which records the difference; the same data at another path is
+    the same data. A checkpoint written before checkpoints recorded their data is not checked."""
+    then = ckpt.get("data")
+    if not then or then == now:
+        return {}
+    changed = [k for k in now if then.get(k) != now[k]]
+    if not args.resume_anyway:
+        said = {"sha256": "other files (another sha256)", "train_images": f"{then.get('train_images')} training "
+                f"images then, {now['train_images']} now", "train_indices_sha256": "another training subset"}
+        raise UserError(f"checkpoint {path} was trained on other data than --data-dir {args.data_dir} holds: "
+                        f"{'; '.join(said[k] for k in changed)}; give the data it was trained on, or "
+                        "--resume-anyway to continue on these")
+    return {"data": [then, now]}
 
 
 def progress_file(results: Path) -> Path:
@@ -221,9 +249,10 @@ def save_checkpoint(trainer: Checkpointed, dist: Dist, path: Path, epoch: int,
     dist.barrier()
 
 
-def restore_checkpoint(trainer: Checkpointed, dist: Dist, ckpt: dict, path: str,
-                       differences: dict) -> tuple[int, Position | None]:
-    """Load a checkpoint of ours: (epochs complete, the position inside the next one or None)."""
+def restore_checkpoint(trainer: Checkpointed, dist: Dist, ckpt: dict, path: str, differences: dict,
+                       data_dir: str | None = None) -> tuple[int, Position | None]:
+    """Load a checkpoint of ours: (epochs complete, the position inside the next one or None); the
+    resume is recorded with the commit and the data folder it continued with."""
     missing = [k for k in ("optimizer", "epoch", "rng") if k not in ckpt]
     if missing:
         raise UserError(f"cannot resume from {path}: it holds weights only (no {', '.join(missing)})")
@@ -237,6 +266,7 @@ def restore_checkpoint(trainer: Checkpointed, dist: Dist, ckpt: dict, path: str,
     resumes = list(ckpt.get("resumes", [])) + [
         {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
          "batches": position.batches if position else 0, "differences": differences,
+         "data_dir": data_dir,           # where its data were read from (the same data may move)
          "git_commit": git_commit(), "source_changes": source_changes()}]      # the code it continued with
     trainer.load_state_dict({**ckpt, "resumes": resumes}, path, own.get("budget") if own else None)
     if own and position is None:

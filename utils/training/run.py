@@ -33,8 +33,9 @@ from utils.infra.files import write_json
 from utils.infra.interrupt import Interrupted, StopRequest
 from utils.infra.rng import RANK_SEED_STRIDE, set_seed
 from utils.training.record import eval_key, results_record, zoo_results_record
-from utils.training.resume import (Position, check_resume, check_writable, earlier_outputs, flag, progress_file,
-                                   refuse_unless_overwrite, remove, restore_checkpoint)
+from utils.training.ownership import OWNER, Claim, RunLock, claim, lock_files, owner_record, release_on_failure
+from utils.training.resume import (Position, check_resume, check_same_data, check_writable, earlier_outputs, flag,
+                                   progress_file, refuse_unless_overwrite, remove, restore_checkpoint)
 from utils.training.trainer import Trainer, train_epochs
 
 
@@ -48,7 +49,10 @@ def pick_device(choice: str, dist: Dist = Dist()) -> torch.device:
 
 
 def default_model_dir(args: argparse.Namespace) -> str:
-    return os.path.join("checkpoint", args.data, MODEL_DIR_NAMES[args.model], METHODS[args.method].dir_name)
+    """checkpoint/<data>/<model>/<method>[-baseline]/seed<N>: the official folder, one per seed and for
+    the --no-reweight baseline apart, so that two seeds of one command never share a folder."""
+    method = METHODS[args.method].dir_name + ("-baseline" if args.no_reweight else "")
+    return os.path.join("checkpoint", args.data, MODEL_DIR_NAMES[args.model], method, f"seed{args.seed}")
 
 
 def prepare(args: argparse.Namespace, dist: Dist = Dist(),
@@ -87,12 +91,9 @@ def eval_test_subset(args: argparse.Namespace, d: DataSettings) -> int | None:
 def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results_path: Path,
                               device: torch.device, loaded: dict | None = None) -> tuple[str | None, dict | None]:
     """The checkpoint --eval-only / --resume / --resume auto names, loaded (--eval-only's: `loaded`, if
-    eval_only_settings loaded it already); (None, None) for a fresh run, after making sure it would not
-    write over another run's files."""
+    eval_only_settings loaded it already); (None, None) for a fresh run."""
     if args.eval_only:
-        ckpt = loaded if loaded is not None else load_checkpoint(args.eval_only, device)
-        refuse_unless_overwrite(earlier_outputs(model_dir, results_path, True), args.overwrite, "this evaluation")
-        return args.eval_only, ckpt
+        return args.eval_only, loaded if loaded is not None else load_checkpoint(args.eval_only, device)
     if args.resume == "auto":
         found = newest_loadable(model_dir, device)
         if found is not None:
@@ -105,7 +106,6 @@ def _checkpoint_to_start_from(args: argparse.Namespace, model_dir: Path, results
         print(f"--resume auto: no checkpoint to continue in {model_dir}; starting a fresh run", flush=True)
     elif args.resume:
         return args.resume, load_checkpoint(args.resume, device)
-    refuse_unless_overwrite(earlier_outputs(model_dir, results_path, False), args.overwrite, "this run")
     return None, None
 
 
@@ -171,39 +171,58 @@ def _run(args: argparse.Namespace, stop: StopRequest, dist: Dist) -> dict:
         return _evaluate_zoo_model(args, stop, dist)
     loaded = eval_only_settings(args, dist) if args.eval_only else None
     model_dir = Path(args.model_dir or default_model_dir(args))
-    results_path = Path(args.results) if args.results else model_dir / "results.json"
+    results_path = results_file(args.results or model_dir / "results.json")
     if args.eval_only and not args.results and not args.model_dir:
         results_path = Path(args.eval_only).with_suffix(".eval.json")    # never a training run's results
+    with RunLock(lock_files(None if args.eval_only else model_dir, results_path), hold=dist.main):
+        return _run_in(args, stop, dist, loaded, model_dir, results_path)
+
+
+def results_file(path: str | os.PathLike) -> Path:
+    """--results: a file to write, refused in one line when it names a folder."""
+    if Path(path).is_dir():
+        raise UserError(f"--results {path} is a folder; name the results file, e.g. {Path(path) / 'results.json'}")
+    return Path(path)
+
+
+def _run_in(args: argparse.Namespace, stop: StopRequest, dist: Dist, loaded: dict | None, model_dir: Path,
+            results_path: Path) -> dict:
+    """_run with the run's folders held (RunLock)."""
     outputs = ([] if args.eval_only else [model_dir]) + [results_path.parent]
-    ckpt_path, ckpt, differences = _start_from(args, model_dir, results_path, outputs, dist, loaded)
+    ckpt_path, ckpt, differences, owned = _start_from(args, model_dir, results_path, outputs, dist, loaded)
     if ckpt is _FINISHED:
         return json.loads(results_path.read_text())
     trainer, test_loader, train_split, test_split = prepare(args, dist)
-    _claim(outputs, ckpt is None, args, model_dir, results_path, dist)
-    _announce(args, trainer, train_split, test_split, ckpt_path)
-    if args.eval_only:
-        load_model_state(trainer.model, ckpt, ckpt_path)
-        epochs_done = int(ckpt.get("epoch", 0))
-        # The weights' own history: the commit their run started at and each resume's (the evaluation's
-        # commit is the results' git_commit).
-        trainer.started = ckpt.get("started", {"git_commit": None, "source_changes": None})
-        trainer.resumes = list(ckpt.get("resumes", []))
-    else:
-        start, position = (1, None) if ckpt is None else _continue(trainer, ckpt, ckpt_path, differences)
-        if stop.signum is not None:
-            raise Interrupted(stop.signum, "before training started (nothing to save)", [])
-        epochs_done = train_epochs(trainer, start, position, stop, model_dir)
-    record = EvalProgress(progress_file(results_path), eval_key(trainer.model, test_split, args, trainer.num_classes))
-    try:
-        ev = evaluate(trainer.model, test_loader, args.eval, EvalSettings.from_args(args), trainer.num_classes,
-                      trainer.progress, record=record, stop=stop, dist=dist)
-    except Interrupted as exc:
-        exc.where += f": progress kept in {record.path}"
-        if not args.eval_only:
-            exc.resume_args = ["--resume", str(model_dir / f"epoch{args.epochs}.pt")]
-        raise
-    return _write_results(results_record(args, trainer, ev, epochs_done, model_dir, results_path, train_split,
-                                         test_split), results_path, record, dist)
+    trainer.run_id = owned.run_id
+    if ckpt is not None and not args.eval_only:
+        differences.update(check_same_data(ckpt, ckpt_path, trainer.trained_on, args))
+    _claim(outputs, owned, args, model_dir, results_path, dist)
+    with release_on_failure(owned, model_dir, dist.main):
+        _announce(args, trainer, train_split, test_split, ckpt_path)
+        if args.eval_only:
+            load_model_state(trainer.model, ckpt, ckpt_path)
+            epochs_done = int(ckpt.get("epoch", 0))
+            # The weights' own history: the commit their run started at and each resume's (the evaluation's
+            # commit is the results' git_commit).
+            trainer.started = ckpt.get("started", {"git_commit": None, "source_changes": None})
+            trainer.resumes = list(ckpt.get("resumes", []))
+        else:
+            start, position = (1, None) if ckpt is None else _continue(trainer, ckpt, ckpt_path, differences)
+            if stop.signum is not None:
+                raise Interrupted(stop.signum, "before training started (nothing to save)", [])
+            epochs_done = train_epochs(trainer, start, position, stop, model_dir)
+        key = eval_key(trainer.model, test_split, args, trainer.num_classes)
+        record = EvalProgress(progress_file(results_path), key)
+        try:
+            ev = evaluate(trainer.model, test_loader, args.eval, EvalSettings.from_args(args), trainer.num_classes,
+                          trainer.progress, record=record, stop=stop, dist=dist)
+        except Interrupted as exc:
+            exc.where += f": progress kept in {record.path}"
+            if not args.eval_only:
+                exc.resume_args = ["--resume", str(model_dir / f"epoch{args.epochs}.pt")]
+            raise
+        return _write_results(results_record(args, trainer, ev, epochs_done, model_dir, results_path, train_split,
+                                             test_split), results_path, record, dist)
 
 
 def _write_results(results: dict, path: Path, record: EvalProgress, dist: Dist) -> dict:
@@ -223,7 +242,13 @@ def _evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist)
     sha256 and robustbench's version."""
     name = args.eval_only[len(ZOO_PREFIX):]
     device = pick_device(args.device, dist)
-    results_path = Path(args.results) if args.results else zoo_file(name, args.zoo_dir).with_suffix(".eval.json")
+    results_path = results_file(args.results or zoo_file(name, args.zoo_dir).with_suffix(".eval.json"))
+    with RunLock(lock_files(None, results_path), hold=dist.main):
+        return _evaluate_zoo_model_in(args, stop, dist, name, device, results_path)
+
+
+def _evaluate_zoo_model_in(args: argparse.Namespace, stop: StopRequest, dist: Dist, name: str, device: torch.device,
+                           results_path: Path) -> dict:
     refuse_unless_overwrite(earlier_outputs(results_path.parent, results_path, True), args.overwrite, "this evaluation")
     cpu_defaults(args, device)
     model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
@@ -257,10 +282,11 @@ _FINISHED = object()      # _start_from's answer for a finished run under --resu
 
 
 def _start_from(args: argparse.Namespace, model_dir: Path, results_path: Path, outputs: list[Path],
-                dist: Dist, loaded: dict | None = None) -> tuple[str | None, dict | None, dict]:
+                dist: Dist, loaded: dict | None = None) -> tuple[str | None, dict | None, dict, Claim]:
     """The checkpoint to start from (None for a fresh run), checked against this command line, the
-    model it must fit and the folders it will write, before any data are loaded (tens of seconds
-    for CIFAR-10); (path, _FINISHED, {}) when --resume auto finds the run finished."""
+    model it must fit, the files already at its paths (whose they are: `Claim`) and the folders it will
+    write, before any data are loaded (tens of seconds for CIFAR-10); (path, _FINISHED, {}, claim) when
+    --resume auto finds this run finished."""
     ckpt_path, ckpt = _checkpoint_to_start_from(args, model_dir, results_path, pick_device(args.device, dist),
                                                 loaded)
     chosen = dist.gather(ckpt_path)
@@ -268,26 +294,29 @@ def _start_from(args: argparse.Namespace, model_dir: Path, results_path: Path, o
         raise UserError(f"the processes would start from different checkpoints ({', '.join(map(str, chosen))}); "
                         "--model-dir must be one shared folder for all of them")
     differences = check_resume(ckpt, ckpt_path, args) if ckpt is not None and not args.eval_only else {}
+    owned = claim(args, model_dir, results_path, ckpt_path, ckpt)
     if (args.resume == "auto" and ckpt is not None and "position" not in ckpt and ckpt["epoch"] == args.epochs
-            and results_path.exists() and not progress_file(results_path).exists()):
+            and owned.results_ours and not progress_file(results_path).exists()):
         print(f"--resume auto: this run is finished ({ckpt_path}); its results are in {results_path}", flush=True)
-        return ckpt_path, _FINISHED, {}
+        return ckpt_path, _FINISHED, {}, owned
     if ckpt is not None:
         check_fits(ckpt, ckpt_path, args.model, DATASETS[args.data].classes, DATASETS[args.data].image_size)
     check_writable(*outputs, create=False)
-    return ckpt_path, ckpt, differences
+    return ckpt_path, ckpt, differences, owned
 
 
-def _claim(outputs: list[Path], fresh: bool, args: argparse.Namespace, model_dir: Path, results_path: Path,
+def _claim(outputs: list[Path], owned: Claim, args: argparse.Namespace, model_dir: Path, results_path: Path,
            dist: Dist) -> None:
-    """Make the output folders; once every rank has read what it needs, rank 0 removes what a fresh
-    run replaces (only there with --overwrite) and dead writers' temporaries."""
+    """Make the output folders; once every rank has read what it needs, rank 0 removes the files of
+    another run this one replaces (only there with --overwrite: all of them) and dead writers'
+    temporaries, and writes the folder's run.json."""
     check_writable(*outputs)
     dist.barrier()
     if dist.main:
-        if fresh:
-            remove(earlier_outputs(model_dir, results_path, False))
+        remove(owned.replace)
         remove_stale_temporaries(None if args.eval_only else model_dir, results_path)
+        if owned.write_owner:
+            write_json(owner_record(owned.run_id, args), model_dir / OWNER)
 
 
 def _announce(args: argparse.Namespace, trainer: Trainer, train_split: Split, test_split: Split,
@@ -309,7 +338,8 @@ def _announce(args: argparse.Namespace, trainer: Trainer, train_split: Split, te
 
 def _continue(trainer: Trainer, ckpt: dict, ckpt_path: str, differences: dict) -> tuple[int, Position | None]:
     """Restore a checkpoint of ours; (the epoch to start, the position inside it or None)."""
-    epochs_done, position = restore_checkpoint(trainer, trainer.dist, ckpt, ckpt_path, differences)
+    epochs_done, position = restore_checkpoint(trainer, trainer.dist, ckpt, ckpt_path, differences,
+                                               str(trainer.command_line.data_dir))
     where = f" and {position.batches} batches of epoch {epochs_done + 1}" if position else ""
     allowed = "; allowed differences (--resume-anyway): " + ", ".join(
         f"{flag(k)} {old} -> {new}" for k, (old, new) in differences.items()) if differences else ""

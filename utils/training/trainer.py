@@ -30,7 +30,7 @@ from utils.training import TrainingSettings
 from utils.training.awp import AWP
 from utils.training.graphs import graphed
 from utils.training.pairing import OfficialPairing
-from utils.training.resume import EpochStopped, Position, Tally, save_checkpoint
+from utils.training.resume import EpochStopped, Position, Tally, data_identity, save_checkpoint
 from utils.training.side_outputs import SideOutputs
 
 
@@ -89,6 +89,8 @@ class Trainer:
         self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed, code
         # The code the run started at (a resume keeps the checkpoint's; each resume records its own).
         self.started = {"git_commit": git_commit(), "source_changes": source_changes()}
+        self.run_id: str | None = None           # the run's identity (utils.training.ownership), set by the run
+        self.trained_on = data_identity(train_split)   # its data, wherever they lie (a resume checks it)
         # The method (part.step): its two phases; what wraps its step from outside: the attack as a CUDA
         # graph, AWP around the update, the official pairing's stored ε maps.
         s = self.settings
@@ -110,7 +112,7 @@ class Trainer:
         utils.training.resume adds): weights, optimizer, the run's settings, its history and resumptions."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "method": self.method.key,
                 "args": vars(self.command_line), "history": self.history, "resumes": self.resumes,
-                "started": self.started}
+                "started": self.started, "run_id": self.run_id, "data": self.trained_on}
 
     def mask_grid(self, epoch: int, path: Path) -> None:
         """The --save-masks picture: PART's budget and the main phase's attack on fixed test images."""
