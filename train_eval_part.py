@@ -4,11 +4,12 @@ elsewhere — then natural / PGD-20 / MMA / AutoAttack accuracy. --no-reweight t
 
 Its own flag: --attack pgd (or mma, MMA-AT). The shared flags and their official defaults
 (ResNet-18, CIFAR-10, 80 epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255):
-utils/cli/settings.py; the step of a batch: part/step.py; `--help` lists every flag by section.
+runner/cli/settings.py; the step of a batch: part/step.py; `--help` lists every flag by section.
 """
 import sys
 
-from utils.main import main
+import exchange.eval_only  # noqa: F401  (registers --eval-only robustbench:NAME, a RobustBench zoo model)
+from runner.main import main
 
 if __name__ == "__main__":
     sys.exit(main("part"))

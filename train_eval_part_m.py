@@ -3,12 +3,13 @@ the CAM's important pixels, --low-epsilon elsewhere), then natural / PGD-20 / MM
 --no-reweight trains the MART baseline; --beta (6.0) weighs MART's KL term.
 
 Its own flag: --beta 6.0. The shared flags and their official defaults (ResNet-18, CIFAR-10, 80
-epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255): utils/cli/settings.py; the step of a batch:
+epochs of which 20 warm-up, epsilon 8/255, --low-epsilon 7/255): runner/cli/settings.py; the step of a batch:
 part/step.py; `--help` lists every flag by section.
 """
 import sys
 
-from utils.main import main
+import exchange.eval_only  # noqa: F401  (registers --eval-only robustbench:NAME, a RobustBench zoo model)
+from runner.main import main
 
 if __name__ == "__main__":
     sys.exit(main("part_m"))

@@ -11,7 +11,7 @@ Budget = Union[float, torch.Tensor]
 
 # --- the random starts: start(x, radius, noise) -> the attack's first point --------------------------
 # `radius` is read by the uniform starts only; `noise`: U[0, 1) values of x's shape to use instead of
-# drawing them from the global RNG (the evaluation's per-image streams, utils.infra.rng.image_uniform).
+# drawing them from the global RNG (the evaluation's per-image streams, common.rng.image_uniform).
 
 def uniform_start(x: torch.Tensor, radius: Budget, noise: torch.Tensor | None = None) -> torch.Tensor:
     """x + U(-r, r), not clipped before the first step (the official `part_pgd`)."""

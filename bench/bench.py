@@ -18,13 +18,14 @@ from torch.utils.data import DataLoader
 
 from models import MODEL_NAMES
 from models.zoo import eval_mode
-from utils.argtypes import OneLineParser, positive_int
-from utils.cli.args import get_args
-from utils.data.sources import Split, load_splits
-from utils.evaluation import EvalSettings
-from utils.evaluation.evaluate import evaluate
-from utils.training.run import prepare
-from utils.training.trainer import Trainer
+from common.argtypes import OneLineParser, positive_int
+from runner.cli.args import get_args
+from runner.data.sources import load_splits
+from runner.data.split import Split
+from runner.evaluation import EvalSettings
+from runner.evaluation.evaluate import evaluate
+from runner.training.run import prepare
+from runner.training.trainer import Trainer
 
 # Seconds, measured on one NVIDIA H100 80GB (torch 2.11), ResNet-18, CIFAR-10, batch 128; source:
 # issue 4 ("Speed: a PART epoch in 12 seconds on one H100"). Keys: what this script times.

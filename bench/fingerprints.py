@@ -73,7 +73,7 @@ def _env() -> dict:
 def fingerprint(path: Path) -> str:
     import torch
 
-    from utils.infra.checkpoint import state_fingerprint
+    from runner.infra.checkpoint import state_fingerprint
     return state_fingerprint(torch.load(path, map_location="cpu", weights_only=True)["model"])[:16]
 
 

@@ -36,11 +36,11 @@ from pathlib import Path
 import torch
 
 from bench.bench import CASES, Row, floor_seconds, header, table, time_epoch
-from utils.argtypes import OneLineParser, positive_int
-from utils.data.sources import load_splits
-from utils.evaluation import EvalSettings
-from utils.evaluation.evaluate import evaluate
-from utils.infra.errors import UserError
+from common.argtypes import OneLineParser, positive_int
+from runner.data.sources import load_splits
+from runner.evaluation import EvalSettings
+from runner.evaluation.evaluate import evaluate
+from common.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 

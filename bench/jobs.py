@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from utils.argtypes import OneLineParser
-from utils.infra.provenance import REPO, cores_available, cpu_model, default_threads
+from common.argtypes import OneLineParser
+from runner.infra.provenance import REPO, cores_available, cpu_model, default_threads
 
 # A tiny run of the CPU study's kind (smallcnn-bn, batch 32): AT warm-up, then PART.
 TINY = ["--model", "smallcnn-bn", "--channels-last", "--batch-size", "32", "--lr", "0.05", "--train-subset", "2000",

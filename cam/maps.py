@@ -31,7 +31,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from utils.infra.errors import UserError
+from common.errors import UserError
 
 
 def minmax_normalise(cam):

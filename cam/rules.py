@@ -33,7 +33,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from utils.argtypes import Flag, budget, number
+from common.argtypes import Flag, budget, number
 
 # The image quadrants of --mask-rule region (Figure 1 of the paper), upper / bottom, left / right.
 QUADRANTS = ("ul", "ur", "bl", "br")

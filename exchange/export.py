@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from exchange.robustbench import ROBUSTBENCH_ARCHITECTURES
-from utils.argtypes import OneLineParser
-from utils.infra.errors import UserError
-from utils.infra.files import atomic_write
+from common.argtypes import OneLineParser
+from common.errors import UserError
+from runner.infra.files import atomic_write
 
 PROG = "python -m exchange.export"
 FULL_TEST_SET = 10_000        # CIFAR-10's test images
@@ -33,8 +33,8 @@ def _pct(v) -> str:
 def training_command(results: dict) -> str:
     """The run's command: its script and every flag whose recorded value differs from the default."""
     from part import METHODS
-    from utils.cli.args import build_parser
-    from utils.cli.settings import flag_names
+    from runner.cli.args import build_parser
+    from runner.cli.settings import flag_names
     args, script = results.get("args", {}), results.get("script", "train_eval_part.py")
     key = {m.script: k for k, m in METHODS.items()}.get(script, "part")
     defaults = vars(build_parser(key).parse_args([]))
@@ -108,7 +108,7 @@ def model_card(results: dict, name: str, architecture: str, info: dict, checkpoi
 
 # What a checkpoint's record and its results must agree on (besides the run_id and the data's sha256). An
 # --eval-only's results record the evaluating command's method and seed: it takes the model and the data
-# from the checkpoint (utils/training/run.py's FROM_CHECKPOINT), and its run_id.
+# from the checkpoint (runner/training/run.py's FROM_CHECKPOINT), and its run_id.
 SAME_RUN, NOT_FROM_CHECKPOINT = ("method", "model", "seed", "data"), ("method", "seed")
 
 
@@ -134,7 +134,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, results_path: str
     """The three files in {out}/cifar10/Linf/; every mistake one line (UserError) before anything is written."""
     import torch
 
-    from utils.infra.checkpoint import load_checkpoint
+    from runner.infra.checkpoint import load_checkpoint
     checkpoint = Path(checkpoint)
     if not name.replace("_", "").replace("-", "").isalnum():
         raise UserError(f"--name {name!r}: use letters, digits, - and _ (RobustBench's names, e.g. Me2026PART_R18)")

@@ -19,8 +19,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from utils.infra.errors import UserError
-from utils.infra.files import hash_file
+from common.errors import UserError
+from runner.infra.files import hash_file
 
 ZOO_PREFIX = "robustbench:"
 # The layer the CAMs of a zoo architecture read (by the class or a base class of the model): the last block
@@ -30,10 +30,6 @@ CAM_LAYERS = {"ResNet": "layer4", "PreActResNet": "layer4", "WideResNet": "block
 # Our architectures as RobustBench defines them: the class its zoo builds, which loads our state dict strictly.
 ROBUSTBENCH_ARCHITECTURES = {"resnet": "ResNet-18 (robustbench.model_zoo.architectures.resnet.ResNet18)",
                              "wideresnet": "WideResNet-34-10 (robustbench.model_zoo.architectures.wide_resnet)"}
-
-
-def is_zoo_name(text: str | None) -> bool:
-    return bool(text) and text.startswith(ZOO_PREFIX)
 
 
 def import_robustbench():
@@ -107,7 +103,7 @@ def load_zoo_model(name: str, zoo_dir: str | Path, download: bool = True, cam_la
     (another architecture or dataset), a pickle that needs code to load."""
     import pickle
 
-    from utils.infra.checkpoint import unsafe_globals
+    from runner.infra.checkpoint import unsafe_globals
     path = check_zoo_model(name, zoo_dir, download, dataset, threat_model)
     needs = unsafe_globals(path) if path.is_file() else []
     if needs:                 # read from the file without running it; robustbench's own reader does the rest

@@ -37,9 +37,9 @@ from pathlib import Path
 
 from experiments.runs import SUITE_DIRS, SUITES
 from part import METHODS
-from utils.argtypes import OneLineParser, positive_int
-from utils.cli.args import build_parser, get_args
-from utils.infra.provenance import default_threads, source_changes
+from common.argtypes import OneLineParser, positive_int
+from runner.cli.args import build_parser, get_args
+from runner.infra.provenance import default_threads, source_changes
 
 REPO = Path(__file__).resolve().parent.parent
 # Every run keeps a learning curve (1,000 fixed test images every 5 epochs, unless its flags say

@@ -18,7 +18,7 @@ the arms it pairs with), every run with the cam-info evaluation:
   priority 25-28        seeds 5-8 of the five arms, AutoAttack by its authors only (aa-standard).
 
 `cpu-study-3` (issue 32, round 3, results/cpu-study/round3): a positive control of placement on
-CIFAR10-canvas (utils/data/canvas.py: a 24x24 CIFAR-10 object at a random place on clutter, its box
+CIFAR10-canvas (runner/data/canvas.py: a 24x24 CIFAR-10 object at a random place on clutter, its box
 known), in round 2's setting otherwise; every run with natural, PGD-20, AutoAttack by its authors and
 --eval map-info (the CAM, the input gradient and the box: information and localisation):
   priority 1-4 (seed)   strong contrast, epsilon 8/255 and epsilon_low 4/255, every arm at the box's share

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from cam.rules import CAM_FREE_RULES, rule_params
-from utils.argtypes import Flag, non_negative
+from common.argtypes import Flag, non_negative
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,24 @@ BASE_OF = {m.label(False, rule): m.base for m in METHODS.values() for rule in ("
 
 @dataclass(frozen=True)
 class PartSettings:
-    """The method's settings, from the command line once (`from_args`); what part.step and cam/ read."""
-    epsilon: float             # the full budget (the warm-up's, the baseline's, PART's important pixels)
-    low_epsilon: float         # PART's budget on the other pixels
-    num_steps: int             # training attack steps
-    step_size: float
-    rand_init: bool            # a uniform random start of the PGD / MMA training attacks (false: at x)
-    clip_part_start: bool      # clip PART's start to [0, 1] as the warm-up's (upstream's part_pgd does not)
-    mask_rule: str             # cam.rules.RULES
-    cam: str                   # the importance map (--map / --cam): cam.maps.MAPS
-    no_reweight: bool          # the baseline: the base method at epsilon throughout
-    warm_up: int               # epochs of the base method before PART
-    lr: float
-    adjust_first: int          # lr x0.1 from this post-warm-up epoch
-    adjust_second: int         # lr x0.01 from this one
-    attack: str = "pgd"        # PART's training attack: pgd or mma (MMA-AT)
-    beta: float = 0.0          # the TRADES / MART regularisation weight
+    """The method's settings: what part.step and cam/ read. The defaults are the paper's (the official
+    scripts' defaults), so `PartSettings()` is PART on CIFAR-10 and `PartSettings(warm_up=0)` PART from the
+    first epoch; the scripts build it from their command line once (`from_args`)."""
+    epsilon: float = 8 / 255        # the full budget (the warm-up's, the baseline's, PART's important pixels)
+    low_epsilon: float = 7 / 255    # PART's budget on the other pixels
+    num_steps: int = 10             # training attack steps
+    step_size: float = 2 / 255
+    rand_init: bool = True          # a uniform random start of the PGD / MMA training attacks (false: at x)
+    clip_part_start: bool = False   # clip PART's start to [0, 1] as the warm-up's (upstream's part_pgd does not)
+    mask_rule: str = "official"     # cam.rules.RULES
+    cam: str = "gradcam"            # the importance map (--map / --cam): cam.maps.MAPS
+    no_reweight: bool = False       # the baseline: the base method at epsilon throughout
+    warm_up: int = 20               # epochs of the base method before PART
+    lr: float = 0.01
+    adjust_first: int = 60          # lr x0.1 from this post-warm-up epoch
+    adjust_second: int = 90         # lr x0.01 from this one
+    attack: str = "pgd"             # PART's training attack: pgd or mma (MMA-AT)
+    beta: float = 0.0               # the TRADES / MART regularisation weight (the scripts': 6.0)
     rule_params: dict = field(default_factory=dict)   # the rule's own flags (cam.rules.RULES), by setting name
 
     @classmethod

@@ -10,7 +10,7 @@
      (cam/rules.py) → the attack (attacks/pgd.py, its start and projection in attacks/common.py) →
      the objective → backward → the SGD step.
 
-The trainer (utils/training/) runs it epoch by epoch and wraps it from outside: bf16 (the attack's
+The trainer (runner/training/) runs it epoch by epoch and wraps it from outside: bf16 (the attack's
 model), DistributedDataParallel (the update's model), CUDA graphs (the phase's attack), AWP (a context
 around the update) and the official pairing of masks by batch index (the ε map given).
 """
@@ -33,7 +33,7 @@ from attacks.trades import trades, trades_objective
 from cam.maps import MAPS, importance_map
 from cam.rules import RULES, epsilon_map, start_radius
 from part import PartSettings
-from utils.infra.rng import image_uniform
+from common.rng import image_uniform
 
 
 # --- 1. The base methods -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from report.groups import arms, base_method, distinct_runs, load_runs, name_apart
 from report.plots import plot_arm_curves, plot_arms, plot_curves, plot_tradeoff, robust_axis
 from report.tables import markdown_table
-from utils.argtypes import OneLineParser
+from common.argtypes import OneLineParser
 
 
 def write_report(paths: list[str], out: Path, drop_duplicates: bool = False) -> list[Path]:

@@ -42,8 +42,8 @@ def draw(checkpoint: str, data_dir: str, out: Path, images: int = 6, low: float 
     from cam.maps import importance_map
     from cam.rules import cam_upsampled
     from models.zoo import build_model
-    from utils.data.sources import load_splits
-    from utils.infra.checkpoint import load_checkpoint, load_model_state
+    from runner.data.sources import load_splits
+    from runner.infra.checkpoint import load_checkpoint, load_model_state
     ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
     model = build_model(ckpt["args"]["model"], 10)
     load_model_state(model, ckpt, checkpoint)

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from cam.rules import CAM_FREE_RULES, QUADRANTS
 from part import BASE_OF, METHODS, PartSettings
-from utils.cli.settings import EARLIER_DEFAULTS, report_ignores, reweighting_only
-from utils.infra.files import PROGRESS_SUFFIX
+from runner.cli.settings import EARLIER_DEFAULTS, report_ignores, reweighting_only
+from runner.infra.files import PROGRESS_SUFFIX
 
 
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"), ("aa-standard", "AA (standard)"))
 
 
 # Runs are averaged together, or paired with a baseline, only when all their settings agree: every
-# recorded argument except those whose Role (utils/cli/settings.py) is NONE, the script and the seed.
+# recorded argument except those whose Role (runner/cli/settings.py) is NONE, the script and the seed.
 NOT_SETTINGS = report_ignores()
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.cli.args import get_args
-from utils.training.run import run
+from runner.cli.args import get_args
+from runner.training.run import run
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
@@ -176,8 +176,8 @@ def real_at_model(real_run):
     import torch
 
     from models.zoo import build_model
-    from utils.data.sources import load_splits
-    from utils.infra.checkpoint import load_checkpoint
+    from runner.data.sources import load_splits
+    from runner.infra.checkpoint import load_checkpoint
 
     results, out = real_run
     model = build_model(REAL_MODEL, 10)

@@ -111,8 +111,8 @@ def test_aa_standard_equals_the_package_called_directly(real_at_model):
     import pyautoattack
     from torch.utils.data import DataLoader, TensorDataset
 
-    from utils.cli.args import get_args
-    from utils.evaluation.evaluate import evaluate
+    from runner.cli.args import get_args
+    from runner.evaluation.evaluate import evaluate
     model, x, y = real_at_model
     torch.manual_seed(0)
     with torch.no_grad():
@@ -133,8 +133,8 @@ def test_evaluation_uses_eval_epsilon_not_epsilon(real_at_model):
     """PGD-20 reads --eval-epsilon; the training budgets (--epsilon, --low-epsilon) leave it alone."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from utils.cli.args import get_args
-    from utils.evaluation.evaluate import evaluate
+    from runner.cli.args import get_args
+    from runner.evaluation.evaluate import evaluate
     model, x, y = real_at_model
     loader = DataLoader(TensorDataset(x[:64], y[:64]), batch_size=64)
 

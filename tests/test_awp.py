@@ -1,4 +1,4 @@
-"""Adversarial Weight Perturbation (utils/training/awp.py) against an independent re-derivation of the
+"""Adversarial Weight Perturbation (runner/training/awp.py) against an independent re-derivation of the
 reference update (csdongxian/AWP: proxy loaded from the model, one SGD ascent step on the method's
 own loss, per-layer rescaling to gamma * ||w|| / ||diff|| of the >1-dim weights, perturb, step,
 restore), on a tiny BatchNorm model."""
@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from part import PartSettings
 from part.step import BASE_METHODS, phase, train_batch
 from tests.conftest import train, trained_a_little
-from utils.cli.args import get_args
-from utils.training.awp import AWP
+from runner.cli.args import get_args
+from runner.training.awp import AWP
 
 GAMMA, LR = 5e-3, 0.05
 
@@ -121,7 +121,7 @@ def test_the_proxy_leaves_the_model_alone():
 
 
 def test_awp_switches_on_at_its_epoch_and_gamma_zero_is_no_decoration(tiny_folder, tmp_path):
-    from utils.training.run import prepare
+    from runner.training.run import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--awp-gamma",
                              "5e-3", "--awp-warmup", "3", "--epochs", "4", "--warm-up", "1"])
     trainer, *_ = prepare(args)

@@ -11,9 +11,9 @@ from torch import nn
 from cam.maps import MAPS, importance_map
 from cam.rules import top_pixels
 from tests.conftest import tiny_argv
-from utils.cli.args import get_args
-from utils.data import canvas
-from utils.data.sources import load_splits
+from runner.cli.args import get_args
+from runner.data import canvas
+from runner.data.sources import load_splits
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_a_map_that_draws_refuses_to_run_without_its_noise():
 def test_cam_info_with_a_map_that_draws_gives_it_a_draw_of_its_own(evaluation):
     """Under per-image seeding a draw is keyed by its index: the map's noise must not share one with a
     set or an attack start (it did: the random map's noise was the fourth start's first channel)."""
-    from utils.evaluation import cam_info
+    from runner.evaluation import cam_info
     asked = []
 
     def draw(k, shape):
@@ -110,7 +110,7 @@ def test_cam_info_with_a_map_that_draws_gives_it_a_draw_of_its_own(evaluation):
 
 
 def _record_eps(monkeypatch):
-    import utils.training.trainer as trainer
+    import runner.training.trainer as trainer
     seen = []
     real = trainer.train_batch
 
@@ -126,7 +126,7 @@ def _record_eps(monkeypatch):
 def test_the_random_map_draws_its_own_stream_not_the_training_rng(tiny_folder, tmp_path, monkeypatch):
     """The random map's arm sees the training RNG exactly as the CAM's arm of the same seed (same
     state before every batch), its masks differ from batch to batch and repeat in a second run."""
-    from utils.training.run import run
+    from runner.training.run import run
     argv = [*tiny_argv(tiny_folder, tmp_path / "a"), "--model", "smallcnn-bn", "--mask-rule", "top", "--top-share",
             "0.25", "--threads", "1"]
     seen = _record_eps(monkeypatch)
@@ -149,7 +149,7 @@ def test_map_info_measures_the_box_maps_exactly(tmp_path, monkeypatch):
     """On images with boxes: the box map points inside every box with IoU 1, the inverse box at the
     share 0.5625 has IoU 128 / 1024, a random map points inside as often as chance allows; the random
     set is one for every map, and each set's attack reads exactly its pixels."""
-    from utils.evaluation import EvalSettings, cam_info
+    from runner.evaluation import EvalSettings, cam_info
     from models.zoo import build_model
     torch.manual_seed(0)
     model = build_model("smallcnn-bn", 10).eval()
@@ -173,7 +173,7 @@ def test_map_info_measures_the_box_maps_exactly(tmp_path, monkeypatch):
 
 
 def test_map_info_from_the_command_line_and_its_refusals(tiny_folder, tmp_path, capsys):
-    from utils.training.run import run
+    from runner.training.run import run
     res = run(get_args("part", [*tiny_argv(tiny_folder, tmp_path / "r"), "--eval", "natural,map-info",
                                 "--info-maps", "gradcam,gradient", "--cam-info-share", "0.3", "--threads", "1"]))
     info = res["map-info"]
@@ -188,9 +188,9 @@ def test_map_info_from_the_command_line_and_its_refusals(tiny_folder, tmp_path, 
 
 
 def test_a_run_records_the_commit_it_started_at_and_each_resumes(tiny_folder, tmp_path, monkeypatch):
-    import utils.training.resume as resume
-    import utils.training.trainer as trainer
-    from utils.training.run import run
+    import runner.training.resume as resume
+    import runner.training.trainer as trainer
+    from runner.training.run import run
     monkeypatch.setattr(trainer, "git_commit", lambda: "a" * 40)
     argv = [*tiny_argv(tiny_folder, tmp_path / "m"), "--epochs", "1", "--warm-up", "1", "--train-subset", "48",
             "--results", str(tmp_path / "r.json")]
@@ -216,7 +216,7 @@ def test_road_is_the_grad_cam_packages_metric_of_the_same_maps():
 
     from cam.rules import cam_upsampled
     from models.zoo import build_model
-    from utils.evaluation import EvalSettings, cam_info
+    from runner.evaluation import EvalSettings, cam_info
     torch.manual_seed(0)
     model = build_model("smallcnn-bn", 10).eval()
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))

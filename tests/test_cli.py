@@ -15,7 +15,7 @@ def cli(*args: str, script: str = "train_eval_part.py"):
 def in_process(capsys, *args: str) -> tuple[int, str]:
     """The entry point called as the script calls it, in this process (a torch start saved per test):
     its exit code and what it wrote on stderr. A traceback would be an exception escaping the test."""
-    from utils.main import main
+    from runner.main import main
     capsys.readouterr()
     code = main("part", list(args))
     return code, capsys.readouterr().err
@@ -73,7 +73,7 @@ def test_bad_flags(args, needle):
 ])
 def test_float_flags_finite_and_in_range(script, args, needle, capsys):
     """Checked at parse time (in-process: argparse's error is the same one line and exit 2)."""
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     with pytest.raises(SystemExit) as exc:
         get_args(script, args)
     err = capsys.readouterr().err
@@ -117,7 +117,7 @@ def test_abbreviated_flags_are_refused():
     which would then replace the user's value silently."""
     out = cli("--data", "SVHN", "--batch", "64")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unrecognized arguments: --batch 64" in out.stderr
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     assert get_args("part", ["--data", "SVHN", "--batch-size", "64"]).batch_size == 64
 
 
@@ -160,8 +160,8 @@ def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path, capsys):
 def test_every_flag_declares_its_role(method):
     """The resume checks and the report's grouping are derived from the roles: a flag added without
     one (p.add_argument directly) would be neither checked on resume nor a setting of the report."""
-    from utils.cli.args import build_parser
-    from utils.cli.settings import declare_flags, flag_dest, roles
+    from runner.cli.args import build_parser
+    from runner.cli.settings import declare_flags, flag_dest, roles
     parser = build_parser(method)
     flags = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
     declared = {}
@@ -178,9 +178,9 @@ def test_every_flag_declares_its_role(method):
     (["--seed", "2"], {"seed"}, False),                     # the report's replicate axis
 ])
 def test_roles_drive_resume_checks_and_report_grouping(argv, resume_differs, report_differs):
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     from report.groups import group_key
-    from utils.training.resume import differences
+    from runner.training.resume import differences
     base, changed = get_args("part", []), get_args("part", argv)
     assert set(differences(vars(base), changed)) == resume_differs
     run = lambda a: {"method": "part", "args": vars(a)}     # noqa: E731
@@ -189,7 +189,7 @@ def test_roles_drive_resume_checks_and_report_grouping(argv, resume_differs, rep
 
 def test_help_lists_the_flags_by_section(capsys):
     """--help: training, PART, evaluation, running; each flag in its section."""
-    from utils.cli.args import HELP_GROUPS, get_args
+    from runner.cli.args import HELP_GROUPS, get_args
     with pytest.raises(SystemExit):
         get_args("part_t", ["--help"])
     out = capsys.readouterr().out

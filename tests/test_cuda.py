@@ -10,11 +10,11 @@ from cam.rules import epsilon_map
 from part import PartSettings
 from part.step import BASE_METHODS, phase
 from tests.conftest import FIXTURE, train, trained_a_little
-from utils.cli.args import get_args
-from utils.data.loaders import ArraySplit, ResidentLoader, make_loader
-from utils.data.sources import load_splits
-from utils.infra.checkpoint import load_checkpoint
-from utils.training.graphs import GraphedAttack, _Captured
+from runner.cli.args import get_args
+from runner.data.loaders import ArraySplit, ResidentLoader, make_loader
+from runner.data.sources import load_splits
+from runner.infra.checkpoint import load_checkpoint
+from runner.training.graphs import GraphedAttack, _Captured
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")
@@ -56,7 +56,7 @@ def test_graph_equals_eager(method, base):
 def test_a_graph_that_disagrees_with_eager_stops_the_run():
     """Inject a mismatch: an attack whose eager result changes after capture (a Python scale baked into
     the graph at 1, then 2) must stop at the first replay's check with the --no-cuda-graphs hint."""
-    from utils.infra.errors import UserError
+    from common.errors import UserError
     scale = {"now": 1.0}
     graphed = GraphedAttack(lambda model, x, y, eps: x * scale["now"], 8, capture=True)
     x, y = torch.rand(8, 3, 4, 4, device=CUDA), torch.zeros(8, dtype=torch.long, device=CUDA)
@@ -111,8 +111,8 @@ def test_sigterm_mid_epoch_and_resume_on_cuda(tiny_folder, tmp_path, monkeypatch
     """The signal-safe checkpoint with the resident loader and CUDA graphs: a PART epoch stopped after
     a batch continues and finishes (bit equality is a CPU promise; cuDNN may pick other kernels)."""
     from tests.conftest import tiny_argv
-    from utils.infra.interrupt import TEST_HOOK
-    from utils.main import main
+    from runner.infra.interrupt import TEST_HOOK
+    from runner.main import main
     argv = tiny_argv(tiny_folder, tmp_path, "--batch-size", "16", "--device", "cuda", "--eval", "natural")
     monkeypatch.setenv(TEST_HOOK, "2:2:SIGTERM")
     assert main("part", argv) == 143 and (tmp_path / "epoch2_batch3.pt").exists()

@@ -5,9 +5,9 @@ import torch
 import torchvision
 
 from tests.conftest import CLASSES, SVHN_CLASSES, TINY_CLASSES
-from utils.data.loaders import ArraySplit, train_augmentation
-from utils.data.sources import load_splits
-from utils.infra.errors import UserError
+from runner.data.loaders import ArraySplit, train_augmentation
+from runner.data.sources import load_splits
+from common.errors import UserError
 
 
 def _same_multiset(split, images, labels) -> None:
@@ -68,7 +68,7 @@ def test_failed_download_is_a_user_error(tmp_path, monkeypatch):
 
 
 def test_augmentation_keeps_labels_range_and_shape(tiny_splits):
-    from utils.data.sources import Split
+    from runner.data.split import Split
     images, labels = tiny_splits["train"]
     ds = ArraySplit(Split(images, labels, CLASSES), train_augmentation(32))
     torch.manual_seed(0)
@@ -83,8 +83,8 @@ def test_augmentation_keeps_labels_range_and_shape(tiny_splits):
 
 
 def test_resident_loader_matches_the_cpu_path_without_augmentation(tiny_splits):
-    from utils.data.loaders import ResidentLoader, make_loader
-    from utils.data.sources import Split
+    from runner.data.loaders import ResidentLoader, make_loader
+    from runner.data.split import Split
     images, labels = tiny_splits["train"]
     split = Split(images, labels, CLASSES)
     resident = list(ResidentLoader(split, 16, 123, False, "cpu"))
@@ -98,16 +98,16 @@ def test_resident_loader_scales_every_byte_as_to_tensor():
     """All 256 byte values become ToTensor's float (x / 255 rounded once), not x * (1/255), which is
     1 ulp off for 126 of them: the product CUDA computes for a division by a scalar."""
     from torchvision.transforms.functional import to_tensor
-    from utils.data.loaders import ResidentLoader
-    from utils.data.sources import Split
+    from runner.data.loaders import ResidentLoader
+    from runner.data.split import Split
     images = np.arange(256 * 3, dtype=np.int64).reshape(1, 16, 16, 3).astype(np.uint8)
     (x, _), = ResidentLoader(Split(images, np.zeros(1, dtype=np.int64), CLASSES), 1, None, False, "cpu")
     assert torch.equal(x[0], to_tensor(images[0]))
 
 
 def test_resident_augmentation_keeps_labels_aligned():
-    from utils.data.loaders import ResidentLoader
-    from utils.data.sources import Split
+    from runner.data.loaders import ResidentLoader
+    from runner.data.split import Split
     labels = np.arange(40) % 10
     images = np.broadcast_to((labels + 1)[:, None, None, None] * 20, (40, 32, 32, 3)).astype(np.uint8)
     torch.manual_seed(0)
@@ -119,7 +119,7 @@ def test_resident_augmentation_keeps_labels_aligned():
 
 
 def test_crop_flip_follows_the_official_distribution():
-    from utils.data.loaders import crop_flip
+    from runner.data.loaders import crop_flip
     n = 9000
     rows = torch.arange(1, 33, dtype=torch.uint8)[:, None].expand(32, 32)
     cols = torch.arange(1, 33, dtype=torch.uint8)[None, :].expand(32, 32)
@@ -200,7 +200,7 @@ def test_shared_zip_with_the_wrong_data_is_refused_before_decoding(tmp_path, cap
     import time
 
     from tests.conftest import SHARED_ZIP
-    from utils.main import main
+    from runner.main import main
     if not SHARED_ZIP.exists():
         pytest.skip("the shared CIFAR-10 zip is not there")
     t0 = time.perf_counter()

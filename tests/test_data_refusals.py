@@ -6,13 +6,12 @@ import shutil
 import zipfile
 
 import numpy as np
-import pytest
 
-from tests.conftest import one_line, tiny_argv, zip_tree
-from utils.data import canvas
-from utils.data.datasets import DATASETS
-from utils.data.sources import load_splits
-from utils.main import main
+from tests.conftest import one_line, tiny_argv
+from runner.data import canvas
+from runner.data.datasets import DATASETS
+from runner.data.sources import load_splits
+from runner.main import main
 
 SMALL = ("--batch-size", "16", "--num-steps", "1", "--test-subset", "16", "--epochs", "1", "--eval", "natural")
 

@@ -1,13 +1,13 @@
-"""The dataset axis (utils/data/datasets.py): a dataset is one entry; one whose images carry an object box
+"""The dataset axis (runner/data/datasets.py): a dataset is one entry; one whose images carry an object box
 hands each training batch its boxes, which the `box` map reads."""
 import numpy as np
 import pytest
 import torch
 
 from cam.rules import budget_from
-from utils.cli.args import get_args
-from utils.data.datasets import DATASETS, Dataset
-from utils.data.sources import Split
+from runner.cli.args import get_args
+from runner.data.datasets import DATASETS, Dataset
+from runner.data.split import Split
 
 
 def _boxed(n: int, seed: int) -> Split:
@@ -35,8 +35,8 @@ def boxes_dataset(monkeypatch):
 def test_a_dataset_with_boxes_trains_part_on_its_boxes(boxes_dataset, tmp_path, monkeypatch):
     """--map box with the top rule at the box's share: each PART batch's ε map is exactly its images'
     boxes (ε inside, ε_low outside), carried from the entry's reader through the loader to the step."""
-    import utils.training.trainer as trainer
-    from utils.training.run import run
+    import runner.training.trainer as trainer
+    from runner.training.run import run
     seen = []
     real = trainer.train_batch
 
@@ -73,7 +73,7 @@ def test_a_dataset_without_boxes_refuses_the_box_map_and_one_with_boxes_refuses_
 def test_the_box_map_reaches_the_pairing_the_mask_grids_and_cam_info(boxes_dataset, tmp_path):
     """Every pass that computes a map hands it the batch's boxes: the official pairing's mask pass, the
     mask grids and --eval cam-info (whose top share at the box's share is the box itself)."""
-    from utils.training.run import run
+    from runner.training.run import run
     args = get_args("part", ["--data", "Boxes", "--data-dir", str(tmp_path), "--model", "smallcnn-bn",
                              "--map", "box", "--mask-rule", "top", "--top-share", "0.25", "--cam-refresh", "official",
                              "--save-masks", "2", "--epochs", "2", "--warm-up", "1", "--batch-size", "16",
@@ -89,9 +89,9 @@ def test_the_box_map_reaches_the_pairing_the_mask_grids_and_cam_info(boxes_datas
 def test_an_image_folder_tree_carries_no_boxes(tiny_folder, monkeypatch):
     """A dataset whose entry promises boxes, found as an image-folder tree (which has none), is refused
     in one line before anything trains."""
-    from utils.data.datasets import CIFAR10_CLASSES
-    from utils.data.sources import load_splits
-    from utils.infra.errors import UserError
+    from runner.data.datasets import CIFAR10_CLASSES
+    from runner.data.sources import load_splits
+    from common.errors import UserError
     monkeypatch.setitem(DATASETS, "BoxTree", Dataset("BoxTree", 10, 32, ("boxtree",), "a tree",
                                                      class_names=CIFAR10_CLASSES, annotation="box"))
     with pytest.raises(UserError, match="carry no object boxes"):

@@ -10,11 +10,11 @@ import torch
 
 from tests.conftest import REAL_EPOCHS, REAL_MODEL, REPO, SHARED_ZIP, tiny_argv
 from tests.helpers.compare import comparable, same, weights
-from utils.cli.args import get_args
-from utils.data.loaders import epoch_order, make_loader, rank_batches, ArraySplit
-from utils.data.sources import Split
-from utils.infra.checkpoint import load_checkpoint
-from utils.infra.interrupt import TEST_HOOK
+from runner.cli.args import get_args
+from runner.data.loaders import epoch_order, make_loader, rank_batches, ArraySplit
+from runner.data.split import Split
+from runner.infra.checkpoint import load_checkpoint
+from runner.infra.interrupt import TEST_HOOK
 
 CPU = torch.device("cpu")
 # 80 images in global batches of 16 (5 steps per epoch), 3 epochs.
@@ -35,7 +35,7 @@ def torchrun(n: int, script: str, argv: list[str], **extra_env: str) -> subproce
 
 def plain(method: str, argv: list[str]) -> None:
     """The script's run in this process, with one thread as torchrun's processes (a torch start saved)."""
-    from utils.main import main
+    from runner.main import main
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -79,8 +79,8 @@ def test_batch_size_must_divide_among_the_processes(monkeypatch, capsys):
 
 def test_diverged_ranks_stop_the_run():
     from tests.conftest import trained_a_little
-    from utils.infra.distributed import Dist
-    from utils.training.trainer import same_weights_everywhere
+    from runner.infra.distributed import Dist
+    from runner.training.trainer import same_weights_everywhere
 
     class TwoRanks(Dist):
         def __init__(self, other):
@@ -175,7 +175,7 @@ def test_sync_bn_flag_builds_global_batch_norms(tiny_folder, tmp_path, sync):
     """--sync-bn is what puts GlobalBatchNorm2d into the trained model (the two-rank run above would
     also pass with plain BatchNorm)."""
     from models.syncbn import GlobalBatchNorm2d
-    from utils.training.run import prepare
+    from runner.training.run import prepare
     args = get_args("part", tiny_argv(tiny_folder, tmp_path, "--model", "smallcnn-bn", *(["--sync-bn"] * sync)))
     kinds = {type(m) for m in prepare(args)[0].model.modules()}
     assert (GlobalBatchNorm2d in kinds) == sync and (torch.nn.BatchNorm2d in kinds) == (not sync)
@@ -208,7 +208,7 @@ def test_evaluation_depends_on_the_weights_and_images_alone(real_run, tmp_path, 
     import contextlib
     import io
 
-    from utils.main import main
+    from runner.main import main
     _, folder = real_run
     base = ["--model", REAL_MODEL, "--data-dir", str(SHARED_ZIP), "--no-download", "--test-subset", "70",
             "--eval", "natural,pgd20,mma,aa", "--aa-subset", "9", "--eval-only", str(folder / f"epoch{REAL_EPOCHS}.pt"),
@@ -243,8 +243,8 @@ def test_batch_seeding_replays_the_earlier_scheme(real_run):
     run before per-image seeding; it depends on the batch size, per-image seeding does not."""
     from attacks.common import uniform_clipped_start
     from attacks.pgd import pgd
-    from utils.evaluation.evaluate import evaluate
-    from utils.infra.rng import seeded
+    from runner.evaluation.evaluate import evaluate
+    from common.rng import seeded
     _, folder = real_run
     model, x, y = _real_model(folder)
     x, y = x[:64], y[:64]
@@ -267,7 +267,7 @@ def test_batch_seeding_replays_the_earlier_scheme(real_run):
 
 def _real_model(folder):
     from models.zoo import build_model
-    from utils.data.sources import load_splits
+    from runner.data.sources import load_splits
     model = build_model(REAL_MODEL, 10)
     model.load_state_dict(load_checkpoint(folder / f"epoch{REAL_EPOCHS}.pt", CPU)["model"])
     _, test = load_splits("CIFAR10", SHARED_ZIP, False, 1, 64)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.conftest import tiny_argv
-from utils.main import main
+from runner.main import main
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ import os
 import pytest
 import torch
 
+import exchange.eval_only  # noqa: F401  (as the scripts: registers --eval-only robustbench:NAME)
 from exchange.robustbench import cam_layer_of, check_zoo_model, import_robustbench, load_zoo_model, zoo_file
 from models.zoo import build_model
-from utils.cli.args import get_args
-from utils.infra.errors import UserError
-from utils.main import main
+from runner.cli.args import get_args
+from common.errors import UserError
+from runner.main import main
 
 # A ResNet-18 entry of RobustBench's CIFAR-10 L-inf zoo (its definition: robustbench's ResNet18). Its
 # load_model loads only names of its zoo, so a model of ours is loaded under this one's name here.
@@ -92,7 +93,7 @@ def test_a_zoo_model_is_evaluated_as_our_checkpoint_of_the_same_weights(resnet, 
     with pytest.raises(UserError, match="has no layer 'layer9'"):
         load_zoo_model(R18, tmp_path / "zoo", download=False, cam_layer="layer9")
     # An earlier evaluation's results are not overwritten, and nothing is loaded to find that out.
-    import utils.training.run as run
+    import exchange.evaluate as run
     loads = []
     monkeypatch.setattr(run, "load_zoo_model", lambda *a, **k: loads.append(a) or load_zoo_model(*a, **k))
     assert main("part", ["--eval-only", f"robustbench:{R18}", "--zoo-dir", str(tmp_path / "zoo"),

@@ -6,7 +6,7 @@ import pytest
 from experiments import run as runner
 from experiments.runs import SUITES
 from part import METHODS
-from utils.infra.interrupt import TEST_HOOK
+from runner.infra.interrupt import TEST_HOOK
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def test_each_reweighted_run_of_the_reproduction_has_its_baseline_beside_it():
     import shlex
 
     from cam.rules import CAM_FREE_RULES
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     runs = {}
     for name, (prio, script, flags) in SUITES["reproduction"].items():
         key = {m.script: key for key, m in METHODS.items()}[script]
@@ -54,7 +54,7 @@ def test_every_named_run_is_a_command_line_its_script_takes(suite, name):
     rule without its share, a removed option would otherwise surface only when the run starts)."""
     import shlex
 
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     _, script, flags = SUITES[suite][name]
     key = {m.script: key for key, m in METHODS.items()}[script]
     get_args(key, shlex.split(flags))
@@ -113,8 +113,8 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     pairs them (every arm minus AT, PART minus each control); the uniform arm's budget is PART's mean."""
     import shlex
     from experiments.runs import SUITES, STUDY_SEEDS, STUDY_SHARE, uniform_budget
-    from utils.argtypes import parse_fraction
-    from utils.cli.args import get_args
+    from common.argtypes import parse_fraction
+    from runner.cli.args import get_args
     from report import groups
     study = SUITES["cpu-study"]
     arms = {n: v for n, v in study.items() if v[1] == "train_eval_part.py"}
@@ -277,8 +277,8 @@ def test_extra_adds_the_flags_no_run_of_the_table_sets(capsys, tmp_path, monkeyp
     (the runner's share of the cores is added only where no --threads is given)."""
     import shlex
 
-    from utils.cli.args import get_args
-    monkeypatch.setattr("utils.infra.provenance.cores_available", lambda: 8)
+    from runner.cli.args import get_args
+    monkeypatch.setattr("runner.infra.provenance.cores_available", lambda: 8)
     assert runner.main(["at_seed1", "--dry-run", "--extra", "--loader resident --threads=3 --save-freq 2"]) == 0
     cmd = shlex.split(capsys.readouterr().out.split(": ", 1)[1])
     args = get_args("part", cmd[2:])

@@ -10,8 +10,8 @@ from part import PartSettings
 from part.step import BASE_METHODS, phase
 from tests.conftest import tiny_argv, train, trained_a_little
 from tests.helpers.compare import weights
-from utils.cli.args import get_args
-from utils.training.graphs import GraphedAttack
+from runner.cli.args import get_args
+from runner.training.graphs import GraphedAttack
 
 
 def test_bf16_training_step_close_to_fp32():
@@ -77,8 +77,8 @@ def test_graph_check_stops_on_disagreement():
     """The check of a graph's first replay (on CUDA; the arithmetic is device-free): equal results pass,
     results that differ on more than GRAPH_TOLERANCE of the elements stop the run naming --no-cuda-graphs,
     a difference within the tolerance (sign flips of near-zero gradients) passes."""
-    from utils.infra.errors import UserError
-    from utils.training.graphs import GRAPH_TOLERANCE, agreement
+    from common.errors import UserError
+    from runner.training.graphs import GRAPH_TOLERANCE, agreement
     eager = torch.rand(10_000)
     assert agreement(eager.clone(), eager) == 1.0
     few = eager.clone()
@@ -104,7 +104,7 @@ def test_bf16_training_run_on_the_cpu(tiny_folder, tmp_path):
 def test_channels_last_trains_like_nchw(tiny_folder, tmp_path):
     """--channels-last changes the memory format of the model (and so the convolution kernels), not the
     arithmetic's result beyond rounding: its weights agree with the NCHW run's."""
-    from utils.training.run import prepare
+    from runner.training.run import prepare
     args = get_args("part", tiny_argv(tiny_folder, tmp_path / "p", "--model", "smallcnn-bn", "--channels-last"))
     trainer = prepare(args)[0]
     conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))

@@ -8,7 +8,7 @@ import pytest
 
 from part import METHODS
 from tests.conftest import REPO
-from utils.cli.args import build_parser, get_args
+from runner.cli.args import build_parser, get_args
 
 
 def _refused(capsys, method, argv) -> str:

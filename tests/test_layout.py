@@ -1,23 +1,41 @@
-"""The layout by role (docs/layout.md): imports run one way between places, so no two places import
-each other, directly or round a longer loop, function-local imports included. The graph is built from
-the code itself: every source file is grouped into its place, every import of ours is an edge between
-two places, and the graph must have no cycle (the order docs/layout.md gives is one order it allows)."""
+"""The layout in three rings (docs/layout.md): the method (part/, cam/, attacks/, models/ and the helpers
+below it, common/), the runner (runner/) and, beside them, the studies and tools (report/, experiments/,
+bench/, exchange/). Imports run only inward: the method imports the standard library, its libraries
+and itself; the runner the method and itself; neither imports the studies. No two files import each
+other, directly or round a longer loop. The graph is built from the code itself, function-local imports
+included; a planted import is reported with its file and line."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+
+import pytest
 
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+RINGS = {"method": ("part/", "cam/", "attacks/", "models/", "common/"), "runner": ("runner/",),
+         "studies": ("report/", "experiments/", "bench/", "exchange/")}       # the three scripts: the top
+# What the method may import besides the standard library and itself: the field's libraries, and
+# matplotlib for the official mask rule's `jet` colour table (cam/rules.py; the official code reads it).
+METHOD_LIBRARIES = {"torch", "torchvision", "numpy", "pytorch_grad_cam", "torchattacks", "pyautoattack", "matplotlib"}
+# What each ring may import of ours.
+ALLOWED = {"method": {"method"}, "runner": {"method", "runner"}}
+
+
+def ring(path: str) -> str:
+    """The ring of a source file ("top" for the scripts)."""
+    return next((r for r, folders in RINGS.items() if path.startswith(folders)), "top")
+
+
 def place(path: str) -> str:
-    """The place of a source file: a top-level package (part/, cam/, attacks/, models/, bench/,
-    experiments/) or script (train_eval_part.py, ...); inside utils/, each subpackage (utils/training/,
-    ...) and each top-level module (utils/main.py, utils/argtypes.py, ...)."""
+    """The place of a source file that docs/layout.md describes: a top-level package (part/, cam/, ...)
+    or script; inside runner/, each subpackage (runner/training/, ...) and each top-level module."""
     parts = path.split("/")
-    if parts[0] == "utils":
-        return f"utils/{parts[1]}/" if len(parts) > 2 else path
+    if parts[0] == "runner":
+        return f"runner/{parts[1]}/" if len(parts) > 2 else path
     return f"{parts[0]}/" if len(parts) > 1 else path
 
 
@@ -52,28 +70,28 @@ def imports(path: str, text: str | None = None) -> list[tuple[int, str]]:
 
 
 def source_files() -> list[str]:
-    # Not the tests, results, git or the default dataset root data/ (utils/data/ is source).
+    # Not the tests, results, git or the default dataset root data/ (runner/data/ is source).
     files = [p for p in ROOT.rglob("*.py") if not ({"tests", ".git", "results"} & set(p.relative_to(ROOT).parts)
                                                    or p.relative_to(ROOT).parts[0] == "data")]
     return sorted(p.relative_to(ROOT).as_posix() for p in files if not p.name.startswith("."))
 
 
 def import_graph(files: list[str], planted: dict[str, str] | None = None) -> dict[str, dict[str, list[str]]]:
-    """{place: {place it imports: ["file:line imports module", ...]}}, imports within a place left out;
-    `planted`: {file: source} read instead of the checkout's."""
-    graph: dict[str, dict[str, list[str]]] = {place(f): {} for f in files}
+    """{file: {file of ours it imports: ["file:line imports module", ...]}}; `planted`: {file: source}
+    read instead of the checkout's."""
+    graph: dict[str, dict[str, list[str]]] = {f: {} for f in files}
     for f in files:
         for line, module in imports(f, (planted or {}).get(f)):
             target = module_file(module)
-            if target is not None and place(target) != place(f):
-                witnesses = graph[place(f)].setdefault(place(target), [])
+            if target is not None and target != f:
+                witnesses = graph[f].setdefault(target, [])
                 if f"{f}:{line} imports {module}" not in witnesses:
                     witnesses.append(f"{f}:{line} imports {module}")
     return graph
 
 
 def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
-    """A cycle of places [a, b, ..., a], or None (depth-first search, white / grey / black)."""
+    """A cycle of files [a, b, ..., a], or None (depth-first search, white / grey / black)."""
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -97,22 +115,42 @@ def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
 
 def cycle_message(graph: dict[str, dict[str, list[str]]], cycle: list[str]) -> str:
     steps = [f"  {a} -> {b}: " + "; ".join(graph[a][b]) for a, b in zip(cycle, cycle[1:])]
-    return "the places import each other round a loop, " + " -> ".join(cycle) + ":\n" + "\n".join(steps)
+    return "the files import each other round a loop, " + " -> ".join(cycle) + ":\n" + "\n".join(steps)
+
+
+def inward_violations(files: list[str], planted: dict[str, str] | None = None) -> list[str]:
+    """Every import that runs outward: a method file importing the runner, the studies or a library
+    outside METHOD_LIBRARIES; a runner file importing the studies ("file:line imports module")."""
+    bad = []
+    for f in files:
+        mine = ring(f)
+        if mine not in ALLOWED:
+            continue
+        for line, module in imports(f, (planted or {}).get(f)):
+            target = module_file(module)
+            if target is not None:
+                outward = ring(target) not in ALLOWED[mine]
+            else:
+                top = module.split(".")[0]
+                outward = mine == "method" and top not in sys.stdlib_module_names and top not in METHOD_LIBRARIES
+            if outward:
+                bad.append(f"{f}:{line} imports {module}")
+    return bad
 
 
 def test_provenance_knows_the_checkout():
     """The runner and bench.jobs start the scripts from provenance's REPO: it must be the checkout's root."""
-    from utils.infra.provenance import REPO
+    from runner.infra.provenance import REPO
     assert REPO == ROOT and (REPO / "train_eval_part.py").is_file()
 
 
-def test_docs_layout_names_every_place():
-    """docs/layout.md describes every place the source files fall into (derived from the code)."""
+def test_docs_layout_names_every_place_and_ring():
+    """docs/layout.md describes every place the source files fall into and every ring's folders."""
     text = (ROOT / "docs" / "layout.md").read_text()
-    places = {place(f) for f in source_files() if f != "utils/__init__.py"}      # the package marker alone
+    places = {place(f) for f in source_files() if f != "runner/__init__.py"}      # the package marker alone
+    places |= {folder for folders in RINGS.values() for folder in folders}
     missing = sorted(p for p in places if f"`{p}" not in text)
     assert not missing, f"docs/layout.md does not name {missing}"
-    assert place("utils/training/trainer.py") == "utils/training/" and place("cam/rules.py") == "cam/"
 
 
 def _planted(path: str, body: str) -> tuple[dict[str, str], int]:
@@ -123,29 +161,43 @@ def _planted(path: str, body: str) -> tuple[dict[str, str], int]:
 
 def test_the_import_graph_sees_every_import():
     """The graph has the edges the code has, and a planted back-import, function-local, closes a loop
-    that the check reports with its places and the importing file and line."""
+    that the check reports with its files and the importing file and line."""
     graph = import_graph(source_files())
-    assert "part/" in graph["utils/training/"] and "utils/main.py" in graph["train_eval_part.py"]
-    assert "cam/" in graph["part/"] and "attacks/" in graph["part/"] and "utils/argtypes.py" in graph["cam/"]
-    # cam/rules.py importing part.step (which imports cam.rules): cam/ <-> part/.
+    assert "part/step.py" in graph["runner/training/trainer.py"] and "runner/main.py" in graph["train_eval_part.py"]
+    assert "cam/rules.py" in graph["part/step.py"] and "common/argtypes.py" in graph["cam/rules.py"]
+    # cam/rules.py importing part.step (which imports cam.rules): a loop of two files.
     planted, line = _planted("cam/rules.py", "from part.step import train_batch")
     bad = import_graph(source_files(), planted)
     cycle = find_cycle(bad)
-    assert cycle is not None and cycle[0] == cycle[-1] and {"cam/", "part/"} <= set(cycle)
+    assert cycle is not None and cycle[0] == cycle[-1] and {"cam/rules.py", "part/step.py"} <= set(cycle)
     assert f"cam/rules.py:{line} imports part.step" in cycle_message(bad, cycle)
-    # A longer loop: utils/data/ importing utils.main (-> utils/training/ -> utils/data/).
-    planted, line = _planted("utils/data/sources.py", "import utils.main")
+    # A longer loop: runner/data/split.py importing runner.data.sources (which imports split).
+    planted, line = _planted("runner/data/split.py", "import runner.data.sources")
     bad = import_graph(source_files(), planted)
     cycle = find_cycle(bad)
-    assert cycle is not None and len(cycle) > 3
-    assert f"utils/data/sources.py:{line} imports utils.main" in cycle_message(bad, cycle)
+    assert cycle is not None and f"runner/data/split.py:{line} imports runner.data.sources" in cycle_message(bad, cycle)
     # A relative import is an edge as well.
     planted, line = _planted("attacks/pgd.py", "from ..cam import rules")
-    assert any(f"attacks/pgd.py:{line} imports cam.rules" in w
-               for w in import_graph(source_files(), planted)["attacks/"].get("cam/", []))
+    assert f"attacks/pgd.py:{line} imports cam.rules" in import_graph(source_files(), planted)["attacks/pgd.py"]["cam/rules.py"]
 
 
-def test_no_two_places_import_each_other():
+def test_no_two_files_import_each_other():
     graph = import_graph(source_files())
     cycle = find_cycle(graph)
     assert cycle is None, cycle_message(graph, cycle)
+
+
+def test_imports_run_only_inward():
+    bad = inward_violations(source_files())
+    assert not bad, "imports that run outward (docs/layout.md, the rings):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("path,body,module", [
+    ("part/step.py", "from runner.training.trainer import Trainer", "runner.training.trainer"),   # method -> runner
+    ("cam/maps.py", "import report.tables", "report.tables"),                                    # method -> studies
+    ("runner/training/run.py", "from exchange import robustbench", "exchange.robustbench"),      # runner -> studies
+    ("attacks/pgd.py", "import scipy.stats", "scipy.stats"),                   # method -> a library not its own
+])
+def test_an_outward_import_is_named_with_its_file_and_line(path, body, module):
+    planted, line = _planted(path, body)
+    assert inward_violations(source_files(), planted) == [f"{path}:{line} imports {module}"]

@@ -13,9 +13,9 @@ from cam.maps import compute_cam
 from models.zoo import build_model
 from part import METHODS, PartSettings
 from part.step import BASE_METHODS, phase
-from utils.cli.args import get_args
-from utils.evaluation.evaluate import evaluate
-from utils.training.run import prepare
+from runner.cli.args import get_args
+from runner.evaluation.evaluate import evaluate
+from runner.training.run import prepare
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

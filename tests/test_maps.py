@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from cam.maps import MAPS, annotation_box, importance_map, input_gradient
 from cam.rules import RULES, epsilon_map
 from tests.conftest import trained_a_little
-from utils.infra.errors import UserError
+from common.errors import UserError
 
 
 def test_input_gradient_is_the_summed_absolute_gradient_of_each_image_in_eval_mode():

@@ -11,20 +11,20 @@ from PIL import Image
 from tests.conftest import train
 from report import groups, plots, tables
 import report.__main__ as report_cli
-from utils.infra.checkpoint import load_checkpoint
-import utils.training.side_outputs
-import utils.training.run
+from runner.infra.checkpoint import load_checkpoint
+import runner.training.side_outputs
+import runner.training.run
 
 
 @pytest.fixture
 def captured_panels(monkeypatch):
     seen = []
-    real = utils.training.side_outputs.save_mask_grid
+    real = runner.training.side_outputs.save_mask_grid
 
     def spy(panels, path, title=""):
         seen.append((panels, path))
         real(panels, path, title)
-    monkeypatch.setattr(utils.training.side_outputs, "save_mask_grid", spy)
+    monkeypatch.setattr(runner.training.side_outputs, "save_mask_grid", spy)
     return seen
 
 
@@ -117,7 +117,7 @@ def test_report_seed_summary_and_bad_input(tmp_path, capsys):
 
 
 def _fake_run(tmp_path, name, method, flags, natural, aa=None):
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     key = {"PART": "part", "AT": "part", "PART-T": "part_t", "TRADES": "part_t", "AT-random": "part",
            "AT-region": "part", "PART-M": "part_m", "MART": "part_m"}[method]
     args = vars(get_args(key, flags + (["--no-reweight"] if method in ("AT", "TRADES", "MART") else [])))
@@ -233,11 +233,11 @@ def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_pan
     from cam.rules import epsilon_map
     from models.zoo import eval_mode
     from part import PartSettings
-    from utils.cli.args import get_args
-    from utils.evaluation.visualize import grid_panels
+    from runner.cli.args import get_args
+    from runner.evaluation.visualize import grid_panels
     args = get_args(method, ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download", "--num-steps",
                              "3", "--save-masks", "3", "--no-progress", "--model-dir", str(tmp_path), *flags])
-    trainer, _, _, _ = utils.training.run.prepare(args)
+    trainer, _, _, _ = runner.training.run.prepare(args)
     model = trainer.model
     torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)     # gradients that differ between attacks
     trainer.mask_grid(2, tmp_path / "grid.png")
@@ -273,10 +273,10 @@ def test_a_result_older_than_a_registry_flag_groups_with_newer_ones():
     report fills it with the flag's default ("not given" / "off"), so the old run still groups and
     pairs with runs that leave the flag alone."""
     from cam.rules import RULES
-    from utils.cli.args import get_args
+    from runner.cli.args import get_args
     from report.groups import group_key
     new = vars(get_args("part", []))
-    # The mask rules' own flags (the one registry with flags), and AWP's, declared in utils/cli/settings.py.
+    # The mask rules' own flags (the one registry with flags), and AWP's, declared in runner/cli/settings.py.
     flags = [(f.name, f.dest) for rule in RULES.values() for f in rule.flags]
     assert len(flags) >= 3                  # --top-share, --region-eps, --region-start, --random-share
     flags += [("--awp-gamma", "awp_gamma"), ("--awp-warmup", "awp_warmup")]

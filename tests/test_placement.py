@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import train
-from utils.cli.args import get_args
+from runner.cli.args import get_args
 
 EPS, LOW = 8 / 255, 7 / 255
 
@@ -92,7 +92,7 @@ class QuadrantLinear(nn.Module):
 def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     """With a CAM that points at the only pixels the model reads, attacking the CAM's top share breaks
     it, its bottom share cannot, a random share lies between."""
-    from utils.evaluation import cam_info
+    from runner.evaluation import cam_info
     model = QuadrantLinear().eval()
     cam = torch.zeros(64, 8, 8)
     cam[:, :4, :4] = 1.0                     # the upper-left quadrant (bilinear-upsampled: inside it)
@@ -186,17 +186,17 @@ def test_round_two_of_the_study(capsys, tmp_path, monkeypatch):
 def test_runs_start_only_from_committed_source(capsys, monkeypatch, tmp_path):
     from experiments import run as runner
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runner, "source_changes", lambda: ["utils/training/trainer.py"])
+    monkeypatch.setattr(runner, "source_changes", lambda: ["runner/training/trainer.py"])
     with pytest.raises(SystemExit) as exc:
         runner.main(["at_seed1", "--data-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1 and "utils/training/trainer.py" in err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "runner/training/trainer.py" in err
     assert not (tmp_path / "results").exists()
 
 
 def test_jobs_divide_the_cores(monkeypatch):
     from experiments import run as runner
-    monkeypatch.setattr("utils.infra.provenance.cores_available", lambda: 8)
+    monkeypatch.setattr("runner.infra.provenance.cores_available", lambda: 8)
     args = runner.argparse.Namespace(suite="reproduction", checkpoint_dir="c", data_dir="d", results_dir="r",
                                      aa_subset=None, extra="", jobs=4)
     cmd = runner.command("at_seed1", args)

@@ -14,11 +14,11 @@ import torch
 
 from tests.conftest import REPO, tiny_argv, zip_tree
 from tests.helpers.compare import comparable
-from utils.data.sources import load_splits
-from utils.infra.checkpoint import load_checkpoint
-from utils.infra.errors import UserError
-from utils.infra.interrupt import TEST_HOOK
-from utils.main import main
+from runner.data.sources import load_splits
+from runner.infra.checkpoint import load_checkpoint
+from common.errors import UserError
+from runner.infra.interrupt import TEST_HOOK
+from runner.main import main
 
 CPU = torch.device("cpu")
 # 80 training images in batches of 16: 5 batches per epoch; epoch 1 warm-up, epoch 2 the PART phase.
@@ -292,7 +292,7 @@ def test_signal_notice_survives_an_interrupted_print(monkeypatch, capfd):
     """A signal that lands while the process prints: the handler's own print would be a reentrant
     write on the same buffered stdout (RuntimeError, raised into the interrupted print: a torchrun
     rank crashed so once); the notice goes to the file descriptor instead."""
-    import utils.infra.interrupt as interrupt
+    import runner.infra.interrupt as interrupt
 
     def busy(*args, **kwargs):
         raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stdout>'>")

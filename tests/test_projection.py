@@ -17,7 +17,7 @@ from attacks.trades import trades
 from part import PartSettings
 from part.step import BASE_METHODS, phase
 from tests.conftest import trained_a_little
-from utils.cli.args import get_args
+from runner.cli.args import get_args
 
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 10
 

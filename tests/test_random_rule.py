@@ -8,7 +8,7 @@ import torch
 from cam.rules import RULES, epsilon_map
 from part import PartSettings
 from tests.conftest import train
-from utils.cli.args import get_args
+from runner.cli.args import get_args
 
 EPS, LOW = 8 / 255, 7 / 255
 

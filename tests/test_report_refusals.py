@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import report.__main__ as report_cli
-from utils.cli.args import get_args
+from runner.cli.args import get_args
 
 PGD20 = {1: 14.0, 2: 22.0, 3: 25.0}      # PART's three seeds: 20.33 ± 5.69
 

@@ -6,16 +6,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, one_line, synthetic_split, tiny_argv, write_image_tree
-from utils.cli.args import get_args
-from utils.main import main
-from utils.training.ownership import LOCK, OWNER, RunLock
-from utils.training.run import default_model_dir
+from runner.cli.args import get_args
+from runner.main import main
+from runner.training.ownership import LOCK, OWNER, RunLock
+from runner.training.run import default_model_dir
 
 SMALL = ("--batch-size", "16", "--num-steps", "1", "--test-subset", "16", "--epochs", "1", "--eval", "natural")
 
@@ -129,7 +128,7 @@ def test_a_killed_runs_lock_does_not_hold_the_folder(tiny_folder, tmp_path, caps
 
 
 def test_lock_names_the_holder_and_frees_on_exit(tmp_path):
-    from utils.infra.errors import UserError
+    from common.errors import UserError
     with RunLock([tmp_path / "a" / LOCK]):
         with pytest.raises(UserError, match="another run is writing into"):
             RunLock([tmp_path / "a" / LOCK]).__enter__()

@@ -6,9 +6,9 @@ import torch
 
 from tests.conftest import train
 from tests.helpers.compare import same, weights
-from utils.cli.args import get_args
-from utils.infra.checkpoint import load_checkpoint
-from utils.infra.errors import UserError
+from runner.cli.args import get_args
+from runner.infra.checkpoint import load_checkpoint
+from common.errors import UserError
 from part import PartSettings
 from part.step import lr_at
 
@@ -156,16 +156,16 @@ def _recording(monkeypatch, owner, name, x_of):
 
 def _part_batches(monkeypatch):
     """(x, ε map) of every batch of the PART phase, as the trainer gives them to part.step.train_batch."""
-    import utils.training.trainer
+    import runner.training.trainer
     seen = []
-    real = utils.training.trainer.train_batch
+    real = runner.training.trainer.train_batch
 
     def spy(phase, model, x, *args, **kwargs):
         loss, eps = real(phase, model, x, *args, **kwargs)
         if phase.name == "part":
             seen.append((x.clone(), eps))
         return loss, eps
-    monkeypatch.setattr(utils.training.trainer, "train_batch", spy)
+    monkeypatch.setattr(runner.training.trainer, "train_batch", spy)
     return seen
 
 
@@ -185,7 +185,7 @@ def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path,
     batch i belongs to other images; --cam-refresh batch: the CAM of the batch itself."""
     import part.step
     from cam.rules import budget_from
-    from utils.training.pairing import OfficialPairing
+    from runner.training.pairing import OfficialPairing
     cams = _recording(monkeypatch, OfficialPairing, "important", lambda args: args[1])     # (self, x, y)
     batch_maps = _recording(monkeypatch, part.step, "importance_map", lambda args: args[2])  # (name, model, x, ...)
     batches = _part_batches(monkeypatch)
@@ -207,7 +207,7 @@ def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path,
 def test_prepare_leaves_the_arguments_as_given(tiny_folder, tmp_path):
     """--loader auto is resolved by the trainer, not written back into the args (which go into every
     checkpoint); the results record the loader used."""
-    from utils.training.run import prepare
+    from runner.training.run import prepare
     args = get_args("part", ["--model", "smallcnn", "--data-dir", str(tiny_folder), "--no-download"])
     before = dict(vars(args))
     trainer, *_ = prepare(args)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import REPO, one_line, tiny_argv
-from utils.infra.checkpoint import load_checkpoint
-from utils.infra.errors import UserError
-from utils.main import main
+from runner.infra.checkpoint import load_checkpoint
+from common.errors import UserError
+from runner.main import main
 
 CPU = torch.device("cpu")
 SMALL = ("--batch-size", "16", "--num-steps", "1", "--test-subset", "16", "--epochs", "1", "--eval", "natural")
@@ -132,7 +132,7 @@ def test_resume_auto_with_only_unreadable_checkpoints_says_what_to_do(tiny_folde
 
 
 def test_stale_temporaries_of_a_killed_write_are_removed(tiny_folder, tmp_path, capsys):
-    from utils.infra.files import _HOST
+    from runner.infra.files import _HOST
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()                 # a process that has exited
     stale = [tmp_path / f".epoch1.pt.{dead}@{_HOST}.0123abcd.tmp", tmp_path / f".results.json.{dead}@{_HOST}.fedc9876.tmp"]
@@ -179,8 +179,8 @@ def test_every_progress_bar_is_closed(monkeypatch, capsys):
     """With progress bars on, each is closed before its accuracy line is printed (an attack's bar is
     advanced by hand and never exhausted, so nothing closes it by itself)."""
     from models.zoo import build_model
-    from utils.cli.args import get_args
-    import utils.evaluation.evaluate as evaluate_module
+    from runner.cli.args import get_args
+    import runner.evaluation.evaluate as evaluate_module
     bars, events = [], []
 
     class Recording(evaluate_module.tqdm):
@@ -208,7 +208,7 @@ def test_every_progress_bar_is_closed(monkeypatch, capsys):
 _SCRIPT = """
 import hashlib, multiprocessing as mp, sys, time
 sys.path.insert(0, {repo!r})
-from utils.infra.interrupt import StopRequest
+from runner.infra.interrupt import StopRequest
 with StopRequest() as stop:
     child = mp.get_context("fork").Process(target=time.sleep, args=(60,))
     child.start()

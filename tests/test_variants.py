@@ -16,8 +16,8 @@ from part import PartSettings
 from part.step import BASE_METHODS, attack_start
 from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
 from tests.helpers.compare import same, weights
-from utils.cli.args import get_args
-from utils.data.sources import load_splits
+from runner.cli.args import get_args
+from runner.data.sources import load_splits
 
 METHOD_LOSS = {key: m.base_key for key, m in REGISTRY.items()}     # part -> at, part_t -> trades, ...
 

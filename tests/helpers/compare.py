@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from utils.infra.checkpoint import load_checkpoint
+from runner.infra.checkpoint import load_checkpoint
 
 
 def weights(path: Path) -> dict:

@@ -1,0 +1,121 @@
+"""The parser the three entry scripts share: every flag of `runner.cli.settings` in its --help section,
+and `get_args(method, argv)`, which parses and validates."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common.argtypes import OneLineParser
+from runner.cli.settings import Role, declare_flags, flag_dest
+from runner.infra.distributed import env_world_size
+from part import METHODS
+from cam.maps import MAPS, NATIVE_CAMS
+from cam.rules import RULES, rule_flag_errors
+from runner.data.datasets import DATASETS
+
+
+# --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
+HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
+               "part": "PART: the pixel reweighting (a --no-reweight baseline ignores these)",
+               "evaluation": "evaluation (what is measured at the end, and on the way)",
+               "run": "running (data and output folders, devices, resuming, speed, messages)"}
+GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
+EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "info_maps", "eval_only",
+                              "test_subset",
+                              "aa_subset", "eval_every", "eval_subset", "save_masks", "zoo_dir", "cam_layer"})
+
+
+def declare(p: argparse.ArgumentParser):
+    """p.add_argument with the flag's Role first: --help lists each flag in its section (HELP_GROUPS: by
+    role, the evaluation's flags apart; --epochs and --no-reweight with training)."""
+    groups = {k: p.add_argument_group(title) for k, title in HELP_GROUPS.items()}
+
+    def add(role: Role, *names: str, **kwargs) -> argparse.Action:
+        dest = flag_dest(names, kwargs)
+        group = "evaluation" if dest in EVALUATION_FLAGS else "training" if dest in ("epochs", "no_reweight") \
+            else GROUP_OF_ROLE[role.name]
+        return groups[group].add_argument(*names, **kwargs)
+    return add
+
+
+def build_parser(method_key: str) -> argparse.ArgumentParser:
+    method = METHODS[method_key]
+    p = OneLineParser(
+        prog=method.script,
+        description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
+                    "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
+                    "in runner/cli/settings.py (the mask rules' in cam/rules.py, the variants' in part/__init__.py); "
+                    "the step of a batch is part/step.py.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    declare_flags(declare(p), method)
+    p.set_defaults(method=method_key)
+    return p
+
+
+# What the official scripts force for a dataset (SVHN: its entry's `overrides`) is applied unless the user
+# gives the flag. The settings added by get_args: DERIVED_ROLES.
+
+
+def _given(argv: list[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
+def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser(method_key)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    # The settings given on the command line (--eval-only takes the others from its checkpoint).
+    args.given = sorted({a.dest for a in parser._actions if a.option_strings and _given(argv, *a.option_strings)})
+    args.dataset_overrides = {}
+    dataset = DATASETS[args.data]
+    for dest, (flag, value) in dataset.overrides.items():
+        if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
+            setattr(args, dest, value)
+            args.dataset_overrides[flag] = value
+    if args.augmentation == "auto":      # a box would move off its object under augmentation
+        args.augmentation = "none" if dataset.annotation else dataset.augmentation
+    for error in rule_flag_errors(args):
+        parser.error(error)
+    if args.cam_refresh == "official" and not RULES[args.mask_rule].reads_map:
+        parser.error(f"--cam-refresh official pairs each batch with the map of another; --mask-rule {args.mask_rule} "
+                     "reads no map")
+    if MAPS[args.cam].needs_annotation and dataset.annotation != "box":
+        parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
+    boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
+    if boxed and dataset.annotation != "box" and not (args.eval_only and "data" not in args.given):
+        parser.error(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; {args.data} has none")
+    if args.info_maps is not None and not {"map-info", "road"} & set(args.eval):
+        parser.error("--info-maps needs --eval map-info (or road)")
+    if dataset.annotation is not None and args.augmentation != "none":
+        parser.error(f"--augmentation {args.augmentation} would move {args.data}'s object boxes off their objects; "
+                     "use --augmentation none")
+    if args.low_epsilon > args.epsilon:
+        parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
+    if args.warm_up > args.epochs:
+        parser.error(f"--warm-up ({args.warm_up}) must not exceed --epochs ({args.epochs})")
+    if args.num_class is not None and args.num_class != dataset.classes:
+        parser.error(f"--num-class {args.num_class} does not match the {dataset.classes} classes of {args.data}")
+    if args.eval_only and args.resume:
+        parser.error("--eval-only and --resume exclude each other")
+    zoo = bool(args.eval_only) and args.eval_only.startswith("robustbench:")
+    if not zoo and (args.cam_layer is not None or "zoo_dir" in args.given):
+        parser.error(f"{'--cam-layer' if args.cam_layer is not None else '--zoo-dir'} needs --eval-only robustbench:NAME")
+    if zoo and "model_dir" in args.given:
+        parser.error("--model-dir has no meaning for a RobustBench model (its file is in --zoo-dir); --results "
+                     "names where the results go")
+    if zoo and args.data != "CIFAR10":
+        parser.error(f"--eval-only {args.eval_only}: RobustBench's zoo here is CIFAR-10's (L-inf), not {args.data}")
+    if zoo and args.cam in NATIVE_CAMS:       # the native CAMs need this project's models (features / head)
+        if "cam" in args.given:
+            parser.error(f"--map {args.cam} needs this project's models; for a RobustBench model use "
+                         f"--map lib-{args.cam} (the grad-cam package's) or gradient")
+        args.cam = f"lib-{args.cam}"
+    args.world_size = env_world_size()
+    if args.batch_size % args.world_size and not args.eval_only:    # evaluation deals out whole batches
+        parser.error(f"--batch-size {args.batch_size} (the global batch) does not divide among the "
+                     f"{args.world_size} processes torchrun started; give a multiple of {args.world_size}")
+    if args.no_cuda:
+        if args.device == "cuda":
+            parser.error("--no-cuda and --device cuda exclude each other")
+        args.device = "cpu"
+    return args
