@@ -9,6 +9,7 @@ part/step.py; `--help` lists every flag by section.
 import sys
 
 import exchange.eval_only  # noqa: F401  (registers --eval-only robustbench:NAME, a RobustBench zoo model)
+import studies.evaluations  # noqa: F401  (registers --eval cam-info, map-info, road)
 from runner.main import main
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from runner.evaluation import EvalSettings
 from runner.evaluation.evaluate import EvalProgress, evaluate
 from runner.infra.distributed import Dist
 from runner.infra.interrupt import Interrupted, StopRequest
-from runner.names import EVALS
+from runner.names import evaluations
 from runner.training.ownership import RunLock, lock_files
 from runner.training.record import eval_key, provenance
 from runner.training.resume import check_writable, earlier_outputs, progress_file, refuse_unless_overwrite
@@ -41,7 +41,7 @@ def zoo_results_record(args: argparse.Namespace, zoo: dict, ev: dict, results_pa
         "model": zoo,
         # What the evaluation read (the training and model flags have no meaning for a zoo model).
         "args": {**{k: v for k, v in vars(args).items() if k in ZOO_EVAL_ARGS}, "results": str(results_path)},
-        **{k: ev.get(k) for k in EVALS},
+        **{k: ev.get(k) for k in evaluations()},
         "test_images": ev["total"],
         "images": ev["images"],
         "counts": ev["counts"],

@@ -152,7 +152,7 @@ def folder_refusal(option: str, folder: str) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def suite_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m experiments.run", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="runs of the suite to do (--list names them)")
@@ -175,6 +175,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-uncommitted", action="store_true",
                    help="start runs although tracked source files have changes not committed (each results JSON "
                         "lists them under source_changes); by default such a tree is refused")
+    return p
+
+
+def refusal(args: argparse.Namespace, names: list[str]) -> str | None:
+    """Why the suite cannot start as asked (--extra, the folders, uncommitted source), before any run."""
+    try:
+        shlex.split(args.extra)
+    except ValueError as exc:      # an unbalanced quote, a trailing backslash
+        return f"--extra {args.extra!r} is not a shell command line: {exc}"
+    for option, folder in (("--results-dir", args.results_dir), ("--checkpoint-dir", args.checkpoint_dir)):
+        if (why := folder_refusal(option, folder)):
+            return why
+    table = table_flags(args.suite)
+    for name in names:
+        if (why := extra_refusal(name, args, table)):
+            return " ".join(why.splitlines())
+    changed = source_changes()
+    if changed and not args.dry_run and not args.allow_uncommitted:
+        return (f"tracked source files have changes not committed ({', '.join(changed[:5])}"
+                f"{', ...' if len(changed) > 5 else ''}): commit them first, so that every run names the code it "
+                "ran (or --allow-uncommitted, recorded in each results JSON)")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = suite_parser()
     args = p.parse_args(argv)
     runs = SUITES[args.suite]
     default_dirs = SUITE_DIRS.get(args.suite, (f"results/{args.suite}", f"checkpoint/{args.suite}"))
@@ -192,24 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                                              if prio in args.priority or everything]))
     if not names:
         p.error("name at least one run or --priority (a suite other than reproduction: none means all)")
-    try:
-        shlex.split(args.extra)
-    except ValueError as exc:      # an unbalanced quote, a trailing backslash
-        p.error(f"--extra {args.extra!r} is not a shell command line: {exc}")
-    for option, folder in (("--results-dir", args.results_dir), ("--checkpoint-dir", args.checkpoint_dir)):
-        refusal = folder_refusal(option, folder)
-        if refusal:
-            p.error(refusal)
-    table = table_flags(args.suite)
-    for name in names:
-        refusal = extra_refusal(name, args, table)
-        if refusal:
-            p.error(" ".join(refusal.splitlines()))
-    changed = source_changes()
-    if changed and not args.dry_run and not args.allow_uncommitted:
-        p.error(f"tracked source files have changes not committed ({', '.join(changed[:5])}"
-                f"{', ...' if len(changed) > 5 else ''}): commit them first, so that every run names the code it "
-                "ran (or --allow-uncommitted, recorded in each results JSON)")
+    why = refusal(args, names)
+    if why:
+        p.error(why)
     todo = []
     for name in names:
         if (Path(args.results_dir) / f"{name}.json").exists():

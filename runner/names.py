@@ -3,12 +3,13 @@ experiment runner start without importing torch, torchvision or matplotlib. (The
 runner/data/datasets.py, the maps and rules of cam/, the models of models/.)"""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 # aa: AutoAttack through torchattacks (the official PART evaluation); aa-standard: the authors'
 # implementation (pyautoattack, RobustBench's evaluator). The default --eval is the official set.
-# cam-info: PGD-20 restricted to the CAM's top, random and bottom pixels (runner/evaluation/cam_info.py); not a default.
-# map-info: the same of any maps (--info-maps), with the pointing game and the IoU where images carry boxes.
-# road: the grad-cam package's ROAD metric of the same maps, on the --aa-subset images.
-EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard", "cam-info", "map-info", "road")
+# The studies add theirs (STUDY_EVALS below: cam-info, map-info, road, studies/cam_info.py); none is a default.
+BUILTIN_EVALS = ("natural", "pgd20", "mma", "aa", "aa-standard")
 DEFAULT_EVALS = ("natural", "pgd20", "mma", "aa")
 AUTOATTACKS = ("aa", "aa-standard")
 # How an attack evaluation seeds its random starts (common.rng): per image (the default) or per batch.
@@ -18,3 +19,25 @@ EVAL_SEEDINGS = ("image", "batch")
 # here ({prefix: function(args, stop, dist) -> the results record}); exchange/eval_only.py registers
 # "robustbench:" (RobustBench's zoo), and the three scripts import it. The runner knows no source itself.
 EVAL_ONLY_SOURCES: dict = {}
+
+
+@dataclass(frozen=True)
+class StudyEvaluation:
+    """An evaluation a study adds to --eval (studies/evaluations.py registers cam-info, map-info and road):
+    its batches give counts of their own, not adversarial images; the runner runs its batches (seeded,
+    resumable, sharded under torchrun) and stores what `summary` makes of their column sums."""
+    header: str               # its line in the log, as PGD's and MMA's
+    counts: Callable          # counts(model, x, y, s: EvalSettings, draw, box=None) -> [number, ...] of one batch
+    summary: Callable         # summary(columns, images, s, image_elements, boxes) -> its entry in the results JSON
+    describe: Callable        # describe(entry, s, images, boxes) -> the text printed (its header line first)
+    key: Callable             # key(args) -> {what its numbers depend on beyond the weights and images}
+    on_subset: bool = False   # on the --aa-subset images only (a slow one)
+    help: str = ""            # its words in --eval's help
+
+
+STUDY_EVALS: dict[str, StudyEvaluation] = {}
+
+
+def evaluations() -> tuple[str, ...]:
+    """Every name --eval takes: the built-in evaluations, then the studies' (in the order registered)."""
+    return BUILTIN_EVALS + tuple(STUDY_EVALS)

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import exchange.eval_only  # noqa: F401  (as the three scripts: --eval-only robustbench:NAME)
+import studies.evaluations  # noqa: F401  (as the three scripts: --eval cam-info, map-info, road)
 from runner.cli.args import get_args
 from runner.training.run import run
 

@@ -94,7 +94,7 @@ def test_a_map_that_draws_refuses_to_run_without_its_noise():
 def test_cam_info_with_a_map_that_draws_gives_it_a_draw_of_its_own(evaluation):
     """Under per-image seeding a draw is keyed by its index: the map's noise must not share one with a
     set or an attack start (it did: the random map's noise was the fourth start's first channel)."""
-    from runner.evaluation import cam_info
+    from studies import cam_info
     asked = []
 
     def draw(k, shape):
@@ -149,7 +149,8 @@ def test_map_info_measures_the_box_maps_exactly(tmp_path, monkeypatch):
     """On images with boxes: the box map points inside every box with IoU 1, the inverse box at the
     share 0.5625 has IoU 128 / 1024, a random map points inside as often as chance allows; the random
     set is one for every map, and each set's attack reads exactly its pixels."""
-    from runner.evaluation import EvalSettings, cam_info
+    from runner.evaluation import EvalSettings
+    from studies import cam_info
     from models.zoo import build_model
     torch.manual_seed(0)
     model = build_model("smallcnn-bn", 10).eval()
@@ -216,7 +217,8 @@ def test_road_is_the_grad_cam_packages_metric_of_the_same_maps():
 
     from cam.rules import cam_upsampled
     from models.zoo import build_model
-    from runner.evaluation import EvalSettings, cam_info
+    from runner.evaluation import EvalSettings
+    from studies import cam_info
     torch.manual_seed(0)
     model = build_model("smallcnn-bn", 10).eval()
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))

@@ -92,7 +92,7 @@ class QuadrantLinear(nn.Module):
 def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     """With a CAM that points at the only pixels the model reads, attacking the CAM's top share breaks
     it, its bottom share cannot, a random share lies between."""
-    from runner.evaluation import cam_info
+    from studies import cam_info
     model = QuadrantLinear().eval()
     cam = torch.zeros(64, 8, 8)
     cam[:, :4, :4] = 1.0                     # the upper-left quadrant (bilinear-upsampled: inside it)

@@ -17,15 +17,15 @@ from common.argtypes import (boolean, budget, non_negative, non_negative_int, nu
                             positive_int, rate, seed_int, thread_count)
 from part import METHODS, Variant
 from runner.data.datasets import DATASETS
-from runner.names import DEFAULT_EVALS, EVAL_SEEDINGS, EVALS
+from runner.names import DEFAULT_EVALS, EVAL_SEEDINGS, STUDY_EVALS, evaluations
 
 
 def eval_list(text: str) -> list[str]:
     """--eval: a comma list of the evaluations (runner/names.py)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in EVALS]
+    bad = [t for t in items if t not in evaluations()]
     if bad or not items:
-        raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(EVALS)}")
+        raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(evaluations())}")
     return items
 
 
@@ -131,11 +131,9 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(R, "--no-reweight", action="store_true",
       help=f"skip the CAM: plain {method.base} with the same schedule (the baseline)")
     a(N, "--eval", type=eval_list, default=",".join(DEFAULT_EVALS), metavar="LIST",
-      help="comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
-           "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench), cam-info (PGD-20 on the "
-           "CAM's top / random / bottom share of pixels: does the CAM point at what matters? docs in runner/evaluation/cam_info.py), "
-           "map-info (the same for the maps of --info-maps, and where the data carry boxes the pointing game and "
-           "IoU), road (the grad-cam package's ROAD metric of the same maps, on the --aa-subset images)")
+      help=", ".join(["comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
+                      "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench)",
+                      *(e.help for e in STUDY_EVALS.values())]))
     a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
       help="with --eval cam-info or map-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
            "PART share)")

@@ -27,21 +27,30 @@ from attacks.mma import mma
 from attacks.pgd import pgd
 from models.zoo import eval_mode
 from runner.data.split import subset_indices
-from runner.evaluation import cam_info
 from runner.evaluation import EvalSettings
 from runner.infra.distributed import Dist
 from runner.infra.files import write_json
 from runner.infra.interrupt import Interrupted, StopRequest
 from common.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
-from runner.names import AUTOATTACKS
+from runner.names import AUTOATTACKS, STUDY_EVALS
 
-HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard", "cam-info": "CAM-info",
-           "map-info": "Map-info", "road": "ROAD"}
-# The evaluations whose batches give counts of their own (runner.evaluation.cam_info), not adversarial images.
-COUNTING = ("cam-info", "map-info", "road")
-# The evaluations run on the --aa-subset images only (the slow ones).
-ON_SUBSET = (*AUTOATTACKS, "road")
+HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard"}
 EVAL_STEPS = 20
+
+
+def header(name: str) -> str:
+    """An evaluation's line in the log: the built-in's, or the study's (runner.names.STUDY_EVALS)."""
+    return HEADERS[name] if name in HEADERS else STUDY_EVALS[name].header
+
+
+def on_subset(name: str) -> bool:
+    """Whether the evaluation runs on the --aa-subset images only (the slow ones)."""
+    return name in AUTOATTACKS or (name in STUDY_EVALS and STUDY_EVALS[name].on_subset)
+
+
+def global_draw(device: torch.device):
+    """draw(k, shape): the k-th U[0, 1) draw of a batch from the global RNG, in order (the batch-seeded scheme)."""
+    return lambda k, shape: torch.rand(shape, device=device)
 
 
 def _adversary(name: str, s: EvalSettings, num_classes: int):
@@ -61,12 +70,8 @@ def _adversary(name: str, s: EvalSettings, num_classes: int):
         return lambda m, x, y, draw: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "aa-standard":
         return lambda m, x, y, draw: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
-    if name == "cam-info":      # counts, not adversarial images: see _attack_batches; `box`: the batch's boxes
-        return lambda m, x, y, draw, box=None: cam_info.counts(m, x, y, s, draw, box)
-    if name == "map-info":
-        return lambda m, x, y, draw, box=None: cam_info.map_info_counts(m, x, y, s, draw, box)
-    if name == "road":
-        return lambda m, x, y, draw, box=None: cam_info.road_sums(m, x, y, s, draw, box)
+    if name in STUDY_EVALS:     # counts, not adversarial images: see _attack_batches; `box`: the batch's boxes
+        return lambda m, x, y, draw, box=None: STUDY_EVALS[name].counts(m, x, y, s, draw, box)
     raise ValueError(name)
 
 
@@ -111,7 +116,7 @@ class EvalProgress:
                 data = None
             if isinstance(data, dict) and data.get("key") == key:
                 self.batches, self.seconds = data["batches"], data.get("seconds", {})
-                done = ", ".join(f"{HEADERS[n]} {len(b)} batches" for n, b in self.batches.items())
+                done = ", ".join(f"{header(n)} {len(b)} batches" for n, b in self.batches.items())
                 print(f"evaluation continues from {path} ({done or 'nothing done yet'})", flush=True)
             else:
                 print(f"evaluation progress in {path} belongs to other weights or settings: not used", flush=True)
@@ -162,7 +167,7 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
     for name in (w for w in which if w != "natural"):
         attack = _adversary(name, s, num_classes)
         # AutoAttack (both) on a fixed subset (the same for every run and seed) when --aa-subset asks for one.
-        subset = name in ON_SUBSET and bool(s.aa_subset) and s.aa_subset < total
+        subset = on_subset(name) and bool(s.aa_subset) and s.aa_subset < total
         scheme = s.eval_seeding
         size = AA_CHUNK if name in AUTOATTACKS and scheme == "image" else loader.batch_size
         dataset = Subset(loader.dataset, subset_indices(total, s.aa_subset).tolist()) if subset else loader.dataset
@@ -182,21 +187,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
             _attack_batches(model, attack, name, data, done, batches, device, record, spent, stop, dist, subset,
                             scheme, image_ids(dataset), size)
         out["seconds"][name] = spent.get(name, 0.0)
-        if name == "cam-info":
-            _cam_info_result(out, done, n, loader.dataset[0][0].numel(), s.cam_info_share, verbose)
-            continue
-        if name == "map-info":
-            _map_info_result(out, done, n, s, len(loader.dataset[0]) > 2, verbose)
-            continue
-        if name == "road":
-            sums = [sum(col) for col in zip(*done)]
-            out["road"] = {"percentiles": list(cam_info.ROAD_PERCENTILES),
-                           "maps": {m: v / n for m, v in zip(s.info_maps, sums)}}
-            out["counts"]["road"], out["images"]["road"] = sums, n
-            if verbose:
-                print(f"{HEADERS['road']}{'=' * 61}\nROAD (grad-cam, combined, percentiles "
-                      f"{','.join(map(str, cam_info.ROAD_PERCENTILES))}) on {n} images: "
-                      + ", ".join(f"{m} {v:+.4f}" for m, v in out["road"]["maps"].items()), flush=True)
+        if name in STUDY_EVALS:
+            _study_result(out, name, done, n, s, loader.dataset[0], verbose)
             continue
         robust = sum(r for r, _ in done)
         clean = sum(c for _, c in done) if subset else natural
@@ -204,37 +196,20 @@ def _evaluate(model: nn.Module, loader: DataLoader, which: list[str], s: EvalSet
         out["counts"][name] = robust
         out["images"][name] = n
         if verbose:
-            print(f"{HEADERS[name]}{'=' * 61}", flush=True)
+            print(f"{header(name)}{'=' * 61}", flush=True)
             print(accuracy_line(clean, n, robust), flush=True)
     return out
 
 
-def _cam_info_result(out: dict, done: list[list[int]], n: int, image_elements: int, share: float,
-                     verbose: bool) -> None:
-    columns = [sum(col) for col in zip(*done)]
-    res = {"share": share, **cam_info.summary(columns, n, n * image_elements)}
-    out["cam-info"], out["counts"]["cam-info"], out["images"]["cam-info"] = res, columns, n
+def _study_result(out: dict, name: str, done: list[list], n: int, s: EvalSettings, first: tuple,
+                  verbose: bool) -> None:
+    """A study's evaluation: its summary of the batches' column sums, the sums and the image count."""
+    study, columns = STUDY_EVALS[name], [sum(col) for col in zip(*done)]
+    boxes = len(first) > 2                    # the dataset gives each image's box
+    out[name] = study.summary(columns, n, s, first[0].numel(), boxes)
+    out["counts"][name], out["images"][name] = columns, n
     if verbose:
-        print(f"{HEADERS['cam-info']}{'=' * 56}", flush=True)
-        print("PGD-20 robust accuracy with epsilon on a share of each image's pixels, 0 elsewhere: "
-              + ", ".join(f"{k} {res[k]:.2f}%" for k in cam_info.SETS[:3])
-              + f" (random - top {res['random - top']:+.2f}); official rule {res['official']:.2f}% vs the same share "
-              f"at random {res['official-random']:.2f}% (official full-budget share {100 * res['official_share']:.1f}%)",
-              flush=True)
-
-
-def _map_info_result(out: dict, done: list[list], n: int, s: EvalSettings, boxes: bool, verbose: bool) -> None:
-    columns = [sum(col) for col in zip(*done)]
-    res = cam_info.map_info_summary(columns, n, s.info_maps, s.cam_info_share, boxes)
-    out["map-info"], out["counts"]["map-info"], out["images"]["map-info"] = res, columns, n
-    if verbose:
-        print(f"{HEADERS['map-info']}{'=' * 56}", flush=True)
-        print(f"PGD-20 robust accuracy with epsilon on {100 * s.cam_info_share:.2f} % of each image's pixels, 0 "
-              f"elsewhere: random {res['random']:.2f}%", flush=True)
-        for name, m in res["maps"].items():
-            where = f"; pointing {m['pointing']:.2f}%, IoU with the box {m['iou']:.3f}" if boxes else ""
-            print(f"  {name}: top {m['top']:.2f}%, bottom {m['bottom']:.2f}% (random - top {m['random - top']:+.2f})"
-                  f"{where}", flush=True)
+        print(study.describe(out[name], s, n, boxes), flush=True)
 
 
 def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batches: int, device: torch.device,
@@ -253,13 +228,13 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
             x, y, *box = (t.to(device) for t in group[dist.rank])      # the boxes, where the data have them
             seed = EVAL_BATCH_SEEDS[name]
             if scheme == "batch":      # the batch's own seeded stream, drawn in order
-                stream, draw = seed + i, cam_info.global_draw(device)
+                stream, draw = seed + i, global_draw(device)
             else:                       # each image's own stream (common.rng.image_uniform)
                 mine_ids = ids[i * batch_size:][:len(y)].to(device)
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
             with seeded(stream, device):
-                if name in COUNTING:
-                    mine = attack(model, x, y, draw, *box)  # the robust count of each set (runner.evaluation.cam_info)
+                if name in STUDY_EVALS:
+                    mine = attack(model, x, y, draw, *box)  # its own counts (runner.names.StudyEvaluation)
                 else:
                     mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])
@@ -270,5 +245,5 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
             stop.test_point("eval", name, len(done) - 1)
             signum = stop.agreed(dist, device)
             if signum and len(done) < batches:
-                raise Interrupted(signum, f"during the {HEADERS[name]} evaluation after batch {len(done)} of "
+                raise Interrupted(signum, f"during the {header(name)} evaluation after batch {len(done)} of "
                                           f"{batches}", [])

@@ -13,9 +13,10 @@ import torch
 import torch.nn as nn
 
 from runner.data.split import Split, subset_indices
+from runner.evaluation.evaluate import on_subset
 from runner.infra.checkpoint import weights_fingerprint
 from runner.infra.provenance import cores_available, cpu_model, git_commit, source_changes
-from runner.names import AUTOATTACKS, EVALS
+from runner.names import STUDY_EVALS, evaluations
 
 if TYPE_CHECKING:
     from runner.training.trainer import Trainer
@@ -41,7 +42,7 @@ def data_record(train_split: Split, test_split: Split, args: argparse.Namespace)
         record["test_indices"] = test_split.indices.tolist()
     if train_split.indices is not None:     # the training subset, as the sha256 of its int64 indices
         record["train_indices_sha256"] = hashlib.sha256(train_split.indices.astype(np.int64).tobytes()).hexdigest()
-    if {*AUTOATTACKS, "road"} & set(args.eval) and args.aa_subset and args.aa_subset < len(test_split):
+    if any(on_subset(e) for e in args.eval) and args.aa_subset and args.aa_subset < len(test_split):
         record["aa_indices"] = subset_indices(len(test_split), args.aa_subset).tolist()
     return record
 
@@ -52,9 +53,7 @@ def eval_key(model: nn.Module, test_split: Split, args: argparse.Namespace, num_
             "test_indices": None if test_split.indices is None else len(test_split.indices),
             "test_images": len(test_split), "eval_epsilon": args.eval_epsilon, "step_size": args.step_size,
             "aa_subset": args.aa_subset, "batch_size": args.batch_size, "num_classes": num_classes,
-            **({"cam_info": [args.cam, args.low_epsilon, args.cam_info_share]} if "cam-info" in args.eval else {}),
-            **({"map_info": [list(args.info_maps or (args.cam,)), args.cam_info_share]}
-               if {"map-info", "road"} & set(args.eval) else {}),
+            **{k: v for e in args.eval if e in STUDY_EVALS for k, v in STUDY_EVALS[e].key(args).items()},
             **({"eval_seeding": args.eval_seeding} if args.eval_seeding != "batch" else {})}
 
 
@@ -76,7 +75,7 @@ def results_record(args: argparse.Namespace, trainer: Trainer, ev: dict, epochs_
         "args": {**vars(args), "model_dir": str(model_dir), "results": str(results_path),
                  "loader": trainer.loader_kind},
         "epochs_done": epochs_done,
-        **{k: ev.get(k) for k in EVALS},
+        **{k: ev.get(k) for k in evaluations()},
         "test_images": ev["total"],
         "images": ev["images"],            # per evaluation: all test images, or --aa-subset for AutoAttack
         "counts": ev["counts"],

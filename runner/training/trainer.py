@@ -155,10 +155,10 @@ class Trainer:
         """One epoch of the phase's training step (part.step.train_batch); from `position` on if a
         signal stopped it before. With `stop`, a signal ends it after the current batch (EpochStopped,
         with the position to continue from)."""
-        phase, lr, t0 = self.phase(epoch), self.begin_epoch(epoch, position), time.perf_counter()
-        t0 -= position.seconds if position else 0.0          # the seconds before a stop count
+        phase, lr = self.phase(epoch), self.begin_epoch(epoch, position)
+        t0 = time.perf_counter() - (position.seconds if position else 0.0)      # the seconds before a stop count
         tally = Tally(self.device, self.settings.epsilon if phase.tracks_budget else None, position)
-        batches, n_batches = self.batches(epoch, position)
+        batches, n_batches = epoch_batches(self, epoch, position)
         for batch_idx, (x, y, *box) in batches:       # a dataset with annotations gives each image's box
             x, y = x.to(self.device), y.to(self.device)
             annotation = box[0].to(self.device) if box else None
@@ -169,18 +169,17 @@ class Trainer:
                                     attack_model=self.train_model, update_model=self.step_model,
                                     awp=self.awp.get(phase.name), map_seed=map_seed)
             tally.add(batch_idx, loss, eps, len(y))
-            self.log_batch(epoch, batch_idx, n_batches, loss)
+            log_batch(self, epoch, batch_idx, n_batches, loss)
             signum = stop.after_batch(self.dist, self.device, epoch, batch_idx) if stop is not None else None
             if signum and batch_idx + 1 < n_batches:
                 tally.check_finite(self.dist, epoch)
                 raise EpochStopped(signum, tally.position(epoch, batch_idx + 1, time.perf_counter() - t0), n_batches)
         loss, full_share = tally.totals(self.dist, epoch)
-        row = {"epoch": epoch, "phase": phase.name, "loss": loss, "lr": lr, "seconds": time.perf_counter() - t0}
+        row = {"epoch": epoch, "phase": phase.name, "loss": loss, "lr": lr, "seconds": time.perf_counter() - t0,
+               **({} if full_share is None else {"full_budget_fraction": full_share})}
         if self.dist.parallel:
             self.dist.sync_buffers(self.model)
             row["weights_sha256"] = same_weights_everywhere(self.dist, self.model, epoch)
-        if full_share is not None:
-            row["full_budget_fraction"] = full_share
         return row
 
     def begin_epoch(self, epoch: int, position: Position | None) -> float:
@@ -194,29 +193,33 @@ class Trainer:
             self.awp[phase.name].begin_epoch(epoch)
         return lr
 
-    def batches(self, epoch: int, position: Position | None):
-        """(index, (x, y)) of this epoch's batches from `position` on (in train mode, with a progress
-        bar), and the number of batches."""
-        loader = self.loader(self.streams.seed("shuffle", epoch))
-        done = position.batches if position else 0
-        self.model.train()
-        batches = iter(loader)
-        if position:
-            # The same order from the same seed; the augmentation draws of the skipped batches are
-            # then replaced by the RNG states of the moment the run stopped.
-            for _ in range(done):
-                next(batches)
-            set_rng_state(position.rng)
-        self.n_images = len(loader.dataset)
-        bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{self.training.epochs}",
-                   disable=not self.progress, leave=False)
-        return enumerate(bar, start=done), len(loader)
 
-    def log_batch(self, epoch: int, batch_idx: int, n_batches: int, loss: torch.Tensor) -> None:
-        if batch_idx % self.training.log_interval == 0 and self.dist.main:
-            done_images = min((batch_idx + 1) * self.data.batch_size, self.n_images)   # over all ranks
-            tqdm.write(f"Train Epoch: {epoch} [{done_images}/{self.n_images} "
-                       f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
+
+def epoch_batches(trainer: Trainer, epoch: int, position: Position | None):
+    """(index, (x, y)) of the trainer's batches of `epoch` from `position` on (in train mode, with a progress
+    bar), and the number of batches."""
+    loader = trainer.loader(trainer.streams.seed("shuffle", epoch))
+    done = position.batches if position else 0
+    trainer.model.train()
+    batches = iter(loader)
+    if position:
+        # The same order from the same seed; the augmentation draws of the skipped batches are
+        # then replaced by the RNG states of the moment the run stopped.
+        for _ in range(done):
+            next(batches)
+        set_rng_state(position.rng)
+    trainer.n_images = len(loader.dataset)
+    bar = tqdm(batches, total=len(loader), initial=done, desc=f"epoch {epoch}/{trainer.training.epochs}",
+               disable=not trainer.progress, leave=False)
+    return enumerate(bar, start=done), len(loader)
+
+
+def log_batch(trainer: Trainer, epoch: int, batch_idx: int, n_batches: int, loss: torch.Tensor) -> None:
+    """The official progress line every --log-interval batches (rank 0)."""
+    if batch_idx % trainer.training.log_interval == 0 and trainer.dist.main:
+        done_images = min((batch_idx + 1) * trainer.data.batch_size, trainer.n_images)   # over all ranks
+        tqdm.write(f"Train Epoch: {epoch} [{done_images}/{trainer.n_images} "
+                   f"({100.0 * (batch_idx + 1) / n_batches:.2f}%)]\tLoss: {loss.item():.6f}")
 
 
 def log_row(row: dict, epochs: int, base: str) -> str:

@@ -1,4 +1,5 @@
-"""The CAM's information about robustness, measured on a trained model (`--eval cam-info`).
+"""The CAM's information about robustness, measured on a trained model (`--eval cam-info`), a study's
+evaluation (registered with the runner by studies/evaluations.py).
 
 PART's premise is that the pixels its CAM marks matter more to the model's robustness than the others.
 This evaluation tests it directly: PGD-20 on the clean test images with the budget epsilon on a share s
@@ -37,6 +38,7 @@ from attacks.pgd import pgd
 from cam.maps import MAPS, annotation_box, importance_map
 from cam.rules import budget_from, cam_upsampled, official_weight, top_pixels
 from runner.evaluation import EvalSettings
+from runner.evaluation.evaluate import global_draw
 
 # The sets, in the order of the counts an evaluation batch returns.
 SETS = ("top", "random", "bottom", "official", "official-random")
@@ -49,11 +51,6 @@ def random_like_count(important: torch.Tensor, noise: torch.Tensor) -> torch.Ten
     flat = important.flatten(1)
     ranks = noise.argsort(1).argsort(1)
     return (ranks < flat.sum(1, keepdim=True)).view(important.shape)
-
-
-def global_draw(device: torch.device):
-    """draw(k, shape): the k-th U[0, 1) draw of a batch from the global RNG, in order (the batch-seeded scheme)."""
-    return lambda k, shape: torch.rand(shape, device=device)
 
 
 def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
@@ -206,3 +203,39 @@ def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSetting
         with torch.no_grad():
             out.append(float(metric(x, rank_map(up, draw(1, up.shape)).cpu().numpy(), targets, model).sum()))
     return out
+
+
+# --- what each evaluation stores and prints (studies/evaluations.py registers them) -----------------
+
+def cam_info_summary(columns: list[int], images: int, s: EvalSettings, image_elements: int, boxes: bool) -> dict:
+    return {"share": s.cam_info_share, **summary(columns, images, images * image_elements)}
+
+
+def cam_info_lines(res: dict, s: EvalSettings, images: int, boxes: bool) -> str:
+    return (f"CAM-info{'=' * 56}\nPGD-20 robust accuracy with epsilon on a share of each image's pixels, 0 elsewhere: "
+            + ", ".join(f"{k} {res[k]:.2f}%" for k in SETS[:3])
+            + f" (random - top {res['random - top']:+.2f}); official rule {res['official']:.2f}% vs the same share "
+            f"at random {res['official-random']:.2f}% (official full-budget share {100 * res['official_share']:.1f}%)")
+
+
+def map_info_entry(columns: list[float], images: int, s: EvalSettings, image_elements: int, boxes: bool) -> dict:
+    return map_info_summary(columns, images, s.info_maps, s.cam_info_share, boxes)
+
+
+def map_info_lines(res: dict, s: EvalSettings, images: int, boxes: bool) -> str:
+    lines = [f"Map-info{'=' * 56}", f"PGD-20 robust accuracy with epsilon on {100 * s.cam_info_share:.2f} % of each "
+             f"image's pixels, 0 elsewhere: random {res['random']:.2f}%"]
+    for name, m in res["maps"].items():
+        where = f"; pointing {m['pointing']:.2f}%, IoU with the box {m['iou']:.3f}" if boxes else ""
+        lines.append(f"  {name}: top {m['top']:.2f}%, bottom {m['bottom']:.2f}% (random - top "
+                     f"{m['random - top']:+.2f}){where}")
+    return "\n".join(lines)
+
+
+def road_entry(columns: list[float], images: int, s: EvalSettings, image_elements: int, boxes: bool) -> dict:
+    return {"percentiles": list(ROAD_PERCENTILES), "maps": {m: v / images for m, v in zip(s.info_maps, columns)}}
+
+
+def road_lines(res: dict, s: EvalSettings, images: int, boxes: bool) -> str:
+    return (f"ROAD{'=' * 61}\nROAD (grad-cam, combined, percentiles {','.join(map(str, ROAD_PERCENTILES))}) on "
+            f"{images} images: " + ", ".join(f"{m} {v:+.4f}" for m, v in res["maps"].items()))
