@@ -10,7 +10,7 @@ import torch.nn.functional as F
 def mart_objective_logits(logits: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
                           beta: float) -> torch.Tensor:
     """MART: BCE(f(x_adv), y) + beta * mean_i KL(f(x_i) || f(x_adv_i)) * (1 - f(x_i)_y). Tested against an
-    independent re-derivation in tests/test_losses.py."""
+    independent re-derivation in tests/method/test_losses.py."""
     adv_probs = F.softmax(logits_adv, dim=1)
     top2 = torch.argsort(adv_probs, dim=1)[:, -2:]
     new_y = torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])

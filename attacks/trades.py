@@ -19,7 +19,7 @@ def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, epsilon: B
     min/max expression, a map with element_wise_clamp's: attacks.common.minmax_projection). Eval mode.
 
     The clean softmax is computed once: with the model in eval mode it is the same at every step
-    (the official code recomputes it each step; tests/test_losses.py shows the result is identical).
+    (the official code recomputes it each step; tests/method/test_losses.py shows the result is identical).
     `y` is unused; it keeps the common attack signature.
     """
     x = x.detach()
@@ -38,7 +38,7 @@ def trades_objective_logits(logits: torch.Tensor, logits_adv: torch.Tensor, y: t
                             logits_target: torch.Tensor | None = None) -> torch.Tensor:
     """CE(f(x), y) + beta * KL(f(x) || f(x_adv)) / batch, the KL as nn.KLDivLoss(log f(x_adv), f(x)).
     `logits_target` (default `logits`) is the clean forward the KL target comes from. Tested against an
-    independent re-derivation in tests/test_losses.py."""
+    independent re-derivation in tests/method/test_losses.py."""
     target = F.softmax(logits if logits_target is None else logits_target, dim=1)
     loss_robust = F.kl_div(F.log_softmax(logits_adv, dim=1), target, reduction="sum") / len(y)
     return F.cross_entropy(logits, y) + beta * loss_robust

@@ -4,7 +4,7 @@ batch's annotation where the dataset has one) into (B, h, w) per-pixel importanc
 model's CAM layer or at the input resolution. The mask rules (cam/rules.py) take any of them.
 
   gradcam, xgradcam, layercam   batched CAMs for the predicted class, in one forward pass (below);
-                                equal to the grad-cam package's (tests/test_cam.py)
+                                equal to the grad-cam package's (tests/method/test_cam.py)
   gradcam++, scorecam, ...      the grad-cam package's other CAMs (cam/backend.py)
   gradient                      input-gradient saliency: |dCE(f(x), y)/dx| summed over the channels,
                                 per image, in eval mode, min-max normalised

@@ -3,7 +3,7 @@
 torch.nn.SyncBatchNorm only runs on GPUs (it raises for CPU tensors), and the CPU (gloo) is where the
 tests run; so the statistics are all-reduced here with the autograd-aware collective
 (torch.distributed.nn.functional.all_reduce). Forward, gradients and running statistics equal those of
-one BatchNorm over the concatenated batch (tests/test_distributed.py). Outside a training forward
+one BatchNorm over the concatenated batch (tests/runner/test_distributed.py). Outside a training forward
 under torchrun it is plain BatchNorm.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run under torchrun with 2 CPU processes (gloo): GlobalBatchNorm2d on each rank's half of a batch
 equals one BatchNorm2d over the whole batch in output, input and parameter gradients and running
-statistics. Exits 0 when equal (tests/test_distributed.py)."""
+statistics. Exits 0 when equal (tests/runner/test_distributed.py)."""
 import torch
 import torch.distributed as dist
 import torch.nn as nn

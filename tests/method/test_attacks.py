@@ -38,7 +38,7 @@ def test_float_and_uniform_map_are_identical(attack):
     y = torch.randint(0, 10, (4,))
     torch.manual_seed(5)
     # A map always takes the element-wise clamp; so does a float with project=clamp_projection (MMA's
-    # default for a float is the official min/max form, tests/test_projection.py).
+    # default for a float is the official min/max form, tests/method/test_projection.py).
     a = attack(model, x, y, EPS, 2 / 255, 3, project=clamp_projection)
     torch.manual_seed(5)
     b = attack(model, x, y, torch.full_like(x, EPS), 2 / 255, 3, start_epsilon=EPS)

@@ -1,4 +1,4 @@
-"""The positive control's pieces (issue 32): CIFAR-10 on a canvas with each object's box, the random maps
+"""The positive control's pieces: CIFAR-10 on a canvas with each object's box, the random maps
 on their own stream, --eval map-info (information and localisation of any map), and the code a run
 records at its start and at each resume."""
 import json

@@ -165,7 +165,7 @@ def _tree(root, names, size=32, per_class=1):
 
 
 @pytest.mark.parametrize("data,names,size,needle", [
-    # SVHN asked for, CIFAR-10 folders: the issue's silent mistake.
+    # SVHN asked for, CIFAR-10 folders: a mistake that once trained silently.
     ("SVHN", CLASSES, 32, "class folders airplane, automobile, bird, cat, deer .* --data SVHN does not have"),
     ("TinyImagenet", CLASSES, 64, "has 10 class folders .* --data TinyImagenet has 200 classes"),
     ("CIFAR10", [str(d) for d in range(10)], 32, "class folders 0, 1, 2, 3, 4 ... that --data CIFAR10"),
@@ -196,7 +196,7 @@ def test_class_folders_without_images(tmp_path):
 
 
 def test_shared_zip_with_the_wrong_data_is_refused_before_decoding(tmp_path, capsys):
-    """The issue's case on the real data: one line, exit 2, no model folder, in well under a second of decoding."""
+    """The same mistake on the real data: one line, exit 2, no model folder, in well under a second of decoding."""
     import time
 
     from tests.conftest import SHARED_ZIP

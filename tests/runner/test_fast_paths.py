@@ -1,6 +1,6 @@
 """The paths built for the GPU, checked on the CPU: bf16 autocast (a step and a whole run), the
 static-buffer (graph-ready) attack, the graph check's stop, channels_last, the AutoAttack subset.
-tests/test_cuda.py checks the same on CUDA."""
+tests/runner/test_cuda.py checks the same on CUDA."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -68,7 +68,7 @@ def test_the_two_forms_differ_on_8_bit_images_and_each_projection_gives_its_own(
 def model() -> nn.Module:
     # The small CNN after a few SGD steps: near-zero input gradients, where the ulps of the projection
     # flip gradient signs in later steps (36 to 49 of 24,576 elements differ between the two forms here;
-    # the issue measured 957 on ResNet-18, which costs 20 times the time).
+    # 957 on a ResNet-18, which costs 20 times the time).
     return trained_a_little("smallcnn")
 
 

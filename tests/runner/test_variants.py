@@ -25,7 +25,7 @@ METHODS = list(REGISTRY)
 
 
 # Every dataset trains end to end once, each with another script; that every layout of a dataset
-# loads the same images is the data tests' job (tests/test_data.py).
+# loads the same images is the data tests' job (tests/runner/test_data.py).
 DATASET_RUNS = [("CIFAR10", "tiny_folder", "part"), ("SVHN", "tiny_svhn", "part_t"),
                 ("TinyImagenet", "tiny_imagenet", "part_m")]
 
