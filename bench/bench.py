@@ -53,7 +53,7 @@ PASSES = {"AT epoch": lambda s: (s + 1, 0), "PART epoch": lambda s: (s + 2, 0),
 def pass_seconds(trainer: Trainer, repeats: int = 5) -> tuple[float, float]:
     """Seconds of one forward + input-gradient backward, and of one forward, of the training model
     alone (its precision, its device) at the per-process batch, model in eval mode as in the attacks."""
-    model, device = trainer.train_model, trainer.device
+    model, device = trainer.attack_model, trainer.device
     x = torch.rand(trainer.rank_batch, 3, trainer.image_size, trainer.image_size, device=device)
     y = torch.randint(0, trainer.num_classes, (len(x),), device=device)
 

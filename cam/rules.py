@@ -258,7 +258,7 @@ def budget_from(important, epsilon: float, low_epsilon: float):
     return torch.where(important, epsilon, low_epsilon).float()
 
 
-def important(s, importance, x):
+def apply_rule(s, importance, x):
     """The rule s.mask_rule's answer for the batch x: the (B, 3, H, W) bool map of the elements that keep
     epsilon (the region rule: its budget map). `importance`: the batch's map, or None for a CAM-free rule."""
     return RULES[s.mask_rule].fn(importance, x, s, **s.rule_params)
@@ -266,7 +266,7 @@ def important(s, importance, x):
 
 def epsilon_map(s, importance, x):
     """PART's float32 ε map of the batch x under the rule s.mask_rule."""
-    out = important(s, importance, x)
+    out = apply_rule(s, importance, x)
     return out if RULES[s.mask_rule].gives_budget else budget_from(out, s.epsilon, s.low_epsilon)
 
 

@@ -3,7 +3,7 @@ import this module): a RobustBench zoo model through every evaluation of ours (e
 from __future__ import annotations
 
 from exchange.robustbench import ZOO_PREFIX
-from runner.names import EVAL_ONLY_SOURCES
+from runner.registry import EVAL_ONLY_SOURCES
 
 
 def evaluate(args, stop, dist) -> dict:

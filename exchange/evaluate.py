@@ -19,7 +19,7 @@ from runner.evaluation import EvalSettings
 from runner.evaluation.evaluate import EvalProgress, evaluate
 from runner.infra.distributed import Dist
 from runner.infra.interrupt import Interrupted, StopRequest
-from runner.names import evaluations
+from runner.registry import evaluations
 from runner.training.ownership import RunLock, lock_files
 from runner.training.record import eval_key, provenance
 from runner.training.resume import check_writable, earlier_outputs, progress_file, refuse_unless_overwrite

@@ -32,11 +32,11 @@ def _pct(v) -> str:
 
 def training_command(results: dict) -> str:
     """The run's command: its script and every flag whose recorded value differs from the default."""
-    from part import METHODS
+    from part import VARIANTS
     from runner.cli.args import build_parser
     from runner.cli.settings import flag_names
     args, script = results.get("args", {}), results.get("script", "train_eval_part.py")
-    key = {m.script: k for k, m in METHODS.items()}.get(script, "part")
+    key = {m.script: k for k, m in VARIANTS.items()}.get(script, "part")
     defaults = vars(build_parser(key).parse_args([]))
     names, words = flag_names(), ["python", script]
     for dest, value in args.items():

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from experiments.runs import SUITE_DIRS, SUITES
-from part import METHODS
+from part import VARIANTS
 from common.argtypes import OneLineParser, positive_int
 from runner.cli.args import build_parser, get_args
 from runner.infra.provenance import default_threads, source_changes
@@ -49,7 +49,7 @@ COMMON = {"--eval-every": "5", "--eval-subset": "1000", "--save-masks": "8"}
 
 @functools.lru_cache(maxsize=None)
 def _parser(script: str) -> argparse.ArgumentParser:
-    return build_parser(next(key for key, m in METHODS.items() if m.script == script))
+    return build_parser(next(key for key, m in VARIANTS.items() if m.script == script))
 
 
 def _action(script: str, token: str) -> argparse.Action | None:
@@ -130,7 +130,7 @@ def extra_refusal(name: str, args: argparse.Namespace, table: dict[str, tuple[st
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            get_args(next(key for key, m in METHODS.items() if m.script == script), command(name, args)[2:])
+            get_args(next(key for key, m in VARIANTS.items() if m.script == script), command(name, args)[2:])
     except SystemExit as exc:
         said = (err.getvalue().strip().split(": error: ", 1)[-1]
                 or f"it would stop before training (exit code {exc.code})")

@@ -40,7 +40,7 @@ from common.rng import image_uniform
 
 @dataclass(frozen=True)
 class BaseMethod:
-    """A base method (its name and flags: part.METHODS, whose `base_key` names the entry here)."""
+    """A base method (its name and flags: part.VARIANTS, whose `base_key` names the entry here)."""
     attack: Callable           # attack(model, x, y, eps, step_size, steps, start=, start_epsilon=, project=)
     objective: Callable        # objective(model, x, x_adv, y[, beta]) -> loss
     project: Projection        # the projection of a float budget, as the official code writes it
@@ -108,12 +108,12 @@ class Phase:
     attack: Callable            # attack(model, x, y, eps) -> x_adv: the base method's, its settings bound
     objective: Callable         # objective(model, x, x_adv, y) -> loss
     epsilon: float              # the float budget of the warm-up and the baseline
-    part: PartSettings | None   # PART's ε map (the map and the rule); None: the float epsilon
+    reweighting: PartSettings | None   # PART's ε map from these settings (map and rule); None: the float epsilon
 
     @property
     def tracks_budget(self) -> bool:
         """Whether the log shows the share of elements that keep the full budget (not for region maps)."""
-        return self.part is not None and not RULES[self.part.mask_rule].gives_budget
+        return self.reweighting is not None and not RULES[self.reweighting.mask_rule].gives_budget
 
 
 def phase(name: str, s: PartSettings, base: BaseMethod, reweighted: bool) -> Phase:
@@ -160,16 +160,18 @@ def train_batch(phase: Phase, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     """One batch of PART (Algorithm 1 of the paper), or of the warm-up / baseline, whose budget is the
     float epsilon. Returns (loss, budget).
 
-    What the trainer wraps it with: `attack_model` (the model under bf16 autocast, --precision) and
-    `update_model` (the DistributedDataParallel wrapper under torchrun, which all-reduces the update's
-    gradients) default to `model`, which the map always sees; `eps`: the official pairing's stored ε map
+    What the trainer wraps it with: `attack_model` (the model under bf16 autocast, --precision; default
+    `model`, which the map always sees) and `update_model` (the DistributedDataParallel wrapper under
+    torchrun, which all-reduces the update's gradients; default `attack_model`, so under bf16 the update's
+    forward runs under autocast too); `eps`: the official pairing's stored ε map
     (--cam-refresh official); `awp`: AWP's perturbation of the weights around the update (--awp-gamma);
     `map_seed`: the batch's own stream for a map that draws (the random maps)."""
     attack_model = attack_model or model
     # The ε map: the importance map of this batch under the current model, epsilon on its important
     # pixels, epsilon_low elsewhere; the float epsilon before PART starts and in the baseline.
     if eps is None:
-        eps = part_epsilon(phase.part, model, x, y, annotation, map_seed) if phase.part is not None else phase.epsilon
+        eps = (part_epsilon(phase.reweighting, model, x, y, annotation, map_seed) if phase.reweighting is not None
+               else phase.epsilon)
     # The inner maximisation: the adversarial batch inside that budget (the attack owns eval mode).
     x_adv = phase.attack(attack_model, x, y, eps)
     # The outer minimisation: the method's objective on (x, x_adv), in train mode, and one SGD step.

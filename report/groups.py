@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from cam.rules import CAM_FREE_RULES, QUADRANTS
-from part import BASE_OF, METHODS, PartSettings
+from part import BASE_OF, VARIANTS, PartSettings
 from runner.cli.settings import EARLIER_DEFAULTS, report_ignores, reweighting_only
 from runner.infra.files import PROGRESS_SUFFIX
 
@@ -166,7 +166,7 @@ def start_of(run: dict) -> str:
     from part.step import BASE_METHODS, start_in_words
     try:
         args = argparse.Namespace(**{**EARLIER_DEFAULTS, **run["args"]})
-        return start_in_words(PartSettings.from_args(args), BASE_METHODS[METHODS[args.method].base_key])
+        return start_in_words(PartSettings.from_args(args), BASE_METHODS[VARIANTS[args.method].base_key])
     except (AttributeError, KeyError, TypeError):
         return "–"
 

@@ -1,4 +1,4 @@
-"""Round 3 of the CPU-scale study (issue 32): the positive control on CIFAR10-canvas, the CIFAR-10 input-
+"""Round 3 of the CPU-scale study: the positive control on CIFAR10-canvas, the CIFAR-10 input-
 gradient arm paired with round 2, the ladder of the CAM's information, and round 2's intervals with
 their multiplicity and power. Runs are read by their names in experiments/runs.py (`<arm>_seed<N>.json`).
 
@@ -17,6 +17,7 @@ import re
 import statistics
 from pathlib import Path
 
+from common.argtypes import OneLineParser
 from report.groups import detectable_effect, holm, t_interval, t_p_value
 
 ROUND3, ROUND2 = Path("results/cpu-study/round3"), Path("results/cpu-study/round2")
@@ -373,13 +374,15 @@ def report(round3: Path, round2: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m report.round3", description=__doc__,
+    p = OneLineParser(prog="python -m report.round3", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--round3", type=Path, default=ROUND3)
     p.add_argument("--round2", type=Path, default=ROUND2)
     p.add_argument("-o", "--out", type=Path, default=None, help="write the markdown here (default: print it)")
     p.add_argument("--pictures", action="store_true", help="also draw each contrast's trade-off plot beside it")
     args = p.parse_args(argv)
+    if args.out is not None and args.out.is_dir():
+        p.error(f"-o {args.out} is a folder; name the markdown file, e.g. {args.out / 'table.md'}")
     text = report(args.round3, args.round2)
     if args.pictures:
         for path in pictures(load(args.round3), args.round3):

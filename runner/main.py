@@ -8,7 +8,7 @@ import sys
 from runner.cli.args import get_args
 from common.errors import NonFiniteLoss, UserError
 from runner.infra.interrupt import Interrupted
-from part import METHODS
+from part import VARIANTS
 
 
 def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> str:
@@ -21,7 +21,7 @@ def resume_command(method_key: str, argv: list[str], resume_args: list[str]) -> 
             skip = True
         elif not a.startswith("--resume="):
             kept.append(a)
-    return shlex.join(["python", METHODS[method_key].script, *kept, *resume_args])
+    return shlex.join(["python", VARIANTS[method_key].script, *kept, *resume_args])
 
 
 def main(method_key: str, argv: list[str] | None = None) -> int:
@@ -31,15 +31,15 @@ def main(method_key: str, argv: list[str] | None = None) -> int:
     try:
         run(args)
     except UserError as exc:
-        print(f"{METHODS[method_key].script}: error: {exc}", file=sys.stderr)
+        print(f"{VARIANTS[method_key].script}: error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLoss as exc:
         # The weights of this epoch are not saved; the checkpoints of earlier epochs stay as they were.
-        print(f"{METHODS[method_key].script}: error: {exc}; stopped, the checkpoints of earlier epochs are kept "
+        print(f"{VARIANTS[method_key].script}: error: {exc}; stopped, the checkpoints of earlier epochs are kept "
               "(try a lower --lr)", file=sys.stderr)
         return 3
     except Interrupted as exc:
-        print(f"{METHODS[method_key].script}: {exc}; continue with: "
+        print(f"{VARIANTS[method_key].script}: {exc}; continue with: "
               f"{resume_command(method_key, argv, exc.resume_args)}", file=sys.stderr, flush=True)
         return exc.exit_code
     return 0

@@ -1,9 +1,9 @@
 """`--eval cam-info`, `map-info` and `road` of the three scripts, registered with the runner
-(runner.names.STUDY_EVALS). Torch-free: the scripts import this module before they parse their flags;
+(runner.registry.STUDY_EVALS). Torch-free: the scripts import this module before they parse their flags;
 the evaluations themselves (studies/cam_info.py, torch) are imported only when one runs."""
 from __future__ import annotations
 
-from runner.names import STUDY_EVALS, StudyEvaluation
+from runner.registry import STUDY_EVALS, StudyEvaluation
 
 
 def _cam_info(name: str):

@@ -8,7 +8,7 @@ import sys
 from common.argtypes import OneLineParser
 from runner.cli.settings import Role, declare_flags, flag_dest
 from runner.infra.distributed import env_world_size
-from part import METHODS
+from part import VARIANTS
 from cam.maps import MAPS, NATIVE_CAMS
 from cam.rules import RULES, rule_flag_errors
 from runner.data.datasets import DATASETS
@@ -39,7 +39,7 @@ def declare(p: argparse.ArgumentParser):
 
 
 def build_parser(method_key: str) -> argparse.ArgumentParser:
-    method = METHODS[method_key]
+    method = VARIANTS[method_key]
     p = OneLineParser(
         prog=method.script,
         description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
@@ -97,6 +97,14 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         parser.error(f"--num-class {args.num_class} does not match the {dataset.classes} classes of {args.data}")
     if args.eval_only and args.resume:
         parser.error("--eval-only and --resume exclude each other")
+    if getattr(args, "pre_trained", False):
+        parser.error("--pre-trained true reads the ε maps of an earlier official run from weighted_eps_list.npz, "
+                     "which this code never writes; for the official pairing of stored maps by batch index use "
+                     "--cam-refresh official")
+    if method_key != "part" and args.attack == "mma":
+        parser.error(f"--attack mma is MMA-AT, an option of train_eval_part.py; {VARIANTS[method_key].script} "
+                     f"trains with {VARIANTS[method_key].base}'s own attack (the official script declares --attack "
+                     "but never reads it)")
     zoo = bool(args.eval_only) and args.eval_only.startswith("robustbench:")
     if not zoo and (args.cam_layer is not None or "zoo_dir" in args.given):
         parser.error(f"{'--cam-layer' if args.cam_layer is not None else '--zoo-dir'} needs --eval-only robustbench:NAME")

@@ -15,13 +15,13 @@ from cam.rules import RULES
 from models import MODEL_NAMES
 from common.argtypes import (boolean, budget, non_negative, non_negative_int, number, positive_budget,
                             positive_int, rate, seed_int, thread_count)
-from part import METHODS, Variant
+from part import VARIANTS, Variant
 from runner.data.datasets import DATASETS
-from runner.names import DEFAULT_EVALS, EVAL_SEEDINGS, STUDY_EVALS, evaluations
+from runner.registry import DEFAULT_EVALS, EVAL_SEEDINGS, STUDY_EVALS, evaluations
 
 
 def eval_list(text: str) -> list[str]:
-    """--eval: a comma list of the evaluations (runner/names.py)."""
+    """--eval: a comma list of the evaluations (runner/registry.py)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if t not in evaluations()]
     if bad or not items:
@@ -57,6 +57,7 @@ DERIVED_ROLES = {"method": Role.TRAINING, "world_size": Role.TRAINING, "dataset_
 # registries' entries (a mask rule's) mean "not given" at their defaults, so their defaults are what
 # earlier runs ran with: a new entry needs no line here.
 EARLIER_DEFAULTS = {"world_size": 1, "sync_bn": False, "eval_seeding": "batch", "awp_gamma": 0.0, "awp_warmup": 0,
+                    "attack": "pgd",      # PART-T / PART-M take --attack (pgd) only since the official lines do
                     **{f.dest: f.kwargs["default"] for rule in RULES.values() for f in rule.flags}}
 
 
@@ -104,6 +105,12 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
            "inverse-box (outside the box first, then random box pixels); random (a random value per pixel)")
     for f in method.flags:
         a(T, f.name, **f.kwargs)
+    if method.key == "part":
+        a(N, "--pre-trained", type=boolean, default=False, metavar="BOOL",
+          help="the official flag: true trains PART on the ε maps an earlier official run stored in "
+               "weighted_eps_list.npz (refused: this code writes none; --cam-refresh official pairs stored maps "
+               "by batch index as upstream); false (the default) is accepted. Upstream's type=bool reads any "
+               "non-empty value, false too, as true; here false is false")
     # This project's additions.
     a(N, "--data-dir", default="./data", help="dataset root, image-folder tree or .zip (see data/README.md)")
     a(N, "--no-download", action="store_true", help="never try to download a missing dataset")
@@ -200,7 +207,7 @@ def flag_dest(names: tuple[str, ...], kwargs: dict) -> str:
 def _declared() -> tuple[tuple[str, str, Role], ...]:
     """(setting, flag as a user types it, role) over every script's flags."""
     out = []
-    for method in METHODS.values():
+    for method in VARIANTS.values():
         declare_flags(lambda role, *names, **kwargs: out.append((flag_dest(names, kwargs), names[0], role)), method)
     return tuple(out)
 

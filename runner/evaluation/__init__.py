@@ -1,4 +1,4 @@
-"""Evaluation: natural, PGD-20, MMA, AutoAttack, and the evaluations a study registers (runner.names
+"""Evaluation: natural, PGD-20, MMA, AutoAttack, and the evaluations a study registers (runner.registry
 .STUDY_EVALS: cam-info, map-info, road from studies/); the mask grids' pictures. `EvalSettings`: what an
 evaluation reads, built once from the command line. (The report over results JSONs is report/.)"""
 from __future__ import annotations

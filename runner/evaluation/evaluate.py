@@ -32,14 +32,14 @@ from runner.infra.distributed import Dist
 from runner.infra.files import write_json
 from runner.infra.interrupt import Interrupted, StopRequest
 from common.rng import EVAL_BATCH_SEEDS, image_uniform, seeded
-from runner.names import AUTOATTACKS, STUDY_EVALS
+from runner.registry import AUTOATTACKS, STUDY_EVALS
 
 HEADERS = {"pgd20": "PGD", "mma": "MMA", "aa": "AA", "aa-standard": "AA-standard"}
 EVAL_STEPS = 20
 
 
 def header(name: str) -> str:
-    """An evaluation's line in the log: the built-in's, or the study's (runner.names.STUDY_EVALS)."""
+    """An evaluation's line in the log: the built-in's, or the study's (runner.registry.STUDY_EVALS)."""
     return HEADERS[name] if name in HEADERS else STUDY_EVALS[name].header
 
 
@@ -234,7 +234,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
             with seeded(stream, device):
                 if name in STUDY_EVALS:
-                    mine = attack(model, x, y, draw, *box)  # its own counts (runner.names.StudyEvaluation)
+                    mine = attack(model, x, y, draw, *box)  # its own counts (runner.registry.StudyEvaluation)
                 else:
                     mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])

@@ -16,7 +16,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from cam.maps import MAPS, importance_map
-from cam.rules import budget_from, important
+from cam.rules import apply_rule, budget_from
 from part import PartSettings
 from part.step import map_noise
 from common.rng import Streams
@@ -33,18 +33,18 @@ class OfficialPairing:
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
-    def important(self, x: torch.Tensor, y: torch.Tensor, annotation: torch.Tensor | None = None,
+    def kept(self, x: torch.Tensor, y: torch.Tensor, annotation: torch.Tensor | None = None,
                   map_seed: int = 0) -> torch.Tensor:
         """The rule's (B, 3, H, W) bool map of the elements that keep epsilon, for the batch x."""
         noise = map_noise(x, map_seed) if MAPS[self.s.cam].draws else None
-        return important(self.s, importance_map(self.s.cam, self.model, x, y, annotation, noise), x)
+        return apply_rule(self.s, importance_map(self.s.cam, self.model, x, y, annotation, noise), x)
 
     def begin_epoch(self, epoch: int) -> None:
         k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...
         if self.masks is None or k == 1 or k % self.every == 0:
             rank, world = self.shard
             seed = (lambda i: self.streams.batch_seed("masks", epoch, i * world + rank)) if self.streams else (lambda i: 0)
-            self.masks = [self.important(*batch, map_seed=seed(i)) for i, batch in enumerate(
+            self.masks = [self.kept(*batch, map_seed=seed(i)) for i, batch in enumerate(
                 tqdm(self.mask_pass(epoch), desc=f"epoch {epoch} masks", disable=not self.progress, leave=False))]
 
     def epsilon(self, batch_idx: int) -> torch.Tensor:

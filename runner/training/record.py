@@ -16,7 +16,7 @@ from runner.data.split import Split, subset_indices
 from runner.evaluation.evaluate import on_subset
 from runner.infra.checkpoint import weights_fingerprint
 from runner.infra.provenance import cores_available, cpu_model, git_commit, source_changes
-from runner.names import STUDY_EVALS, evaluations
+from runner.registry import STUDY_EVALS, evaluations
 
 if TYPE_CHECKING:
     from runner.training.trainer import Trainer

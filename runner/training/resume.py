@@ -20,14 +20,14 @@ from runner.infra.checkpoint import checkpoints_in, progress_name, rng_state, sa
 from runner.infra.distributed import Dist
 from common.errors import NonFiniteLoss, UserError
 from runner.infra.provenance import git_commit, source_changes
-from part import METHODS
+from part import VARIANTS
 
 # The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
 # runner/cli/settings.py): a checkpoint is continued only with the same values (--resume-anyway overrides, and
 # the results record it). --epochs is not one of them: the learning rate of an epoch does not depend
 # on it, so a larger value trains on.
 MUST_MATCH = must_match()
-SCRIPTS = {k: m.script for k, m in METHODS.items()}
+SCRIPTS = {k: m.script for k, m in VARIANTS.items()}
 
 
 def flag(key: str) -> str:

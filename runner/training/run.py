@@ -17,7 +17,7 @@ from cam.maps import MAPS
 from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
 from models.zoo import build_model
-from part import METHODS
+from part import VARIANTS
 from runner.data import DataSettings
 from runner.data.datasets import DATASETS
 from runner.data.loaders import ArraySplit, make_loader
@@ -32,7 +32,7 @@ from common.errors import UserError
 from runner.infra.files import write_json
 from runner.infra.interrupt import Interrupted, StopRequest
 from common.rng import RANK_SEED_STRIDE, set_seed
-from runner.names import EVAL_ONLY_SOURCES
+from runner.registry import EVAL_ONLY_SOURCES
 from runner.training.record import eval_key, results_record
 from runner.training.ownership import OWNER, Claim, RunLock, claim, lock_files, owner_record, release_on_failure
 from runner.training.resume import (Position, check_resume, check_same_data, check_writable, flag, progress_file,
@@ -52,7 +52,7 @@ def pick_device(choice: str, dist: Dist = Dist()) -> torch.device:
 def default_model_dir(args: argparse.Namespace) -> str:
     """checkpoint/<data>/<model>/<method>[-baseline]/seed<N>: the official folder, one per seed and for
     the --no-reweight baseline apart, so that two seeds of one command never share a folder."""
-    method = METHODS[args.method].dir_name + ("-baseline" if args.no_reweight else "")
+    method = VARIANTS[args.method].dir_name + ("-baseline" if args.no_reweight else "")
     return os.path.join("checkpoint", args.data, MODEL_DIR_NAMES[args.model], method, f"seed{args.seed}")
 
 

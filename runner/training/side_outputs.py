@@ -20,14 +20,14 @@ from common.rng import Streams
 
 
 class SideOutputs:
-    def __init__(self, s: EvalSettings, test_split: Split, model: torch.nn.Module, train_model: torch.nn.Module,
+    def __init__(self, s: EvalSettings, test_split: Split, model: torch.nn.Module, attack_model: torch.nn.Module,
                  streams: Streams, dist: Dist, every: int = 0, subset: int = 1000, grid: int = 0, epochs: int = 1,
                  batch_size: int = 128, workers: int = 0) -> None:
-        """`s`: what the learning curves' evaluation reads; `model`: the one trained (`train_model`: it under
+        """`s`: what the learning curves' evaluation reads; `model`: the one trained (`attack_model`: it under
         --precision, what the training attack sees); `streams`: the run's random streams, of which each pass
         forks its own; `every`, `subset`: --eval-every, --eval-subset; `grid`: --save-masks; `epochs`:
         the run's last epoch (the curves end there)."""
-        self.s, self.model, self.train_model, self.streams, self.dist = s, model, train_model, streams, dist
+        self.s, self.model, self.attack_model, self.streams, self.dist = s, model, attack_model, streams, dist
         self.every, self.epochs = every, epochs
         self.num_classes = len(test_split.classes)
         self.eval_loader = None if not every else make_loader(
@@ -56,7 +56,7 @@ class SideOutputs:
             noise = torch.rand(x.shape[0], *x.shape[-2:], device=x.device) if MAPS[s.cam].draws else None
             cam = importance_map(s.cam, self.model, x, y, *box, noise=noise) if RULES[s.mask_rule].reads_map else None
             eps = epsilon_map(s, cam, x).expand(len(x), -1, -1, -1)
-            x_adv = attack(self.train_model, x, y, eps)
+            x_adv = attack(self.attack_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
         where = f"map {s.cam}, " if RULES[s.mask_rule].reads_map else ""
         save_mask_grid(panels, path, title=f"{label}, epoch {epoch}, {where}rule {s.mask_rule}")

@@ -1,7 +1,7 @@
 """The epoch loop behind train_eval_part*.py: the Trainer (the method's phases and what wraps its step from
 outside: bf16, DistributedDataParallel, the attack as a CUDA graph, AWP, the official pairing), one epoch of
 part.step.train_batch, one log row per epoch, checkpoints every --save-freq epochs. The run around it (a
-fresh start, --resume, --eval-only) is runner/training/run.py, the results record runner/training/record.py."""
+fresh start, --resume, --eval-only) is runner/training/training.py, the results record runner/training/record.py."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from cam.rules import RULES
 from models.zoo import Autocast
-from part import METHODS, PartSettings
+from part import VARIANTS, PartSettings
 from part.step import BASE_METHODS, Phase, lr_at, phases, train_batch
 from runner.data.loaders import ArraySplit, ResidentLoader, train_augmentation, train_loader
 from runner.data.split import Split
@@ -52,27 +52,27 @@ class Trainer:
                  device: torch.device, progress: bool, test_split: Split, dist: Dist = Dist()) -> None:
         self.command_line = args
         self.settings = PartSettings.from_args(args)
-        self.training = run = TrainingSettings.from_args(args)
+        self.training = training = TrainingSettings.from_args(args)
         self.data = data = DataSettings.from_args(args)
         self.dist = dist
         # --batch-size is the global batch; each rank trains on its slice of it.
         self.rank_batch = data.batch_size // dist.world
         self.num_classes = len(test_split.classes)
-        self.method = METHODS[args.method]
+        self.method = VARIANTS[args.method]
         self.model = model
-        # Attacks and losses run through train_model (bf16 autocast if asked); the CAM, the
+        # Attacks and losses run through attack_model (bf16 autocast if asked); the CAM, the
         # evaluation and the optimizer see the fp32 model itself.
-        self.train_model = Autocast(model) if run.bf16 else model
+        self.attack_model = Autocast(model) if training.bf16 else model
         # The training step's forward passes go through DistributedDataParallel under torchrun (its
         # gradients are averaged over ranks); the attacks, CAM and evaluation use the module itself.
-        self.step_model = None
+        self.update_model = None
         if dist.parallel:
             ids = [device.index] if device.type == "cuda" else None
             ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-            self.step_model = Autocast(ddp) if run.bf16 else ddp
+            self.update_model = Autocast(ddp) if training.bf16 else ddp
         self.device = device
         self.progress = progress
-        self.streams = Streams(run.seed, device)
+        self.streams = Streams(training.seed, device)
         self.image_size = test_split.image_size
         augment = data.augmentation == "crop-flip"
         # --loader auto: resident on CUDA, the torch loader on the CPU (bench/RESULTS.md measures both).
@@ -83,8 +83,8 @@ class Trainer:
                                            rank=dist.rank, world=dist.world)
         else:
             self.train_set = ArraySplit(train_split, train_augmentation(self.image_size) if augment else None)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum,
-                                         weight_decay=run.weight_decay)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
+                                         weight_decay=training.weight_decay)
         self.history: list[dict] = []
         self.resumes: list[dict] = []    # each --resume of this run: checkpoint, position, differences allowed, code
         # The code the run started at (a resume keeps the checkpoint's; each resume records its own).
@@ -96,16 +96,17 @@ class Trainer:
         s = self.settings
         warm, main = phases(s, BASE_METHODS[self.method.base_key])
         self.warm_up_phase, self.main_phase = (
-            dataclasses.replace(p, attack=graphed(p.attack, self.rank_batch, device, run.cuda_graphs))
+            dataclasses.replace(p, attack=graphed(p.attack, self.rank_batch, device, training.cuda_graphs))
             for p in (warm, main))
-        self.awp = {p.name: AWP(model, p.objective, run.awp_gamma, run.awp_warmup, run.lr, run.bf16, dist)
-                    for p in (self.warm_up_phase, self.main_phase)} if run.awp_gamma else {}
-        self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, run.save_weights, progress,
+        self.awp = {p.name: AWP(model, p.objective, training.awp_gamma, training.awp_warmup, training.lr,
+                                training.bf16, dist)
+                    for p in (self.warm_up_phase, self.main_phase)} if training.awp_gamma else {}
+        self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, training.save_weights, progress,
                                        self.streams, (dist.rank, dist.world)) if (
-            run.official_pairing and not s.no_reweight and RULES[s.mask_rule].reads_map) else None
-        self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.train_model, self.streams, dist,
-                                every=run.eval_every, subset=run.eval_subset, grid=run.save_masks,
-                                epochs=run.epochs, batch_size=data.batch_size, workers=data.workers)
+            training.official_pairing and not s.no_reweight and RULES[s.mask_rule].reads_map) else None
+        self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.attack_model, self.streams, dist,
+                                every=training.eval_every, subset=training.eval_subset, grid=training.save_masks,
+                                epochs=training.epochs, batch_size=data.batch_size, workers=data.workers)
 
     def state_dict(self) -> dict:
         """What a checkpoint holds of the trainer (besides the epoch, position and RNG states, which
@@ -166,7 +167,7 @@ class Trainer:
             # A map that draws (the random maps) draws from this batch's own stream (each rank its own).
             map_seed = self.streams.batch_seed("maps", epoch, batch_idx * self.dist.world + self.dist.rank)
             loss, eps = train_batch(phase, self.model, x, y, self.optimizer, annotation, eps=paired,
-                                    attack_model=self.train_model, update_model=self.step_model,
+                                    attack_model=self.attack_model, update_model=self.update_model,
                                     awp=self.awp.get(phase.name), map_seed=map_seed)
             tally.add(batch_idx, loss, eps, len(y))
             log_batch(self, epoch, batch_idx, n_batches, loss)
@@ -237,9 +238,9 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
     """Epochs `start` ... --epochs (the first from `position` if given): one log row each, mask grids,
     checkpoints every --save-freq epochs. A signal ends it after the current batch with a checkpoint
     (Interrupted naming it). Returns the epochs done."""
-    run, dist, method, warm_up = trainer.training, trainer.dist, trainer.method, trainer.settings.warm_up
+    training, dist, method, warm_up = trainer.training, trainer.dist, trainer.method, trainer.settings.warm_up
     epochs_done = start - 1
-    for epoch in range(start, run.epochs + 1):
+    for epoch in range(start, training.epochs + 1):
         try:
             row = trainer.train_epoch(epoch, position if epoch == start else None, stop)
         except EpochStopped as stopped:
@@ -251,14 +252,14 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
         trainer.side.periodic_eval(epoch, row)
         trainer.history.append(row)
         epochs_done = epoch
-        print(log_row(row, run.epochs, method.base), flush=True)
-        if run.save_masks and epoch in (warm_up, run.epochs) and dist.main:
+        print(log_row(row, training.epochs, method.base), flush=True)
+        if training.save_masks and epoch in (warm_up, training.epochs) and dist.main:
             grid = model_dir / f"masks_epoch{epoch}.png"
             trainer.mask_grid(epoch, grid)
             print(f"mask grid written to {grid}", flush=True)
         path = model_dir / f"epoch{epoch}.pt"
-        signum = stop.agreed(dist, trainer.device) if epoch < run.epochs else None
-        if epoch % run.save_freq == 0 or epoch == run.epochs or signum:
+        signum = stop.agreed(dist, trainer.device) if epoch < training.epochs else None
+        if epoch % training.save_freq == 0 or epoch == training.epochs or signum:
             save_checkpoint(trainer, trainer.dist, path, epoch)
             if dist.main:
                 remove_partials_before(model_dir, (epoch, 0))

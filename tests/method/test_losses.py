@@ -11,7 +11,7 @@ from attacks.mart import mart_objective_logits
 from attacks.trades import trades, trades_objective_logits
 from cam.maps import compute_cam
 from models.zoo import build_model
-from part import METHODS, PartSettings
+from part import VARIANTS, PartSettings
 from part.step import BASE_METHODS, phase
 from runner.cli.args import get_args
 from runner.evaluation.evaluate import evaluate
@@ -97,12 +97,12 @@ def bn_model():
     return model
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", list(VARIANTS))
 @pytest.mark.parametrize("part_phase", [False, True])
 def test_training_attack_keeps_batchnorm_statistics(bn_model, method, part_phase):
     args = get_args(method, ["--num-steps", "2"])
     step = phase("part" if part_phase else "warm-up", PartSettings.from_args(args),
-                 BASE_METHODS[METHODS[method].base_key], reweighted=part_phase)
+                 BASE_METHODS[VARIANTS[method].base_key], reweighted=part_phase)
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     before = _bn_state(bn_model)
     x_adv = step.attack(bn_model, x, y, 8 / 255)

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from part import METHODS
+from part import VARIANTS
 
 
 def cli(*args: str, script: str = "train_eval_part.py"):
@@ -156,7 +156,7 @@ def test_non_finite_loss_stops_with_exit_3(tiny_folder, tmp_path, capsys):
     assert not (tmp_path / "m" / "epoch1.pt").exists() and not (tmp_path / "m" / "results.json").exists()
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", list(VARIANTS))
 def test_every_flag_declares_its_role(method):
     """The resume checks and the report's grouping are derived from the roles: a flag added without
     one (p.add_argument directly) would be neither checked on resume nor a setting of the report."""
@@ -165,7 +165,7 @@ def test_every_flag_declares_its_role(method):
     parser = build_parser(method)
     flags = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
     declared = {}
-    declare_flags(lambda role, *names, **kwargs: declared.update({flag_dest(names, kwargs): role}), METHODS[method])
+    declare_flags(lambda role, *names, **kwargs: declared.update({flag_dest(names, kwargs): role}), VARIANTS[method])
     assert flags == set(declared) and all(roles()[k] is r for k, r in declared.items())
 
 

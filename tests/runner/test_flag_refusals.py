@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from part import METHODS
+from part import VARIANTS
 from tests.conftest import REPO
 from runner.cli.args import build_parser, get_args
 
@@ -33,7 +33,7 @@ def _fraction_flags(method: str) -> list[str]:
     return flags
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", list(VARIANTS))
 def test_a_negative_fraction_reaches_the_type_of_every_flag(method, capsys):
     flags = _fraction_flags(method)
     assert {"--epsilon", "--low-epsilon", "--step-size", "--eval-epsilon", "--lr", "--weight-decay", "--momentum",

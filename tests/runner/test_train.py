@@ -186,7 +186,7 @@ def test_official_pairing_masks_come_from_another_shuffle(tiny_folder, tmp_path,
     import part.step
     from cam.rules import budget_from
     from runner.training.pairing import OfficialPairing
-    cams = _recording(monkeypatch, OfficialPairing, "important", lambda args: args[1])     # (self, x, y)
+    cams = _recording(monkeypatch, OfficialPairing, "kept", lambda args: args[1])     # (self, x, y)
     batch_maps = _recording(monkeypatch, part.step, "importance_map", lambda args: args[2])  # (name, model, x, ...)
     batches = _part_batches(monkeypatch)
     train(tiny_folder, tmp_path / "o", "--augmentation", "none", "--cam-refresh", "official", "--eval", "natural")

@@ -11,7 +11,7 @@ from attacks.common import no_start, normal_start
 from cam.maps import compute_cam, minmax_normalise
 from cam.rules import epsilon_map, region_map
 from models.zoo import cam_layer
-from part import METHODS as REGISTRY
+from part import VARIANTS as REGISTRY
 from part import PartSettings
 from part.step import BASE_METHODS, attack_start
 from tests.conftest import REPO, TINY_CLASSES, train, trained_a_little
@@ -21,7 +21,7 @@ from runner.data.sources import load_splits
 
 METHOD_LOSS = {key: m.base_key for key, m in REGISTRY.items()}     # part -> at, part_t -> trades, ...
 
-METHODS = list(REGISTRY)
+VARIANTS = list(REGISTRY)
 
 
 # Every dataset trains end to end once, each with another script; that every layout of a dataset
@@ -42,7 +42,7 @@ def test_every_dataset_trains_with_a_script(data, root, method, request, trust_f
 def test_rand_init(tiny_folder, tmp_path):
     """--rand_init false starts the PGD / MMA training attacks at x; TRADES and MART start at
     x + 0.001 N(0, 1) whatever it says, as upstream, so their runs equal the default ones."""
-    for method in METHODS:
+    for method in VARIANTS:
         common = ("--augmentation", "none", "--eval", "natural")
         a = train(tiny_folder, tmp_path / f"{method}-a", "--rand_init", "false", *common, method=method)
         train(tiny_folder, tmp_path / f"{method}-c", *common, method=method)
@@ -52,7 +52,7 @@ def test_rand_init(tiny_folder, tmp_path):
         assert like_default == (method != "part")
     starts = {(m, p): attack_start(PartSettings.from_args(get_args(m, ["--rand_init", "false"])),
                                    BASE_METHODS[METHOD_LOSS[m]], p)
-              for m in METHODS for p in (False, True)}
+              for m in VARIANTS for p in (False, True)}
     assert starts == {("part", False): no_start, ("part", True): no_start, ("part_t", False): normal_start,
                       ("part_t", True): normal_start, ("part_m", False): normal_start, ("part_m", True): normal_start}
 
@@ -77,7 +77,7 @@ def test_svhn_labels_and_official_overrides(tiny_svhn, trust_fake_files, tiny_sp
     assert get_args("part", []).augmentation == "crop-flip"
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", VARIANTS)
 def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
     """PART with ε_low = ε is its base method. For AT bit for bit (both project with the clamp form);
     TRADES and MART project a float budget with the official min/max form and PART-T / PART-M's map

@@ -5,7 +5,7 @@ import pytest
 
 from experiments import run as runner
 from experiments.runs import SUITES
-from part import METHODS
+from part import VARIANTS
 from runner.infra.interrupt import TEST_HOOK
 
 
@@ -38,7 +38,7 @@ def test_each_reweighted_run_of_the_reproduction_has_its_baseline_beside_it():
     from runner.cli.args import get_args
     runs = {}
     for name, (prio, script, flags) in SUITES["reproduction"].items():
-        key = {m.script: key for key, m in METHODS.items()}[script]
+        key = {m.script: key for key, m in VARIANTS.items()}[script]
         args = get_args(key, shlex.split(flags))
         if args.mask_rule not in CAM_FREE_RULES:
             runs[name] = (prio, key, args.seed, args.no_reweight)
@@ -56,7 +56,7 @@ def test_every_named_run_is_a_command_line_its_script_takes(suite, name):
 
     from runner.cli.args import get_args
     _, script, flags = SUITES[suite][name]
-    key = {m.script: key for key, m in METHODS.items()}[script]
+    key = {m.script: key for key, m in VARIANTS.items()}[script]
     get_args(key, shlex.split(flags))
 
 
@@ -144,7 +144,7 @@ def test_cpu_study_arms_pair_in_the_report(capsys, tmp_path, monkeypatch):
     assert out.count("train_eval_part_t.py") == out.count("train_eval_part_m.py") == 4
     printed = [ln.split(": ", 1)[0] for ln in out.splitlines()]
     assert set(printed[:len(arms)]) == set(arms)          # the four arms first, then the TRADES / MART pairs
-    key_of = {m.script: key for key, m in METHODS.items()}
+    key_of = {m.script: key for key, m in VARIANTS.items()}
     for name, (_, script, flags) in variants.items():       # each pair's flags are its own script's
         assert get_args(key_of[script], shlex.split(flags)).seed in (1, 2)
     assert runner.main(["--suite", "cpu-study", "--priority", "5", "--dry-run"]) == 0

@@ -133,7 +133,7 @@ def test_the_report_pairs_rules_and_shows_cam_info_and_figure1():
         return {"name": name, "method": "x", "device": "cpu", "machine": {"threads": 1},
                 "args": vars(get_args("part", [*argv, "--seed", str(seed)])), "natural": nat, "pgd20": nat / 2,
                 **({"cam-info": info} if info else {})}
-    from part import METHODS
+    from part import VARIANTS
     runs = []
     for seed in (1, 2, 3):
         info = {"share": 0.2, "top": 10.0, "random": 12.0 + seed, "bottom": 15.0, "official": 11.0,
@@ -141,7 +141,7 @@ def test_the_report_pairs_rules_and_shows_cam_info_and_figure1():
         for argv, nat in (([], 40.0 + seed), (["--mask-rule", "top", "--top-share", "0.2"], 41.0 + seed),
                           (["--no-reweight"], 39.0 + seed)):
             r = run(f"r{seed}", seed, argv, nat, info)
-            r["method"] = METHODS["part"].label(r["args"]["no_reweight"], r["args"]["mask_rule"])
+            r["method"] = VARIANTS["part"].label(r["args"]["no_reweight"], r["args"]["mask_rule"])
             runs.append(r)
         for q in ("ul", "br"):
             eps = ",".join(f"{p}={'6/255' if p == q else '12/255'}" for p in ("ul", "ur", "bl", "br"))

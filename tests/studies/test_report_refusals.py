@@ -122,3 +122,11 @@ def test_an_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
     refused(capsys, [*seeds(tmp_path), "-o", str(taken)], str(taken), "folder")
     assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
         "notes.txt", "part_seed1.json", "part_seed2.json", "part_seed3.json"]
+
+
+def test_round3_output_that_is_a_folder_is_one_line(tmp_path, capsys):
+    from report import round3
+    with pytest.raises(SystemExit) as exc:
+        round3.main(["-o", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "is a folder" in err, err

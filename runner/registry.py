@@ -1,6 +1,8 @@
-"""The evaluations the command line offers, kept free of torch so that `--help`, the report and the
-experiment runner start without importing torch, torchvision or matplotlib. (The datasets are entries of
-runner/data/datasets.py, the maps and rules of cam/, the models of models/.)"""
+"""The evaluations the command line offers and the two registries the studies fill (STUDY_EVALS: the
+evaluations a study adds to --eval; EVAL_ONLY_SOURCES: models from elsewhere for --eval-only), kept free of
+torch so that `--help`, the report and the experiment runner start without importing torch, torchvision or
+matplotlib. (The datasets are entries of runner/data/datasets.py, the maps and rules of cam/, the models of
+models/.)"""
 from __future__ import annotations
 
 from collections.abc import Callable
