@@ -22,7 +22,7 @@ from runner.infra.interrupt import Interrupted, StopRequest
 from runner.registry import evaluations
 from runner.training.ownership import RunLock, lock_files
 from runner.training.record import eval_key, provenance
-from runner.training.resume import check_writable, earlier_outputs, progress_file, refuse_unless_overwrite
+from runner.training.resume import check_writable, earlier_results, progress_file, refuse_unless_overwrite
 from runner.training.run import cpu_defaults, eval_test_subset, pick_device, results_file, write_results
 
 
@@ -64,7 +64,7 @@ def evaluate_zoo_model(args: argparse.Namespace, stop: StopRequest, dist: Dist) 
 
 def _evaluate_in(args: argparse.Namespace, stop: StopRequest, dist: Dist, name: str, device: torch.device,
                            results_path: Path) -> dict:
-    refuse_unless_overwrite(earlier_outputs(results_path.parent, results_path, True), args.overwrite, "this evaluation")
+    refuse_unless_overwrite(earlier_results(results_path), args.overwrite, "this evaluation")
     cpu_defaults(args, device)
     model, zoo = load_zoo_model(name, args.zoo_dir, not args.no_download, args.cam_layer)
     if "cam-info" in args.eval and args.cam in CAM_METHODS and zoo["cam_layer"] is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from runner.infra.checkpoint import checkpoints_in
 from common.errors import UserError
-from runner.training.resume import MUST_MATCH, differences, earlier_outputs, progress_file, refuse_unless_overwrite
+from runner.training.resume import MUST_MATCH, differences, earlier_results, progress_file, refuse_unless_overwrite
 
 OWNER = "run.json"            # in --model-dir: the run the folder belongs to
 LOCK = ".run.lock"            # in --model-dir while a run holds it
@@ -74,8 +74,8 @@ def read_results(path: Path) -> dict:
 def results_belong(results: dict, run_id: str | None, ckpt: dict) -> bool:
     """Whether a results record is the one of the run `run_id` whose checkpoint is `ckpt`: by the id both
     carry; for a record or checkpoint written before runs had ids, by the same seed and settings."""
-    if results.get("run_id") and (run_id or ckpt.get("run_id")):
-        return results["run_id"] == (ckpt.get("run_id") or run_id)
+    if results.get("run_id") and run_id:     # run_id is the checkpoint's own where it carries one
+        return results["run_id"] == run_id
     saved, theirs = ckpt.get("args") or {}, results.get("args")
     if not isinstance(theirs, dict) or "seed" not in saved or saved.get("seed") != theirs.get("seed"):
         return False
@@ -111,7 +111,7 @@ def claim(args: argparse.Namespace, model_dir: Path, results: Path, ckpt_path: s
     (fresh runs, --resume CKPT, --resume auto and --eval-only alike); another run's: one line, unless
     --overwrite."""
     if args.eval_only:           # writes its results only; its run is the one whose weights it evaluates
-        found = earlier_outputs(model_dir, results, True)
+        found = earlier_results(results)
         refuse_unless_overwrite(found, args.overwrite, "this evaluation")
         return Claim(ckpt.get("run_id") if ckpt else None, found)
     owner = read_owner(model_dir)

@@ -4,11 +4,9 @@ evaluation's progress belongs to (`eval_key`)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -17,6 +15,7 @@ from runner.evaluation.evaluate import on_subset
 from runner.infra.checkpoint import weights_fingerprint
 from runner.infra.provenance import cores_available, cpu_model, git_commit, source_changes
 from runner.registry import STUDY_EVALS, evaluations
+from runner.training.resume import data_identity
 
 if TYPE_CHECKING:
     from runner.training.trainer import Trainer
@@ -40,8 +39,9 @@ def data_record(train_split: Split, test_split: Split, args: argparse.Namespace)
     record = {**(test_split.source or {}), "train_images": len(train_split), "test_images": len(test_split)}
     if test_split.indices is not None:
         record["test_indices"] = test_split.indices.tolist()
-    if train_split.indices is not None:     # the training subset, as the sha256 of its int64 indices
-        record["train_indices_sha256"] = hashlib.sha256(train_split.indices.astype(np.int64).tobytes()).hexdigest()
+    subset = data_identity(train_split)["train_indices_sha256"]     # the training subset's int64 indices
+    if subset is not None:
+        record["train_indices_sha256"] = subset
     if any(on_subset(e) for e in args.eval) and args.aa_subset and args.aa_subset < len(test_split):
         record["aa_indices"] = subset_indices(len(test_split), args.aa_subset).tolist()
     return record

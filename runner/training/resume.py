@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from runner.cli.settings import EARLIER_DEFAULTS, flag_names, must_match
-from runner.infra.checkpoint import checkpoints_in, progress_name, rng_state, save_atomic, set_rng_state
+from runner.infra.checkpoint import progress_name, rng_state, save_atomic, set_rng_state
 from runner.infra.distributed import Dist
 from common.errors import NonFiniteLoss, UserError
 from runner.infra.provenance import git_commit, source_changes
@@ -102,11 +102,10 @@ def progress_file(results: Path) -> Path:
     return results.with_name(progress_name(results))
 
 
-def earlier_outputs(model_dir: Path, results: Path, eval_only: bool) -> list[Path]:
-    """Files of another run that a fresh run (or evaluation) would write over."""
-    if eval_only:      # an evaluation writes only the results (its progress file is its own to continue)
-        return [results] if results.exists() else []
-    return checkpoints_in(model_dir) + [p for p in (results, progress_file(results)) if p.exists()]
+def earlier_results(results: Path) -> list[Path]:
+    """What an evaluation would write over: the results file (its progress file is its own to continue);
+    a run's files: runner.training.ownership.run_files."""
+    return [results] if results.exists() else []
 
 
 def refuse_unless_overwrite(found: list[Path], overwrite: bool, what: str) -> None:
