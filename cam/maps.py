@@ -1,6 +1,6 @@
 """The importance maps (`--map NAME`, also spelt `--cam`): what PART asks of a batch before its ε map —
 which pixels matter? One entry of MAPS per map, beside its function; a map turns (model, x, y, the
-batch's annotation where the dataset has one) into (B, h, w) per-pixel importances in [0, 1], at the
+batch's per-image extras by name where the dataset gives any) into (B, h, w) per-pixel importances in [0, 1], at the
 model's CAM layer or at the input resolution. The mask rules (cam/rules.py) take any of them.
 
   gradcam, xgradcam, layercam   batched CAMs for the predicted class, in one forward pass (below);
@@ -8,7 +8,7 @@ model's CAM layer or at the input resolution. The mask rules (cam/rules.py) take
   gradcam++, scorecam, ...      the grad-cam package's other CAMs (cam/backend.py)
   gradient                      input-gradient saliency: |dCE(f(x), y)/dx| summed over the channels,
                                 per image, in eval mode, min-max normalised
-  box                           the dataset's annotation: 1 inside each image's object box, 0 outside
+  box                           the dataset's object box (extras["box"]): 1 inside each image's box, 0 outside
   inverse-box                   the box's complement first: 1 outside the box, inside it a random value
                                 below 1/2 per pixel, so a top share larger than the outside takes all of
                                 the outside and a random part of the box (the positive control's inverse arm)
@@ -76,21 +76,22 @@ def raw_cam(model, x, method: str = "gradcam", targets=None):
     return _combine(method, acts.detach().float(), grads.float()).clamp(min=0)
 
 
-def compute_cam(model, x, method: str = "gradcam", targets=None):
-    """(B, h, w) CAMs in [0, 1] for the predicted class (or `targets`): the native ones at the model's CAM
-    layer, the grad-cam package's at the input resolution."""
+def cam_map(model, x, y=None, extras=None, method: str = "gradcam", targets=None):
+    """A CAM as an importance map: (B, h, w) in [0, 1] for the predicted class (as PART: the label y is not
+    used) or `targets`: the native ones at the model's CAM layer, the grad-cam package's at the input
+    resolution."""
     if method in LIBRARY_CAMS:
         from cam.backend import library_cam
         return library_cam(model, x, LIBRARY_CAMS[method], targets)
     return minmax_normalise(raw_cam(model, x, method, targets))
 
 
-def cam_map(model, x, y=None, annotation=None, method: str = "gradcam"):
-    """A CAM as an importance map: the predicted class's (as PART: the label is not used)."""
-    return compute_cam(model, x, method)
+def compute_cam(model, x, method: str = "gradcam", targets=None):
+    """The CAM `method` of the batch x (cam_map, called by the method's name: the pictures, the tests)."""
+    return cam_map(model, x, method=method, targets=targets)
 
 
-def input_gradient(model, x, y, annotation=None):
+def input_gradient(model, x, y, extras=None):
     """|dCE(f(x), y)/dx| summed over the channels, per image, in eval mode, min-max normalised to [0, 1]."""
     import torch
     import torch.nn.functional as F
@@ -102,28 +103,28 @@ def input_gradient(model, x, y, annotation=None):
     return minmax_normalise(grad.abs().sum(1))
 
 
-def annotation_box(model, x, y, annotation):
-    """1 inside each image's box, 0 outside: `annotation` (B, 4) integer boxes (top, left, bottom, right),
+def box_map(model, x, y, extras):
+    """1 inside each image's box, 0 outside: `extras["box"]` (B, 4) integer boxes (top, left, bottom, right),
     bottom and right exclusive, in pixels of x."""
     import torch
-    if annotation is None:
-        raise UserError("--map box needs a dataset whose images carry an object box (its annotation)")
+    if not extras or "box" not in extras:
+        raise UserError("--map box needs a dataset whose images carry an object box")
     size = x.shape[-1]
     rows = torch.arange(size, device=x.device)
-    top, left, bottom, right = (annotation[:, i, None].to(x.device) for i in range(4))
+    top, left, bottom, right = (extras["box"][:, i, None].to(x.device) for i in range(4))
     inside_rows = (rows >= top) & (rows < bottom)
     inside_cols = (rows >= left) & (rows < right)
     return (inside_rows[:, :, None] & inside_cols[:, None, :]).float()
 
 
-def inverse_box(model, x, y, annotation, noise):
+def inverse_box(model, x, y, extras, noise):
     """1 outside each image's box; inside it noise / 2 (< 1/2): ranked after every outside pixel, in a
     random order of their own."""
-    box = annotation_box(model, x, y, annotation)
+    box = box_map(model, x, y, extras)
     return 1.0 - box + box * noise.to(box.device) / 2
 
 
-def random_map(model, x, y, annotation, noise):
+def random_map(model, x, y, extras, noise):
     """The caller's U[0, 1) draw itself, one value per pixel: ranks the pixels at random."""
     return noise.float()
 
@@ -132,8 +133,8 @@ def random_map(model, x, y, annotation, noise):
 class ImportanceMap:
     name: str
     help: str
-    fn: Callable              # fn(model, x, y, annotation[, noise]) -> (B, h, w) importances in [0, 1]
-    needs_annotation: bool = False
+    fn: Callable              # fn(model, x, y, extras[, noise]) -> (B, h, w) importances in [0, 1]
+    reads: str | None = None  # the per-image extra it reads (extras[reads]), which the dataset must give
     draws: bool = False       # takes `noise`: (B, H, W) U[0, 1) draws of the caller's stream
 
 
@@ -151,22 +152,22 @@ MAPS = {m.name: m for m in (
     *(ImportanceMap(n, f"pytorch_grad_cam.{cls}", functools.partial(cam_map, method=n))
       for n, cls in LIBRARY_CAMS.items()),
     ImportanceMap("gradient", "input-gradient saliency |dCE/dx|, summed over channels", input_gradient),
-    ImportanceMap("box", "the dataset's object box (a dataset with annotations)", annotation_box,
-                  needs_annotation=True),
-    ImportanceMap("inverse-box", "the box's complement, then random box pixels (a dataset with annotations)",
-                  inverse_box, needs_annotation=True, draws=True),
+    ImportanceMap("box", "the dataset's object box (a dataset whose images carry one)", box_map, reads="box"),
+    ImportanceMap("inverse-box", "the box's complement, then random box pixels (a dataset whose images carry a box)",
+                  inverse_box, reads="box", draws=True),
     ImportanceMap("random", "a random value per pixel: a random share of exactly the top share's size", random_map,
                   draws=True),
 )}
 RANDOM_MAPS = tuple(name for name, m in MAPS.items() if m.draws)
 
 
-def importance_map(name: str, model, x, y=None, annotation=None, noise=None):
-    """(B, h, w) importances in [0, 1] of the batch x under the current model: MAPS[name]'s. `noise`:
-    (B, H, W) U[0, 1) draws, read only by the maps that draw (RANDOM_MAPS), which need it."""
+def importance_map(name: str, model, x, y=None, extras=None, noise=None):
+    """(B, h, w) importances in [0, 1] of the batch x under the current model: MAPS[name]'s. `extras`: the
+    batch's per-image extras by name (read by the maps that name one: `reads`); `noise`: (B, H, W) U[0, 1)
+    draws, read only by the maps that draw (RANDOM_MAPS), which need it."""
     entry = MAPS[name]
     if not entry.draws:
-        return entry.fn(model, x, y, annotation)
+        return entry.fn(model, x, y, extras)
     if noise is None:
         raise ValueError(f"--map {name} draws: give it the batch's noise")
-    return entry.fn(model, x, y, annotation, noise)
+    return entry.fn(model, x, y, extras, noise)

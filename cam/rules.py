@@ -202,7 +202,7 @@ def region_start_radius(s, region_start: str, **_) -> float | None:
     return None if region_start == "map" else s.epsilon
 
 
-def random(importance, x, s, random_share: float):
+def random_placement(importance, x, s, random_share: float):
     """PART's share of full-budget elements placed at random: each element keeps epsilon with
     probability --random-share, drawn from the global (training) RNG, so a run is reproducible and
     resumes bit for bit (the checkpoint holds that RNG's state)."""
@@ -244,7 +244,7 @@ RULES = {r.name: r for r in (
                                          "part_pgd and the random rule)")),)),
     # The control of PART's placement: PART's share of full-budget elements, placed at random.
     MaskRule("random", "each element keeps --epsilon with probability --random-share, no map (the control of "
-             "PART's placement)", random, reads_map=False, flags=(
+             "PART's placement)", random_placement, reads_map=False, flags=(
         Flag("--random-share", dict(type=_share, default=None, metavar="P",
                                     help="with --mask-rule random: probability that an element keeps --epsilon "
                                          "(the rest get --low-epsilon)"), required=True),)),
@@ -266,7 +266,7 @@ def apply_rule(s, importance, x):
 
 def epsilon_map(s, importance, x):
     """PART's float32 ε map of the batch x under the rule s.mask_rule."""
-    out = apply_rule(s, importance, x)
+    out = RULES[s.mask_rule].fn(importance, x, s, **s.rule_params)      # apply_rule, written out
     return out if RULES[s.mask_rule].gives_budget else budget_from(out, s.epsilon, s.low_epsilon)
 
 

@@ -107,7 +107,8 @@ def boolean(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Flag:
-    """A flag declared by a registry entry (a mask rule, a PART variant) rather than in runner/cli/settings.py."""
+    """A flag declared by a registry entry (a mask rule, a PART variant, a study's evaluation) rather than in
+    runner/cli/settings.py."""
     name: str
     kwargs: dict                # argparse's add_argument keywords; the default means "not given" / "off"
     required: bool = False      # a mask rule needs it given

@@ -38,11 +38,16 @@ from common.rng import image_uniform
 
 # --- 1. The base methods -------------------------------------------------------------------------
 
+# The functions a phase calls, by name: train_batch looks its attack and objective up here.
+ATTACKS = {"pgd": pgd, "trades": trades, "mma": mma}          # (model, x, y, eps, step_size, steps, start=, ...)
+OBJECTIVES = {"at": at_objective, "trades": trades_objective, "mart": mart_objective}   # (model, x, x_adv, y[, beta])
+
+
 @dataclass(frozen=True)
 class BaseMethod:
     """A base method (its name and flags: part.VARIANTS, whose `base_key` names the entry here)."""
-    attack: Callable           # attack(model, x, y, eps, step_size, steps, start=, start_epsilon=, project=)
-    objective: Callable        # objective(model, x, x_adv, y[, beta]) -> loss
+    attack: str                # its training attack: a key of ATTACKS
+    objective: str             # its objective: a key of OBJECTIVES
     project: Projection        # the projection of a float budget, as the official code writes it
     start: Start | None = None  # a start whatever --rand_init says; None: the phase's (attack_start)
     takes_beta: bool = False
@@ -50,11 +55,11 @@ class BaseMethod:
 
 BASE_METHODS = {
     # PGD-AT (Madry et al.): torchattacks' PGD (the official standard_train); --attack mma: MMA-AT.
-    "at": BaseMethod(pgd, at_objective, clamp_projection),
+    "at": BaseMethod("pgd", "at", clamp_projection),
     # TRADES: the KL inner maximisation, started at x + 0.001 N(0, 1) (at x its gradient is zero).
-    "trades": BaseMethod(trades, trades_objective, minmax_projection, normal_start, takes_beta=True),
+    "trades": BaseMethod("trades", "trades", minmax_projection, normal_start, takes_beta=True),
     # MART: cross-entropy PGD from the same start, with the official mart_loss's min/max projection.
-    "mart": BaseMethod(pgd, mart_objective, minmax_projection, normal_start, takes_beta=True),
+    "mart": BaseMethod("pgd", "mart", minmax_projection, normal_start, takes_beta=True),
 }
 
 
@@ -105,8 +110,10 @@ def lr_at(s: PartSettings, epoch: int) -> float:
 @dataclass(frozen=True)
 class Phase:
     name: str                   # warm-up, baseline or part
-    attack: Callable            # attack(model, x, y, eps) -> x_adv: the base method's, its settings bound
-    objective: Callable         # objective(model, x, x_adv, y) -> loss
+    attack: str                 # the training attack: a key of ATTACKS
+    attack_settings: dict       # its keywords: step_size, steps, start, start_epsilon, project
+    objective: str              # the objective: a key of OBJECTIVES
+    objective_settings: dict    # its keywords: beta for TRADES and MART, none for AT
     epsilon: float              # the float budget of the warm-up and the baseline
     reweighting: PartSettings | None   # PART's ε map from these settings (map and rule); None: the float epsilon
 
@@ -117,14 +124,25 @@ class Phase:
 
 
 def phase(name: str, s: PartSettings, base: BaseMethod, reweighted: bool) -> Phase:
-    """The base method's attack and objective with every setting bound; `reweighted`: PART's ε map (its
-    start in ±ε as the official part_pgd / part_mma, or within the region map: cam.rules.start_radius).
-    PART's --attack mma trains with MMA and the official mma's projection."""
-    attack, project = (mma, minmax_projection) if s.attack == "mma" else (base.attack, base.project)
-    bound = functools.partial(attack, step_size=s.step_size, steps=s.num_steps, start=attack_start(s, base, reweighted),
-                              start_epsilon=start_radius(s) if reweighted else None, project=project)
-    objective = functools.partial(base.objective, beta=s.beta) if base.takes_beta else base.objective
-    return Phase(name, bound, objective, s.epsilon, s if reweighted else None)
+    """The base method's attack and objective with every setting; `reweighted`: PART's ε map (its start in
+    ±ε as the official part_pgd / part_mma, or within the region map: cam.rules.start_radius). PART's
+    --attack mma trains with MMA and the official mma's projection."""
+    attack, project = ("mma", minmax_projection) if s.attack == "mma" else (base.attack, base.project)
+    settings = dict(step_size=s.step_size, steps=s.num_steps, start=attack_start(s, base, reweighted),
+                    start_epsilon=start_radius(s) if reweighted else None, project=project)
+    return Phase(name, attack, settings, base.objective, {"beta": s.beta} if base.takes_beta else {},
+                 s.epsilon, s if reweighted else None)
+
+
+def attack_of(phase: Phase) -> Callable:
+    """The phase's attack with its settings, as one callable attack(model, x, y, eps) -> x_adv (what
+    train_batch calls, for code that passes it on: the mask grid, the tests)."""
+    return functools.partial(ATTACKS[phase.attack], **phase.attack_settings)
+
+
+def objective_of(phase: Phase) -> Callable:
+    """The phase's objective with its settings: objective(model, x, x_adv, y) -> loss (AWP's proxy step)."""
+    return functools.partial(OBJECTIVES[phase.objective], **phase.objective_settings)
 
 
 def phases(s: PartSettings, base: BaseMethod) -> tuple[Phase, Phase]:
@@ -143,40 +161,47 @@ def map_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def part_epsilon(s: PartSettings, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 annotation: torch.Tensor | None = None, map_seed: int = 0) -> torch.Tensor:
+                 extras: dict | None = None, map_seed: int = 0) -> torch.Tensor:
     """PART's ε map of the batch: its importance map under the current model (cam/maps.py; eval mode, no
-    weight gradients; none for a CAM-free rule), then the rule's ε map (cam/rules.py). `map_seed`: the
-    batch's stream for a map that draws (map_noise)."""
+    weight gradients; none for a CAM-free rule), then the rule's ε map (cam/rules.py). `extras`: the
+    batch's per-image extras a dataset gives, by name (the maps that read one, e.g. the canvas's "box");
+    `map_seed`: the batch's stream for a map that draws (map_noise)."""
     if not RULES[s.mask_rule].reads_map:
         return epsilon_map(s, None, x)
     noise = map_noise(x, map_seed) if MAPS[s.cam].draws else None
-    return epsilon_map(s, importance_map(s.cam, model, x, y, annotation, noise), x)
+    return epsilon_map(s, importance_map(s.cam, model, x, y, extras, noise), x)
 
 
 def train_batch(phase: Phase, model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
-                annotation: torch.Tensor | None = None, eps: Budget | None = None,
+                extras: dict | None = None, eps: Budget | None = None,
                 attack_model: nn.Module | None = None, update_model: nn.Module | None = None,
-                awp=None, map_seed: int = 0) -> tuple[torch.Tensor, Budget]:
+                awp=None, graph=None, map_seed: int = 0) -> tuple[torch.Tensor, Budget]:
     """One batch of PART (Algorithm 1 of the paper), or of the warm-up / baseline, whose budget is the
-    float epsilon. Returns (loss, budget).
+    float epsilon. Returns (loss, budget). `extras`: the batch's per-image extras by name, for the maps
+    that read one (part_epsilon).
 
     What the trainer wraps it with: `attack_model` (the model under bf16 autocast, --precision; default
     `model`, which the map always sees) and `update_model` (the DistributedDataParallel wrapper under
     torchrun, which all-reduces the update's gradients; default `attack_model`, so under bf16 the update's
     forward runs under autocast too); `eps`: the official pairing's stored ε map
     (--cam-refresh official); `awp`: AWP's perturbation of the weights around the update (--awp-gamma);
+    `graph`: the same attack call replayed as a CUDA graph (runner/training/graphs.py);
     `map_seed`: the batch's own stream for a map that draws (the random maps)."""
     attack_model = attack_model or model
     # The ε map: the importance map of this batch under the current model, epsilon on its important
     # pixels, epsilon_low elsewhere; the float epsilon before PART starts and in the baseline.
     if eps is None:
-        eps = (part_epsilon(phase.reweighting, model, x, y, annotation, map_seed) if phase.reweighting is not None
+        eps = (part_epsilon(phase.reweighting, model, x, y, extras, map_seed) if phase.reweighting is not None
                else phase.epsilon)
     # The inner maximisation: the adversarial batch inside that budget (the attack owns eval mode).
-    x_adv = phase.attack(attack_model, x, y, eps)
+    attack = ATTACKS[phase.attack]
+    if graph is None:
+        x_adv = attack(attack_model, x, y, eps, **phase.attack_settings)
+    else:
+        x_adv = graph(attack, attack_model, x, y, eps, **phase.attack_settings)
     # The outer minimisation: the method's objective on (x, x_adv), in train mode, and one SGD step.
     with awp.around(x, x_adv, y) if awp is not None else contextlib.nullcontext():
-        loss = phase.objective(update_model or attack_model, x, x_adv, y)
+        loss = OBJECTIVES[phase.objective](update_model or attack_model, x, x_adv, y, **phase.objective_settings)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

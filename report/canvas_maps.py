@@ -26,7 +26,7 @@ def epsilon_maps(model, x, y, boxes, low: float, high: float = 8 / 255) -> dict:
     out = {}
     for label, name in (("box", "box"), ("inverse box", "inverse-box"), ("CAM top", "gradcam"),
                         ("gradient top", "gradient"), ("random", "random")):
-        imp = importance_map(name, model, x, y, boxes, noise if MAPS[name].draws else None)
+        imp = importance_map(name, model, x, y, {"box": boxes}, noise if MAPS[name].draws else None)
         out[label] = budget_from(top_pixels(cam_upsampled(imp, size), CANVAS_SHARE)[:, 0], high, low)
     out["uniform"] = torch.full((len(x), size, size), CANVAS_SHARE * high + (1 - CANVAS_SHARE) * low)
     return out
@@ -51,7 +51,7 @@ def draw(checkpoint: str, data_dir: str, out: Path, images: int = 6, low: float 
     test = load_splits("CIFAR10-canvas", data_dir, test_subset=2000, need_train=False)[1]
     pick = torch.linspace(0, len(test) - 1, images).long()
     x = torch.from_numpy(test.images[pick.numpy()]).permute(0, 3, 1, 2).float() / 255
-    y, boxes = torch.from_numpy(test.labels[pick.numpy()]), torch.from_numpy(test.annotations[pick.numpy()])
+    y, boxes = torch.from_numpy(test.labels[pick.numpy()]), torch.from_numpy(test.extras["box"][pick.numpy()])
     cam = cam_upsampled(importance_map("gradcam", model, x, y), 32)[:, 0]
     grad = cam_upsampled(importance_map("gradient", model, x, y), 32)[:, 0]
     eps = epsilon_maps(model, x, y, boxes, low)

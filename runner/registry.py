@@ -29,12 +29,16 @@ class StudyEvaluation:
     its batches give counts of their own, not adversarial images; the runner runs its batches (seeded,
     resumable, sharded under torchrun) and stores what `summary` makes of their column sums."""
     header: str               # its line in the log, as PGD's and MMA's
-    counts: Callable          # counts(model, x, y, s: EvalSettings, draw, box=None) -> [number, ...] of one batch
-    summary: Callable         # summary(columns, images, s, image_elements, boxes) -> its entry in the results JSON
-    describe: Callable        # describe(entry, s, images, boxes) -> the text printed (its header line first)
+    counts: Callable          # counts(model, x, y, s: EvalSettings, draw, extras) -> [number, ...] of one batch
+    summary: Callable         # summary(columns, images, s, image_elements, extra_names) -> its results JSON entry
+    describe: Callable        # describe(entry, s, images, extra_names) -> the text printed (its header line first)
     key: Callable             # key(args) -> {what its numbers depend on beyond the weights and images}
     on_subset: bool = False   # on the --aa-subset images only (a slow one)
     help: str = ""            # its words in --eval's help
+    flags: tuple = ()         # its own flags (common.argtypes.Flag), in --help's evaluation section; one flag may
+                              # serve several evaluations (declared once), and is refused without one of them
+    check: Callable | None = None   # check(args, extras) -> a message where its flags cannot work on a dataset
+                                    # whose images carry `extras` (names), else None
 
 
 STUDY_EVALS: dict[str, StudyEvaluation] = {}
@@ -43,3 +47,12 @@ STUDY_EVALS: dict[str, StudyEvaluation] = {}
 def evaluations() -> tuple[str, ...]:
     """Every name --eval takes: the built-in evaluations, then the studies' (in the order registered)."""
     return BUILTIN_EVALS + tuple(STUDY_EVALS)
+
+
+def study_flags() -> list[tuple]:
+    """(flag, the names of the study evaluations it serves) of every flag the studies registered, in order."""
+    by_name: dict = {}
+    for name, study in STUDY_EVALS.items():
+        for flag in study.flags:
+            by_name.setdefault(flag.name, (flag, []))[1].append(name)
+    return list(by_name.values())

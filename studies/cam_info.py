@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from attacks.common import uniform_clipped_start
 from attacks.pgd import pgd
-from cam.maps import MAPS, annotation_box, importance_map
+from cam.maps import MAPS, box_map, importance_map
 from cam.rules import budget_from, cam_upsampled, official_weight, top_pixels
 from runner.evaluation import EvalSettings
 from runner.evaluation.evaluate import global_draw
@@ -53,17 +53,27 @@ def random_like_count(important: torch.Tensor, noise: torch.Tensor) -> torch.Ten
     return (ranks < flat.sum(1, keepdim=True)).view(important.shape)
 
 
+def share_of(s: EvalSettings) -> float:
+    """--cam-info-share: the share of each image's pixels attacked (studies/evaluations.py declares it)."""
+    return s.study["cam_info_share"]
+
+
+def maps_of(s: EvalSettings) -> tuple[str, ...]:
+    """--info-maps: the maps map-info and road measure (default: the run's --map)."""
+    return tuple(s.study["info_maps"] or (s.cam,))
+
+
 def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
-            draw=None, annotation: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+            draw=None, extras: dict | None = None) -> dict[str, torch.Tensor]:
     """The (B, 3, H, W) budget of each set for the clean images x; `draw(k, shape)` gives the k-th
-    U[0, 1) draw of the batch (default: global_draw); `annotation`: the batch's boxes (the box map)."""
+    U[0, 1) draw of the batch (default: global_draw); `extras`: the batch's per-image extras (the box map's "box")."""
     draw = draw or global_draw(x.device)
     eps, size = s.eval_epsilon, x.shape[-1]
     # A map that draws: its own draw, after the two sets' (0, 1) and the attacks' starts (2 .. 2 + len(SETS) - 1).
     noise = draw(2 + len(SETS), (len(x), size, size)) if MAPS[s.cam].draws else None
-    cam = importance_map(s.cam, model, x, y, annotation, noise)
+    cam = importance_map(s.cam, model, x, y, extras, noise)
     up = cam_upsampled(cam, size)
-    share = s.cam_info_share
+    share = share_of(s)
     pixels = {"top": top_pixels(up, share), "random": top_pixels(draw(0, up.shape), share),
               "bottom": top_pixels(up, share, largest=False)}
     out = {k: budget_from(v.expand(-1, x.shape[1], -1, -1), eps, 0.0) for k, v in pixels.items()}
@@ -75,11 +85,11 @@ def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
 
 
 def counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
-           annotation: torch.Tensor | None = None) -> list[int]:
+           extras: dict | None = None) -> list[int]:
     """Robust counts of one batch under each set (SETS order), then the number of the official map's
     full-budget elements (its share, summed over the batch). `draw`: as in budgets."""
     draw = draw or global_draw(x.device)
-    maps = budgets(model, x, y, s, draw, annotation)
+    maps = budgets(model, x, y, s, draw, extras)
     robust = []
     for j, name in enumerate(SETS):
         x_adv = pgd(model, x, y, maps[name], s.step_size, STEPS, start=uniform_clipped_start,
@@ -119,20 +129,20 @@ def chosen(order: torch.Tensor, k: int, shape: torch.Size) -> torch.Tensor:
 
 
 def map_info_counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
-                    annotation: torch.Tensor | None = None) -> list:
-    """One batch's robust count under the random share, then per map of s.info_maps its robust counts
+                    extras: dict | None = None) -> list:
+    """One batch's robust count under the random share, then per map of --info-maps its robust counts
     under its top and bottom share, its pointing hits and its summed IoU with the box (0, 0 without boxes)."""
     draw = draw or global_draw(x.device)
     b, size = len(x), x.shape[-1]
     pixels = (b, size, size)
-    k = max(1, min(size * size, round(s.cam_info_share * size * size)))
+    k = max(1, min(size * size, round(share_of(s) * size * size)))
     random_set = chosen(ranked(draw(0, pixels), draw(1, pixels)), k, x.shape)
     tie = draw(2, pixels)
     sets, located = [random_set], []
-    box = annotation_box(model, x, y, annotation).bool() if annotation is not None else None
-    for name in s.info_maps:
+    box = box_map(model, x, y, extras).bool() if extras and "box" in extras else None
+    for name in maps_of(s):
         noise = draw(3, pixels) if MAPS[name].draws else None
-        up = cam_upsampled(importance_map(name, model, x, y, annotation, noise), size)[:, 0]
+        up = cam_upsampled(importance_map(name, model, x, y, extras, noise), size)[:, 0]
         top_order = ranked(up, tie)
         top = chosen(top_order, k, x.shape)
         sets += [top, chosen(ranked(up, tie, largest=False), k, x.shape)]
@@ -151,7 +161,7 @@ def map_info_counts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalS
         with torch.no_grad():
             robust.append((model(x_adv).argmax(1) == y).sum().float())
     columns = [robust[0]]
-    for i in range(len(s.info_maps)):
+    for i in range(len(maps_of(s))):
         columns += [robust[1 + 2 * i], robust[2 + 2 * i], located[2 * i], located[2 * i + 1]]
     values = torch.stack(columns).tolist()      # one host copy per batch
     return [v if j and (j - 1) % 4 == 3 else int(v) for j, v in enumerate(values)]   # counts, and the IoU sums
@@ -188,8 +198,8 @@ def rank_map(score: torch.Tensor, tie: torch.Tensor) -> torch.Tensor:
 
 
 def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings, draw=None,
-              annotation: torch.Tensor | None = None) -> list[float]:
-    """The batch's summed ROADCombined score of each map of s.info_maps (maps upsampled to the image)."""
+              extras: dict | None = None) -> list[float]:
+    """The batch's summed ROADCombined score of each map of --info-maps (maps upsampled to the image)."""
     from pytorch_grad_cam.metrics.road import ROADCombined
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
     draw = draw or global_draw(x.device)
@@ -197,9 +207,9 @@ def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSetting
     targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in y.tolist()]
     metric = ROADCombined(percentiles=list(ROAD_PERCENTILES))
     out = []
-    for name in s.info_maps:
+    for name in maps_of(s):
         noise = draw(0, (len(x), size, size)) if MAPS[name].draws else None
-        up = cam_upsampled(importance_map(name, model, x, y, annotation, noise), size)[:, 0]
+        up = cam_upsampled(importance_map(name, model, x, y, extras, noise), size)[:, 0]
         with torch.no_grad():
             out.append(float(metric(x, rank_map(up, draw(1, up.shape)).cpu().numpy(), targets, model).sum()))
     return out
@@ -207,35 +217,35 @@ def road_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSetting
 
 # --- what each evaluation stores and prints (studies/evaluations.py registers them) -----------------
 
-def cam_info_summary(columns: list[int], images: int, s: EvalSettings, image_elements: int, boxes: bool) -> dict:
-    return {"share": s.cam_info_share, **summary(columns, images, images * image_elements)}
+def cam_info_summary(columns: list[int], images: int, s: EvalSettings, image_elements: int, extras: tuple) -> dict:
+    return {"share": share_of(s), **summary(columns, images, images * image_elements)}
 
 
-def cam_info_lines(res: dict, s: EvalSettings, images: int, boxes: bool) -> str:
+def cam_info_lines(res: dict, s: EvalSettings, images: int, extras: tuple) -> str:
     return (f"CAM-info{'=' * 56}\nPGD-20 robust accuracy with epsilon on a share of each image's pixels, 0 elsewhere: "
             + ", ".join(f"{k} {res[k]:.2f}%" for k in SETS[:3])
             + f" (random - top {res['random - top']:+.2f}); official rule {res['official']:.2f}% vs the same share "
             f"at random {res['official-random']:.2f}% (official full-budget share {100 * res['official_share']:.1f}%)")
 
 
-def map_info_entry(columns: list[float], images: int, s: EvalSettings, image_elements: int, boxes: bool) -> dict:
-    return map_info_summary(columns, images, s.info_maps, s.cam_info_share, boxes)
+def map_info_entry(columns: list[float], images: int, s: EvalSettings, image_elements: int, extras: tuple) -> dict:
+    return map_info_summary(columns, images, maps_of(s), share_of(s), "box" in extras)
 
 
-def map_info_lines(res: dict, s: EvalSettings, images: int, boxes: bool) -> str:
-    lines = [f"Map-info{'=' * 56}", f"PGD-20 robust accuracy with epsilon on {100 * s.cam_info_share:.2f} % of each "
+def map_info_lines(res: dict, s: EvalSettings, images: int, extras: tuple) -> str:
+    lines = [f"Map-info{'=' * 56}", f"PGD-20 robust accuracy with epsilon on {100 * share_of(s):.2f} % of each "
              f"image's pixels, 0 elsewhere: random {res['random']:.2f}%"]
     for name, m in res["maps"].items():
-        where = f"; pointing {m['pointing']:.2f}%, IoU with the box {m['iou']:.3f}" if boxes else ""
+        where = f"; pointing {m['pointing']:.2f}%, IoU with the box {m['iou']:.3f}" if "box" in extras else ""
         lines.append(f"  {name}: top {m['top']:.2f}%, bottom {m['bottom']:.2f}% (random - top "
                      f"{m['random - top']:+.2f}){where}")
     return "\n".join(lines)
 
 
-def road_entry(columns: list[float], images: int, s: EvalSettings, image_elements: int, boxes: bool) -> dict:
-    return {"percentiles": list(ROAD_PERCENTILES), "maps": {m: v / images for m, v in zip(s.info_maps, columns)}}
+def road_entry(columns: list[float], images: int, s: EvalSettings, image_elements: int, extras: tuple) -> dict:
+    return {"percentiles": list(ROAD_PERCENTILES), "maps": {m: v / images for m, v in zip(maps_of(s), columns)}}
 
 
-def road_lines(res: dict, s: EvalSettings, images: int, boxes: bool) -> str:
+def road_lines(res: dict, s: EvalSettings, images: int, extras: tuple) -> str:
     return (f"ROAD{'=' * 61}\nROAD (grad-cam, combined, percentiles {','.join(map(str, ROAD_PERCENTILES))}) on "
             f"{images} images: " + ", ".join(f"{m} {v:+.4f}" for m, v in res["maps"].items()))

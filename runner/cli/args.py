@@ -12,6 +12,7 @@ from part import VARIANTS
 from cam.maps import MAPS, NATIVE_CAMS
 from cam.rules import RULES, rule_flag_errors
 from runner.data.datasets import DATASETS
+from runner.registry import STUDY_EVALS, study_flags
 
 
 # --help's sections: a flag goes to its role's section, the evaluation's flags to their own.
@@ -20,9 +21,8 @@ HELP_GROUPS = {"training": "training (what is trained, epoch by epoch)",
                "evaluation": "evaluation (what is measured at the end, and on the way)",
                "run": "running (data and output folders, devices, resuming, speed, messages)"}
 GROUP_OF_ROLE = {"TRAINING": "training", "REWEIGHTING": "part", "RESULT": "run", "NONE": "run"}
-EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "cam_info_share", "info_maps", "eval_only",
-                              "test_subset",
-                              "aa_subset", "eval_every", "eval_subset", "save_masks", "zoo_dir", "cam_layer"})
+EVALUATION_FLAGS = frozenset({"eval", "eval_epsilon", "eval_seeding", "eval_only", "test_subset", "aa_subset",
+                              "eval_every", "eval_subset", "save_masks", "zoo_dir", "cam_layer"})
 
 
 def declare(p: argparse.ArgumentParser):
@@ -32,7 +32,8 @@ def declare(p: argparse.ArgumentParser):
 
     def add(role: Role, *names: str, **kwargs) -> argparse.Action:
         dest = flag_dest(names, kwargs)
-        group = "evaluation" if dest in EVALUATION_FLAGS else "training" if dest in ("epochs", "no_reweight") \
+        evaluation = EVALUATION_FLAGS | {f.dest for f, _ in study_flags()}
+        group = "evaluation" if dest in evaluation else "training" if dest in ("epochs", "no_reweight") \
             else GROUP_OF_ROLE[role.name]
         return groups[group].add_argument(*names, **kwargs)
     return add
@@ -56,6 +57,23 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
 # gives the flag. The settings added by get_args: DERIVED_ROLES.
 
 
+
+def study_flag_errors(args: argparse.Namespace, extras: tuple[str, ...]) -> list[str]:
+    """What is wrong with the study evaluations' flags (runner.registry.study_flags): one given without an
+    evaluation it serves, or one the data cannot serve (each study's `check`; --eval-only without --data
+    checks against the checkpoint's data later)."""
+    errors = [f"{flag.name} needs --eval {' or '.join(names)}" for flag, names in study_flags()
+              if flag.dest in args.given and not set(names) & set(args.eval)]
+    if not (args.eval_only and "data" not in args.given):
+        errors += study_data_errors(args, extras)
+    return errors
+
+
+def study_data_errors(args: argparse.Namespace, extras: tuple[str, ...]) -> list[str]:
+    """The studies' own checks of their flags against data whose images carry `extras`."""
+    checks = (STUDY_EVALS[name].check for name in args.eval if name in STUDY_EVALS)
+    return [message for check in checks if check is not None for message in [check(args, extras)] if message]
+
 def _given(argv: list[str], *flags: str) -> bool:
     return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
 
@@ -72,23 +90,21 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
         if not _given(argv, flag, *(["--wd"] if dest == "weight_decay" else [])):
             setattr(args, dest, value)
             args.dataset_overrides[flag] = value
-    if args.augmentation == "auto":      # a box would move off its object under augmentation
-        args.augmentation = "none" if dataset.annotation else dataset.augmentation
+    if args.augmentation == "auto":      # an extra (a box) would move off its object under augmentation
+        args.augmentation = "none" if dataset.extras else dataset.augmentation
     for error in rule_flag_errors(args):
         parser.error(error)
     if args.cam_refresh == "official" and not RULES[args.mask_rule].reads_map:
         parser.error(f"--cam-refresh official pairs each batch with the map of another; --mask-rule {args.mask_rule} "
                      "reads no map")
-    if MAPS[args.cam].needs_annotation and dataset.annotation != "box":
-        parser.error(f"--map {args.cam} needs a dataset whose images carry an object box; {args.data} has none")
-    boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
-    if boxed and dataset.annotation != "box" and not (args.eval_only and "data" not in args.given):
-        parser.error(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; {args.data} has none")
-    if args.info_maps is not None and not {"map-info", "road"} & set(args.eval):
-        parser.error("--info-maps needs --eval map-info (or road)")
-    if dataset.annotation is not None and args.augmentation != "none":
-        parser.error(f"--augmentation {args.augmentation} would move {args.data}'s object boxes off their objects; "
-                     "use --augmentation none")
+    if MAPS[args.cam].reads not in (None, *dataset.extras):
+        parser.error(f"--map {args.cam} needs a dataset whose images carry a {MAPS[args.cam].reads}; "
+                     f"{args.data} has none")
+    for error in study_flag_errors(args, dataset.extras):
+        parser.error(error)
+    if dataset.extras and args.augmentation != "none":
+        parser.error(f"--augmentation {args.augmentation} would move {args.data}'s {', '.join(dataset.extras)} off "
+                     "their objects; use --augmentation none")
     if args.low_epsilon > args.epsilon:
         parser.error(f"--low-epsilon ({args.low_epsilon:.6g}) must not exceed --epsilon ({args.epsilon:.6g})")
     if args.warm_up > args.epochs:

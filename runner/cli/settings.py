@@ -17,7 +17,7 @@ from common.argtypes import (boolean, budget, non_negative, non_negative_int, nu
                             positive_int, rate, seed_int, thread_count)
 from part import VARIANTS, Variant
 from runner.data.datasets import DATASETS
-from runner.registry import DEFAULT_EVALS, EVAL_SEEDINGS, STUDY_EVALS, evaluations
+from runner.registry import DEFAULT_EVALS, EVAL_SEEDINGS, STUDY_EVALS, evaluations, study_flags
 
 
 def eval_list(text: str) -> list[str]:
@@ -26,15 +26,6 @@ def eval_list(text: str) -> list[str]:
     bad = [t for t in items if t not in evaluations()]
     if bad or not items:
         raise argparse.ArgumentTypeError(f"invalid --eval {text!r}: a comma list of {','.join(evaluations())}")
-    return items
-
-
-def map_list(text: str) -> tuple[str, ...]:
-    """--info-maps 'gradcam,gradient,box' -> the map names, each one of cam.maps.MAPS."""
-    items = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    bad = [t for t in items if t not in MAPS]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"invalid --info-maps {text!r}: a comma list of {', '.join(MAPS)}")
     return items
 
 
@@ -127,7 +118,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
       help="with --awp-gamma: the epoch AWP starts (1-based; 0 or 1: from the first)")
     a(T, "--augmentation", default="auto", choices=("auto", "crop-flip", "none"),
       help="training augmentation; auto: the dataset's (crop-flip, except none for SVHN, as upstream, and for a "
-           "dataset with annotations)")
+           "dataset whose images carry a box)")
     a(R, "--cam-refresh", default="batch", choices=("batch", "official"),
       help="batch: CAM of each training batch itself; official: masks from a separate shuffled pass, "
            "paired by batch index (upstream behaviour)")
@@ -141,12 +132,8 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
       help=", ".join(["comma list of natural, pgd20, mma, aa (AutoAttack via torchattacks, the official evaluation), "
                       "aa-standard (AutoAttack by its authors, pyautoattack, as RobustBench)",
                       *(e.help for e in STUDY_EVALS.values())]))
-    a(S, "--cam-info-share", type=number(high=1.0, low_open=True, high_open=True), default=0.2176, metavar="S",
-      help="with --eval cam-info or map-info: the share of each image's pixels attacked (0.2176: the CPU-scale study's "
-           "PART share)")
-    a(S, "--info-maps", type=map_list, default=None, metavar="LIST",
-      help="with --eval map-info or road: the maps measured, a comma list of --map names (default: the run's --map); "
-           "on a dataset with boxes also the pointing game and the IoU of each map's top share with the box")
+    for f, _ in study_flags():                 # the flags of the evaluations the studies registered
+        a(S, f.name, **f.kwargs)
     a(S, "--eval-seeding", default="image", choices=EVAL_SEEDINGS,
       help="image: each test image's attack start from its own stream (keyed by its index in the test split), "
            "so accuracies do not depend on --batch-size, ranks or resumption; batch: batch i of an attack on its "

@@ -150,6 +150,6 @@ def canvas_splits(base: tuple[Split, Split], limits: tuple) -> tuple[Split, Spli
         hash_file(h, path)
         source = {"layout": "canvas", "path": str(path), "files": 1, "sha256": h.hexdigest(),
                   "canvas": SETTINGS, "from": split.source}
-        whole = Split(images, split.labels, split.classes, None, source, boxes)
+        whole = Split(images, split.labels, split.classes, None, source, {"box": boxes})
         out.append(whole.subset(limit))
     return out[0], out[1]

@@ -1,6 +1,6 @@
 """The datasets, one entry each: name, class count and class folder names, image size, the accepted
 layouts and the folder / zip names under --data-dir, the reader of its own layout and its download,
-what the official scripts force for it, its augmentation, and its per-image annotation if it has one.
+what the official scripts force for it, its augmentation, and the per-image extras its images carry, if any.
 The command line, the data sources (runner/data/sources.py) and the checks read this table alone.
 
 A new image-folder dataset is one entry (an image-folder tree or zip needs no reader of its own).
@@ -112,7 +112,7 @@ class Dataset:
     fetch: Callable | None = None               # fetch(root): download its own layout (torchvision's)
     overrides: dict = field(default_factory=dict)   # {setting: (flag, value)} the official scripts force
     augmentation: str = "crop-flip"             # what --augmentation auto means for it
-    annotation: str | None = None               # a per-image annotation its splits carry ("box"), if any
+    extras: tuple[str, ...] = ()                # the per-image extras its splits carry, by name (Split.extras)
     derived_from: str | None = None             # generated from this dataset's whole splits, found as it is
     derive: Callable | None = None              # derive((train, test), limits) -> its (train, test)
 
@@ -140,10 +140,10 @@ DATASETS = {d.name: d for d in (
             class_pattern_help="WordNet ids (n + 8 digits)", native=tiny_native,
             native_files=("wnids.txt", "train", "val"), base=tiny_base),
     # The positive control of PART's placement (runner/data/canvas.py): each CIFAR-10 image shrunk to 24x24 at a
-    # random place on a canvas of clutter, its box the annotation; no augmentation (it would move the boxes).
+    # random place on a canvas of clutter, its box a per-image extra; no augmentation (it would move the boxes).
     Dataset("CIFAR10-canvas", 10, 32, ("cifar10", "cifar-10"),
             "generated from CIFAR-10 at --data-dir (any of CIFAR-10's layouts) and cached under $PART_DATA_CACHE "
-            "(default data/cache/)", class_names=CIFAR10_CLASSES, augmentation="none", annotation="box",
+            "(default data/cache/)", class_names=CIFAR10_CLASSES, augmentation="none", extras=("box",),
             derived_from="CIFAR10", derive=cifar10_canvas),
 )}
 

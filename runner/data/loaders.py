@@ -13,8 +13,8 @@ from runner.infra.distributed import shard
 
 
 class ArraySplit(Dataset):
-    """A Split as a torch Dataset of (float CHW in [0, 1], label), and the image's box where the split has
-    annotations; augmentation on uint8 tensors."""
+    """A Split as a torch Dataset of (float CHW in [0, 1], label), and a dict of the image's extras where the
+    split has any (Split.extras; batched by the loader into a dict of tensors); augmentation on uint8 tensors."""
 
     def __init__(self, split: Split, augment: transforms.Compose | None = None) -> None:
         self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8 view
@@ -22,7 +22,7 @@ class ArraySplit(Dataset):
         # Each image's index in the whole split (a subset keeps its images' own): the evaluation's
         # per-image random streams are keyed by it.
         self.ids = None if split.indices is None else torch.as_tensor(split.indices, dtype=torch.long)
-        self.annotations = None if split.annotations is None else torch.from_numpy(split.annotations)
+        self.extras = {name: torch.from_numpy(values) for name, values in split.extras.items()}
         self.augment = augment
 
     def __len__(self) -> int:
@@ -32,9 +32,17 @@ class ArraySplit(Dataset):
         img = self.images[i]
         if self.augment is not None:
             img = self.augment(img)
-        if self.annotations is not None:
-            return img.float().div_(255), self.labels[i], self.annotations[i]
+        if self.extras:
+            return img.float().div_(255), self.labels[i], {name: values[i] for name, values in self.extras.items()}
         return img.float().div_(255), self.labels[i]
+
+
+def on_device(batch: tuple, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(x, y, extras) of a loader's batch, on `device`: extras the batch's per-image extras by name, {} where
+    the data have none (what the maps that read one are given: part.step.train_batch's `extras`)."""
+    x, y, *rest = batch
+    extras = {name: values.to(device) for name, values in rest[0].items()} if rest else {}
+    return x.to(device), y.to(device), extras
 
 
 def train_augmentation(size: int, padding: int = 4) -> transforms.Compose:
@@ -101,7 +109,7 @@ def crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
 
 class ResidentLoader:
     """A split held on the device as uint8, shuffled by a per-epoch seed, augmented in batches on the
-    device (crop_flip). Yields (float images in [0, 1], labels[, boxes]) like train_loader over
+    device (crop_flip). Yields (float images in [0, 1], labels[, extras]) like train_loader over
     ArraySplit, this rank's slice of each global batch."""
 
     def __init__(self, split: Split, batch_size: int, shuffle_seed: int | None, augment: bool,
@@ -112,7 +120,7 @@ class ResidentLoader:
         # with its reciprocal, 1 ulp off ToTensor's division for some values (seen on an H200).
         self.unit = (torch.arange(256, dtype=torch.float32) / 255).to(device)
         self.labels = torch.from_numpy(split.labels).to(device)
-        self.annotations = None if split.annotations is None else torch.from_numpy(split.annotations).to(device)
+        self.extras = {name: torch.from_numpy(values).to(device) for name, values in split.extras.items()}
         self.batch_size = batch_size
         self.shuffle_seed = shuffle_seed
         self.augment = augment
@@ -135,7 +143,7 @@ class ResidentLoader:
             x = self.images[batch]
             if self.augment:
                 x = crop_flip(x, self.padding)
-            if self.annotations is not None:
-                yield self.unit[x.int()], self.labels[batch], self.annotations[batch]
+            if self.extras:
+                yield self.unit[x.int()], self.labels[batch], {name: v[batch] for name, v in self.extras.items()}
             else:
                 yield self.unit[x.int()], self.labels[batch]

@@ -161,9 +161,10 @@ def load_splits(name: str, data_dir: str | os.PathLike, download: bool = True,
     if splits is None:
         raise UserError(f"no {name} data found at {root.resolve()} (--data-dir {data_dir}); download {tried}; "
                         f"accepted layouts: {DATASETS[name].layouts}; point --data-dir at one of them")
-    if DATASETS[name].annotation and any(s.annotations is None for s in splits if len(s)):
-        raise UserError(f"the {name} data at {root.resolve()} carry no object boxes (only its own reader gives "
-                        "them; an image-folder tree or zip has none)")
+    missing = [e for e in DATASETS[name].extras for s in splits if len(s) and e not in s.extras]
+    if missing:
+        raise UserError(f"the {name} data at {root.resolve()} carry no {missing[0]} per image (only its own reader "
+                        "gives it; an image-folder tree or zip has none)")
     return splits
 
 

@@ -4,7 +4,7 @@ dataset table (datasets.py) and the layouts (sources.py), which both build split
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,8 @@ class Split:
     classes: list[str]
     indices: np.ndarray | None = None   # positions in the whole split when a subset was kept
     source: dict | None = None          # where the data came from (load_splits): kind, path, files, sha256
-    annotations: np.ndarray | None = None   # (N, 4) int64 object boxes (top, left, bottom, right; the last two
-                                            # exclusive), where the dataset's entry has `annotation="box"`
+    extras: dict[str, np.ndarray] = field(default_factory=dict)   # per-image extras by name, each (N, ...),
+                                        # those the dataset's entry names (`extras`): the canvas's "box"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -45,7 +45,7 @@ class Split:
             kept = self.indices[kept]
         return Split(self.images[idx], self.labels[idx], self.classes,
                      self.indices if kept is None else kept, self.source,
-                     None if self.annotations is None else self.annotations[idx])
+                     {name: values[idx] for name, values in self.extras.items()})
 
 
 def subset_indices(total: int, n: int | None) -> np.ndarray:

@@ -3,7 +3,9 @@
 evaluation reads, built once from the command line. (The report over results JSONs is report/.)"""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+
+from runner.registry import study_flags
 
 
 @dataclass(frozen=True)
@@ -12,13 +14,11 @@ class EvalSettings:
     step_size: float             # PGD-20's and MMA's step
     aa_subset: int | None        # AutoAttack on a fixed random subset of the test images
     eval_seeding: str            # each image's own stream (image) or each batch's (batch)
-    cam: str                     # cam-info: the importance map (cam.maps.MAPS)
-    low_epsilon: float           # cam-info: the official rule's low budget
-    cam_info_share: float        # cam-info, map-info: the share of pixels attacked
-    info_maps: tuple[str, ...]   # map-info: the maps measured (cam.maps.MAPS)
+    cam: str                     # the run's importance map (cam.maps.MAPS), for the studies' evaluations
+    low_epsilon: float           # the run's low budget, for the same
+    study: dict = field(default_factory=dict)   # the studies' evaluation flags by name (runner.registry.study_flags)
 
     @classmethod
     def from_args(cls, args) -> "EvalSettings":
-        values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
-        values["info_maps"] = tuple(values["info_maps"] or (args.cam,))
-        return cls(**values)
+        values = {f.name: getattr(args, f.name, None) for f in fields(cls) if f.name != "study"}
+        return cls(**values, study={f.dest: getattr(args, f.dest, None) for f, _ in study_flags()})

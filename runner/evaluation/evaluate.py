@@ -26,6 +26,7 @@ from attacks.common import uniform_clipped_start
 from attacks.mma import mma
 from attacks.pgd import pgd
 from models.zoo import eval_mode
+from runner.data.loaders import on_device
 from runner.data.split import subset_indices
 from runner.evaluation import EvalSettings
 from runner.infra.distributed import Dist
@@ -70,8 +71,8 @@ def _adversary(name: str, s: EvalSettings, num_classes: int):
         return lambda m, x, y, draw: autoattack(m, x, y, eps, num_classes=num_classes, seed=0)
     if name == "aa-standard":
         return lambda m, x, y, draw: autoattack_standard(m, x, y, eps, num_classes=num_classes, seed=0)
-    if name in STUDY_EVALS:     # counts, not adversarial images: see _attack_batches; `box`: the batch's boxes
-        return lambda m, x, y, draw, box=None: STUDY_EVALS[name].counts(m, x, y, s, draw, box)
+    if name in STUDY_EVALS:     # counts, not adversarial images: see _attack_batches; `extras`: the batch's
+        return lambda m, x, y, draw, extras: STUDY_EVALS[name].counts(m, x, y, s, draw, extras)
     raise ValueError(name)
 
 
@@ -205,11 +206,11 @@ def _study_result(out: dict, name: str, done: list[list], n: int, s: EvalSetting
                   verbose: bool) -> None:
     """A study's evaluation: its summary of the batches' column sums, the sums and the image count."""
     study, columns = STUDY_EVALS[name], [sum(col) for col in zip(*done)]
-    boxes = len(first) > 2                    # the dataset gives each image's box
-    out[name] = study.summary(columns, n, s, first[0].numel(), boxes)
+    extras = tuple(first[2]) if len(first) > 2 else ()     # the names of the per-image extras the data give
+    out[name] = study.summary(columns, n, s, first[0].numel(), extras)
     out["counts"][name], out["images"][name] = columns, n
     if verbose:
-        print(study.describe(out[name], s, n, boxes), flush=True)
+        print(study.describe(out[name], s, n, extras), flush=True)
 
 
 def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batches: int, device: torch.device,
@@ -225,7 +226,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
         mine = None
         if dist.rank < len(group):
             i = first + dist.rank
-            x, y, *box = (t.to(device) for t in group[dist.rank])      # the boxes, where the data have them
+            x, y, extras = on_device(group[dist.rank], device)      # extras: the per-image extras by name
             seed = EVAL_BATCH_SEEDS[name]
             if scheme == "batch":      # the batch's own seeded stream, drawn in order
                 stream, draw = seed + i, global_draw(device)
@@ -234,7 +235,7 @@ def _attack_batches(model: nn.Module, attack, name: str, data, done: list, batch
                 stream, draw = seed, lambda k, shape: image_uniform(mine_ids, tuple(shape[1:]), seed + k)
             with seeded(stream, device):
                 if name in STUDY_EVALS:
-                    mine = attack(model, x, y, draw, *box)  # its own counts (runner.registry.StudyEvaluation)
+                    mine = attack(model, x, y, draw, extras)  # its own counts (runner.registry.StudyEvaluation)
                 else:
                     mine = [_count(model, attack(model, x, y, draw), y), _count(model, x, y) if subset else 0]
         done.extend(dist.gather(mine)[:len(group)])

@@ -1,12 +1,13 @@
 """The training attack of a full batch as one CUDA graph (airbench style: the 10-step attack is
 launch-bound in eager mode; replaying a captured graph removes the per-kernel launch cost).
 
-`GraphedAttack` wraps a phase's attack (`part.step.Phase.attack`) by composition; `graphed` wraps it on
-CUDA. The attack runs through static buffers: the batch, labels and budget map are copied into tensors
-of fixed address, the attack reads them, and its result is copied out. On the CPU (and with
---no-cuda-graphs) that same path runs eagerly, which tests check equals the plain attack bit for bit. On CUDA the path is captured once per batch shape and budget kind after a few eager warm-up
-runs on a side stream, and replayed afterwards; a batch of another shape (the odd last batch of an
-epoch, a mask grid) runs eagerly.
+`GraphedAttack` is given the attack call itself by part.step.train_batch (`graph(attack, model, x, y,
+eps, **settings)`: the phase's attack, named there); `graphed` makes one per phase on CUDA. The attack
+runs through static buffers: the batch, labels and budget map are copied into tensors of fixed address,
+the attack reads them, and its result is copied out. On the CPU (and with --no-cuda-graphs) that same
+path runs eagerly, which tests check equals the plain attack bit for bit. On CUDA the path is captured
+once per batch shape and budget kind after a few eager warm-up runs on a side stream, and replayed
+afterwards; a batch of another shape (the odd last batch of an epoch, a mask grid) runs eagerly.
 
 The first replay is checked against an eager run from the same RNG state (`agreement`). Both draw
 the same start noise; they may still differ where a gradient's sign is decided by the order of
@@ -14,6 +15,8 @@ floating-point additions, so the check allows up to GRAPH_TOLERANCE of the eleme
 than 1e-5 and stops the run with a clear message otherwise.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn as nn
@@ -45,8 +48,7 @@ class _Captured:
 class GraphedAttack:
     """An attack whose calls on full batches replay a captured CUDA graph (see the module doc)."""
 
-    def __init__(self, attack, batch_size: int, capture: bool) -> None:
-        self.attack = attack
+    def __init__(self, batch_size: int, capture: bool) -> None:
         self.batch_size, self.capture = batch_size, capture
         self.slots: dict[tuple, _Captured] = {}
         self.agreement: float | None = None       # share of elements equal to eager at the check
@@ -56,42 +58,44 @@ class GraphedAttack:
         # A float budget is baked into the graph; a map's values are copied in at every replay.
         return tuple(x.shape), (tuple(eps.shape) if torch.is_tensor(eps) else float(eps))
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
+    def __call__(self, attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Budget,
+                 **settings) -> torch.Tensor:
+        attack = functools.partial(attack, **settings)      # one phase's: one GraphedAttack per phase
         if len(x) != self.batch_size:
-            return self.attack(model, x, y, eps)
+            return attack(model, x, y, eps)
         key = self._key(x, eps)
         slot = self.slots.get(key)
         if slot is None:
             slot = self.slots[key] = _Captured(x, y, eps)
         slot.load(x, y, eps)
         if not self.capture:
-            return self.attack(model, slot.x, slot.y, slot.eps).clone()
+            return attack(model, slot.x, slot.y, slot.eps).clone()
         if slot.graph is None:
-            self._record(model, slot)
+            self._record(attack, model, slot)
         state = torch.cuda.get_rng_state(x.device)
         slot.graph.replay()
         out = slot.out.clone()
         if not slot.checked:
-            self._check(model, slot, out, state)
+            self._check(attack, model, slot, out, state)
         return out
 
-    def _record(self, model: nn.Module, slot: _Captured) -> None:
+    def _record(self, attack, model: nn.Module, slot: _Captured) -> None:
         dev = slot.x.device
         with torch.random.fork_rng(devices=[dev]):       # the warm-up runs draw no training noise
             side = torch.cuda.Stream(dev)
             side.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_RUNS):               # cudnn autotuning, allocator warm-up
-                    self.attack(model, slot.x, slot.y, slot.eps)
+                    attack(model, slot.x, slot.y, slot.eps)
             torch.cuda.current_stream(dev).wait_stream(side)
         slot.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(slot.graph):
-            slot.out = self.attack(model, slot.x, slot.y, slot.eps)
+            slot.out = attack(model, slot.x, slot.y, slot.eps)
 
-    def _check(self, model: nn.Module, slot: _Captured, out: torch.Tensor, state: torch.Tensor) -> None:
+    def _check(self, attack, model: nn.Module, slot: _Captured, out: torch.Tensor, state: torch.Tensor) -> None:
         after = torch.cuda.get_rng_state(out.device)
         torch.cuda.set_rng_state(state, out.device)
-        eager = self.attack(model, slot.x, slot.y, slot.eps)
+        eager = attack(model, slot.x, slot.y, slot.eps)
         torch.cuda.set_rng_state(after, out.device)
         self.agreement = agreement(out, eager)
         slot.checked = True
@@ -108,9 +112,9 @@ def agreement(graph_out: torch.Tensor, eager_out: torch.Tensor) -> float:
     return 1.0 - differ
 
 
-def graphed(attack, batch_size: int, device: torch.device, enabled: bool):
-    """The attack captured as a CUDA graph on CUDA; itself on the CPU or when disabled."""
+def graphed(batch_size: int, device: torch.device, enabled: bool) -> GraphedAttack | None:
+    """A phase's CUDA graph of its attack on CUDA (train_batch's `graph`); None on the CPU or when disabled."""
     if device.type != "cuda" or not enabled:
-        return attack
-    return GraphedAttack(attack, batch_size, capture=True)
+        return None
+    return GraphedAttack(batch_size, capture=True)
 

@@ -23,7 +23,7 @@ from common.rng import Streams
 
 
 class OfficialPairing:
-    """`mask_pass(epoch)` yields the (x, y[, boxes]) batches of the separate pass (its own shuffle and RNG
+    """`mask_pass(epoch)` yields the (x, y, extras) batches of the separate pass (its own shuffle and RNG
     stream); a map that draws gets each of its batches' own stream (`streams`' "masks" batch seeds)."""
 
     def __init__(self, model: nn.Module, s: PartSettings, mask_pass: Callable[[int], Iterable[tuple]],
@@ -33,11 +33,10 @@ class OfficialPairing:
         self.mask_pass, self.first_epoch, self.every, self.progress = mask_pass, first_epoch, every, progress
         self.masks: list[torch.Tensor] | None = None
 
-    def kept(self, x: torch.Tensor, y: torch.Tensor, annotation: torch.Tensor | None = None,
-                  map_seed: int = 0) -> torch.Tensor:
+    def kept(self, x: torch.Tensor, y: torch.Tensor, extras: dict | None = None, map_seed: int = 0) -> torch.Tensor:
         """The rule's (B, 3, H, W) bool map of the elements that keep epsilon, for the batch x."""
         noise = map_noise(x, map_seed) if MAPS[self.s.cam].draws else None
-        return apply_rule(self.s, importance_map(self.s.cam, self.model, x, y, annotation, noise), x)
+        return apply_rule(self.s, importance_map(self.s.cam, self.model, x, y, extras, noise), x)
 
     def begin_epoch(self, epoch: int) -> None:
         k = epoch - self.first_epoch + 1          # PART epoch 1, 2, ...

@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from cam.maps import MAPS
 from models import MODEL_DIR_NAMES
 from models.syncbn import global_batch_norm
 from models.zoo import build_model
@@ -32,7 +31,8 @@ from common.errors import UserError
 from runner.infra.files import write_json
 from runner.infra.interrupt import Interrupted, StopRequest
 from common.rng import RANK_SEED_STRIDE, set_seed
-from runner.registry import EVAL_ONLY_SOURCES
+from runner.cli.args import study_data_errors
+from runner.registry import EVAL_ONLY_SOURCES, study_flags
 from runner.training.record import eval_key, results_record
 from runner.training.ownership import OWNER, Claim, RunLock, claim, lock_files, owner_record, release_on_failure
 from runner.training.resume import (Position, check_resume, check_same_data, check_writable, flag, progress_file,
@@ -121,9 +121,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 # What --eval-only takes from the checkpoint it evaluates, unless given: the network and how it ran,
-# the data it was trained and tested on, the attack step, and what cam-info reads.
+# the data it was trained and tested on, the attack step, and what cam-info reads (with the flags of the
+# studies' evaluations: runner.registry.study_flags).
 FROM_CHECKPOINT = ("model", "channels_last", "precision", "data", "test_subset", "aa_subset", "step_size", "cam",
-                   "epsilon", "low_epsilon", "mask_rule", "top_share", "cam_info_share")
+                   "epsilon", "low_epsilon", "mask_rule", "top_share")
 # --eval-only on a CPU without --eval / --test-subset: what finishes in minutes there.
 CPU_EVAL, CPU_EVAL_IMAGES = ["natural", "pgd20"], 1000
 
@@ -137,7 +138,8 @@ def eval_only_settings(args: argparse.Namespace, dist: Dist) -> dict:
     device = pick_device(args.device, dist)
     ckpt = load_checkpoint(args.eval_only, device)
     saved = ckpt.get("args") or {}
-    taken = [k for k in FROM_CHECKPOINT if k not in given and k in saved and saved[k] != getattr(args, k, None)]
+    taken = [k for k in FROM_CHECKPOINT + tuple(f.dest for f, _ in study_flags())
+             if k not in given and k in saved and saved[k] != getattr(args, k, None)]
     for k in taken:
         setattr(args, k, saved[k])
     if "data_dir" not in given and saved.get("data_dir") and Path(saved["data_dir"]).exists():
@@ -146,10 +148,8 @@ def eval_only_settings(args: argparse.Namespace, dist: Dist) -> dict:
     if taken:
         print("--eval-only: from the checkpoint " + ", ".join(f"{flag(k)} {getattr(args, k)}" for k in taken),
               flush=True)
-    boxed = [m for m in (args.info_maps or ()) if MAPS[m].needs_annotation]
-    if boxed and DATASETS[args.data].annotation != "box":
-        raise UserError(f"--info-maps {boxed[0]} needs a dataset whose images carry an object box; the checkpoint's "
-                        f"{args.data} has none")
+    for message in study_data_errors(args, DATASETS[args.data].extras):
+        raise UserError(f"{message} (the checkpoint's data)")
     cpu_defaults(args, device)
     return ckpt
 

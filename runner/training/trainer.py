@@ -5,7 +5,6 @@ fresh start, --resume, --eval-only) is runner/training/training.py, the results 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from tqdm import tqdm
 from cam.rules import RULES
 from models.zoo import Autocast
 from part import VARIANTS, PartSettings
-from part.step import BASE_METHODS, Phase, lr_at, phases, train_batch
-from runner.data.loaders import ArraySplit, ResidentLoader, train_augmentation, train_loader
+from part.step import BASE_METHODS, Phase, attack_of, lr_at, objective_of, phases, train_batch
+from runner.data.loaders import ArraySplit, ResidentLoader, on_device, train_augmentation, train_loader
 from runner.data.split import Split
 from runner.evaluation import EvalSettings
 from runner.infra.checkpoint import load_model_state, remove_partials_before, set_rng_state, weights_fingerprint
@@ -31,7 +30,7 @@ from runner.training.awp import AWP
 from runner.training.graphs import graphed
 from runner.training.pairing import OfficialPairing
 from runner.training.resume import EpochStopped, Position, Tally, data_identity, save_checkpoint
-from runner.training.side_outputs import SideOutputs
+from runner.training.curves_and_grids import CurvesAndGrids
 
 
 def same_weights_everywhere(dist: Dist, model: nn.Module, epoch: int) -> str:
@@ -94,19 +93,19 @@ class Trainer:
         # The method (part.step): its two phases; what wraps its step from outside: the attack as a CUDA
         # graph, AWP around the update, the official pairing's stored ε maps.
         s = self.settings
-        warm, main = phases(s, BASE_METHODS[self.method.base_key])
-        self.warm_up_phase, self.main_phase = (
-            dataclasses.replace(p, attack=graphed(p.attack, self.rank_batch, device, training.cuda_graphs))
-            for p in (warm, main))
-        self.awp = {p.name: AWP(model, p.objective, training.awp_gamma, training.awp_warmup, training.lr,
+        self.warm_up_phase, self.main_phase = phases(s, BASE_METHODS[self.method.base_key])
+        self.graphs = {p.name: graphed(self.rank_batch, device, training.cuda_graphs)
+                       for p in (self.warm_up_phase, self.main_phase)}
+        self.awp = {p.name: AWP(model, objective_of(p), training.awp_gamma, training.awp_warmup, training.lr,
                                 training.bf16, dist)
                     for p in (self.warm_up_phase, self.main_phase)} if training.awp_gamma else {}
         self.pairing = OfficialPairing(model, s, self.mask_pass, s.warm_up + 1, training.save_weights, progress,
                                        self.streams, (dist.rank, dist.world)) if (
             training.official_pairing and not s.no_reweight and RULES[s.mask_rule].reads_map) else None
-        self.side = SideOutputs(EvalSettings.from_args(args), test_split, model, self.attack_model, self.streams, dist,
-                                every=training.eval_every, subset=training.eval_subset, grid=training.save_masks,
-                                epochs=training.epochs, batch_size=data.batch_size, workers=data.workers)
+        self.outputs = CurvesAndGrids(EvalSettings.from_args(args), test_split, model, self.attack_model, self.streams,
+                                      dist, every=training.eval_every, subset=training.eval_subset,
+                                      grid=training.save_masks, epochs=training.epochs, batch_size=data.batch_size,
+                                      workers=data.workers)
 
     def state_dict(self) -> dict:
         """What a checkpoint holds of the trainer (besides the epoch, position and RNG states, which
@@ -117,7 +116,7 @@ class Trainer:
 
     def mask_grid(self, epoch: int, path: Path) -> None:
         """The --save-masks picture: PART's budget and the main phase's attack on fixed test images."""
-        self.side.mask_grid(epoch, path, self.settings, self.main_phase.attack,
+        self.outputs.mask_grid(epoch, path, self.settings, attack_of(self.main_phase),
                             self.method.label(self.settings.no_reweight, self.settings.mask_rule))
 
     def budget_state(self) -> dict | None:
@@ -149,7 +148,7 @@ class Trainer:
         """Upstream's save_cam pass: its own shuffle and augmentation, on a forked RNG."""
         with self.streams.fork("masks", epoch):
             for batch in self.loader(self.streams.seed("masks", epoch)):
-                yield tuple(t.to(self.device) for t in batch)       # (x, y), and the boxes where there are
+                yield on_device(batch, self.device)       # (x, y, extras)
 
     # --- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, position: Position | None = None, stop: StopRequest | None = None) -> dict:
@@ -160,15 +159,14 @@ class Trainer:
         t0 = time.perf_counter() - (position.seconds if position else 0.0)      # the seconds before a stop count
         tally = Tally(self.device, self.settings.epsilon if phase.tracks_budget else None, position)
         batches, n_batches = epoch_batches(self, epoch, position)
-        for batch_idx, (x, y, *box) in batches:       # a dataset with annotations gives each image's box
-            x, y = x.to(self.device), y.to(self.device)
-            annotation = box[0].to(self.device) if box else None
+        for batch_idx, batch in batches:
+            x, y, extras = on_device(batch, self.device)      # extras: the per-image extras a dataset gives
             paired = self.pairing.epsilon(batch_idx) if self.pairing is not None and phase is self.main_phase else None
             # A map that draws (the random maps) draws from this batch's own stream (each rank its own).
             map_seed = self.streams.batch_seed("maps", epoch, batch_idx * self.dist.world + self.dist.rank)
-            loss, eps = train_batch(phase, self.model, x, y, self.optimizer, annotation, eps=paired,
+            loss, eps = train_batch(phase, self.model, x, y, self.optimizer, extras, eps=paired,
                                     attack_model=self.attack_model, update_model=self.update_model,
-                                    awp=self.awp.get(phase.name), map_seed=map_seed)
+                                    awp=self.awp.get(phase.name), graph=self.graphs[phase.name], map_seed=map_seed)
             tally.add(batch_idx, loss, eps, len(y))
             log_batch(self, epoch, batch_idx, n_batches, loss)
             signum = stop.after_batch(self.dist, self.device, epoch, batch_idx) if stop is not None else None
@@ -249,7 +247,7 @@ def train_epochs(trainer: Trainer, start: int, position: Position | None, stop: 
             raise Interrupted(stopped.signum, f"in epoch {epoch} after batch {stopped.position.batches} of "
                                               f"{stopped.batches}: checkpoint {path} written",
                               ["--resume", str(path)]) from None
-        trainer.side.periodic_eval(epoch, row)
+        trainer.outputs.periodic_eval(epoch, row)
         trainer.history.append(row)
         epochs_done = epoch
         print(log_row(row, training.epochs, method.base), flush=True)

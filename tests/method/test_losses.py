@@ -12,7 +12,7 @@ from attacks.trades import trades, trades_objective_logits
 from cam.maps import compute_cam
 from models.zoo import build_model
 from part import VARIANTS, PartSettings
-from part.step import BASE_METHODS, phase
+from part.step import BASE_METHODS, attack_of, objective_of, phase
 from runner.cli.args import get_args
 from runner.evaluation.evaluate import evaluate
 from runner.training.run import prepare
@@ -105,10 +105,10 @@ def test_training_attack_keeps_batchnorm_statistics(bn_model, method, part_phase
                  BASE_METHODS[VARIANTS[method].base_key], reweighted=part_phase)
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     before = _bn_state(bn_model)
-    x_adv = step.attack(bn_model, x, y, 8 / 255)
+    x_adv = attack_of(step)(bn_model, x, y, 8 / 255)
     assert bn_model.training and _unchanged(before, bn_model)
     assert not torch.equal(x_adv, x)
-    step.objective(bn_model, x, x_adv, y)    # the objective, in train mode, does update them
+    objective_of(step)(bn_model, x, x_adv, y)    # the objective, in train mode, does update them
     assert not _unchanged(before, bn_model)
 
 

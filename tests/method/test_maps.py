@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cam.maps import MAPS, annotation_box, importance_map, input_gradient
+from cam.maps import MAPS, box_map, importance_map, input_gradient
 from cam.rules import RULES, epsilon_map
 from tests.conftest import trained_a_little
 from common.errors import UserError
@@ -42,7 +42,7 @@ def test_input_gradient_is_the_summed_absolute_gradient_of_each_image_in_eval_mo
 def test_box_map_marks_each_images_box_and_needs_one():
     x = torch.zeros(2, 3, 8, 8)
     boxes = torch.tensor([[1, 2, 4, 6], [0, 0, 8, 8]])     # top, left, bottom, right (exclusive)
-    m = annotation_box(None, x, None, boxes)
+    m = box_map(None, x, None, {"box": boxes})
     assert m.shape == (2, 8, 8) and m[1].all()
     assert m[0].sum() == 3 * 4 and m[0, 1:4, 2:6].all()
     with pytest.raises(UserError, match="object box"):
@@ -81,7 +81,7 @@ def _cli(*flags: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("flags, message", [
     (("--mask-rule", "random", "--random-share", "0.2", "--cam-refresh", "official"), "reads no map"),
     (("--mask-rule", "region", "--cam-refresh", "official"), "reads no map"),
-    (("--map", "box"), "needs a dataset whose images carry an object box"),
+    (("--map", "box"), "needs a dataset whose images carry a box"),
 ])
 def test_maps_and_rules_that_cannot_go_together_are_refused_in_one_line(flags, message):
     done = _cli(*flags)

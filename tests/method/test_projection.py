@@ -15,7 +15,7 @@ from attacks.mma import mma
 from attacks.pgd import pgd
 from attacks.trades import trades
 from part import PartSettings
-from part.step import BASE_METHODS, phase
+from part.step import BASE_METHODS, attack_of, phase
 from tests.conftest import trained_a_little
 from runner.cli.args import get_args
 
@@ -125,7 +125,7 @@ def _ours(kind, model, x, y):
         return trades(model, x, None, EPS, STEP, STEPS)
     if kind == "mart":       # the MART warm-up / baseline attack exactly as the trainer builds it
         warm = phase("warm-up", PartSettings.from_args(get_args("part_m", [])), BASE_METHODS["mart"], reweighted=False)
-        return warm.attack(model, x, y, EPS)
+        return attack_of(warm)(model, x, y, EPS)
     return mma(model, x, y, EPS, STEP, STEPS, start=no_start, k=3)
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from part import PartSettings
-from part.step import BASE_METHODS, phase, train_batch
+from part.step import BASE_METHODS, attack_of, objective_of, phase, train_batch
 from tests.conftest import train, trained_a_little
 from runner.cli.args import get_args
 from runner.training.awp import AWP
@@ -34,7 +34,7 @@ class _Step:
     def __init__(self, model, step, eps, gamma=None):
         self.step, self.eps = step, eps
         self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=2e-4)
-        self.awp = None if gamma is None else AWP(model, step.objective, gamma, 1, LR)
+        self.awp = None if gamma is None else AWP(model, objective_of(step), gamma, 1, LR)
 
     def begin_epoch(self, epoch):
         if self.awp is not None:
@@ -64,7 +64,7 @@ def test_one_awp_step_equals_the_reference_update(method, loss):
 
     # The reference, written out: the same adversarial batch (same attack, same seed) ...
     torch.manual_seed(5)
-    x_adv = step.attack(ref_model, x, y, eps)
+    x_adv = attack_of(step)(ref_model, x, y, eps)
     # ... a proxy ascends the loss with plain SGD ...
     proxy = copy.deepcopy(ref_model)
     proxy.load_state_dict(ref_model.state_dict())

@@ -8,7 +8,7 @@ import torch
 
 from cam.rules import epsilon_map
 from part import PartSettings
-from part.step import BASE_METHODS, phase
+from part.step import ATTACKS, BASE_METHODS, phase
 from tests.conftest import FIXTURE, train, trained_a_little
 from runner.cli.args import get_args
 from runner.data.loaders import ArraySplit, ResidentLoader, make_loader
@@ -43,12 +43,12 @@ def _model():
 def test_graph_equals_eager(method, base):
     model = _model()
     plain = phase("part", PartSettings.from_args(get_args(method, [])), BASE_METHODS[base], reweighted=True)
-    graphed = GraphedAttack(plain.attack, 64, capture=True)
+    graphed = GraphedAttack(64, capture=True)
     for seed in range(3):
         torch.manual_seed(seed)
         x, y = torch.rand(64, 3, 32, 32, device=CUDA), torch.randint(0, 10, (64,), device=CUDA)
         eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
-        out = graphed(model, x, y, eps)     # the first call checks itself against eager
+        out = graphed(ATTACKS[plain.attack], model, x, y, eps, **plain.attack_settings)   # the first checks itself
         assert (out - x).abs().max() <= 8 / 255 + 1e-6 and model.training
     assert graphed.agreement is not None and graphed.agreement >= 0.99
 
@@ -58,12 +58,14 @@ def test_a_graph_that_disagrees_with_eager_stops_the_run():
     the graph at 1, then 2) must stop at the first replay's check with the --no-cuda-graphs hint."""
     from common.errors import UserError
     scale = {"now": 1.0}
-    graphed = GraphedAttack(lambda model, x, y, eps: x * scale["now"], 8, capture=True)
+    def attack(model, x, y, eps):
+        return x * scale["now"]
+    graphed = GraphedAttack(8, capture=True)
     x, y = torch.rand(8, 3, 4, 4, device=CUDA), torch.zeros(8, dtype=torch.long, device=CUDA)
-    graphed._record(None, graphed.slots.setdefault(graphed._key(x, 0.0), _Captured(x, y, 0.0)))
+    graphed._record(attack, None, graphed.slots.setdefault(graphed._key(x, 0.0), _Captured(x, y, 0.0)))
     scale["now"] = 2.0
     with pytest.raises(UserError, match="--no-cuda-graphs"):
-        graphed(None, x, y, 0.0)
+        graphed(attack, None, x, y, 0.0)
 
 
 def test_training_with_and_without_graphs(tiny_folder, tmp_path):

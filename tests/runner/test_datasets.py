@@ -16,7 +16,7 @@ def _boxed(n: int, seed: int) -> Split:
     top, left = rng.integers(0, 17, n), rng.integers(0, 17, n)
     boxes = np.stack([top, left, top + 16, left + 16], 1).astype(np.int64)
     return Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64),
-                 [str(c) for c in range(10)], annotations=boxes)
+                 [str(c) for c in range(10)], extras={"box": boxes})
 
 
 def boxes_native(root, limits):
@@ -24,7 +24,7 @@ def boxes_native(root, limits):
 
 
 BOXES = Dataset("Boxes", 10, 32, ("boxes",), "generated in the test", native=boxes_native, augmentation="none",
-                annotation="box")
+                extras=("box",))
 
 
 @pytest.fixture
@@ -40,9 +40,9 @@ def test_a_dataset_with_boxes_trains_part_on_its_boxes(boxes_dataset, tmp_path, 
     seen = []
     real = trainer.train_batch
 
-    def spy(phase, model, x, y, optimizer, annotation=None, **kw):
-        loss, eps = real(phase, model, x, y, optimizer, annotation, **kw)
-        seen.append((phase.name, annotation, eps))
+    def spy(phase, model, x, y, optimizer, extras=None, **kw):
+        loss, eps = real(phase, model, x, y, optimizer, extras, **kw)
+        seen.append((phase.name, extras["box"], eps))
         return loss, eps
     monkeypatch.setattr(trainer, "train_batch", spy)
     args = get_args("part", ["--data", "Boxes", "--data-dir", str(tmp_path), "--model", "smallcnn-bn",
@@ -93,6 +93,6 @@ def test_an_image_folder_tree_carries_no_boxes(tiny_folder, monkeypatch):
     from runner.data.sources import load_splits
     from common.errors import UserError
     monkeypatch.setitem(DATASETS, "BoxTree", Dataset("BoxTree", 10, 32, ("boxtree",), "a tree",
-                                                     class_names=CIFAR10_CLASSES, annotation="box"))
-    with pytest.raises(UserError, match="carry no object boxes"):
+                                                     class_names=CIFAR10_CLASSES, extras=("box",)))
+    with pytest.raises(UserError, match="carry no box per image"):
         load_splits("BoxTree", tiny_folder)

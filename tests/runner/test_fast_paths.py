@@ -1,13 +1,15 @@
 """The paths built for the GPU, checked on the CPU: bf16 autocast (a step and a whole run), the
 static-buffer (graph-ready) attack, the graph check's stop, channels_last, the AutoAttack subset.
 tests/runner/test_cuda.py checks the same on CUDA."""
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from models.zoo import Autocast
 from part import PartSettings
-from part.step import BASE_METHODS, phase
+from part.step import ATTACKS, BASE_METHODS, attack_of, objective_of, phase
 from tests.conftest import tiny_argv, train, trained_a_little
 from tests.helpers.compare import weights
 from runner.cli.args import get_args
@@ -27,13 +29,13 @@ def test_bf16_training_step_close_to_fp32():
     advs = []
     for m in (model, Autocast(model)):
         torch.manual_seed(1)
-        advs.append(part.attack(m, x, y, eps))
+        advs.append(attack_of(part)(m, x, y, eps))
     same = float(((advs[0] - advs[1]).abs() < 1e-6).float().mean())
     assert 0.8 <= same < 1.0                     # < 1: autocast really ran in bf16
     steps = []
     for m in (model, Autocast(model)):
         model.zero_grad()
-        loss = part.objective(m, x, advs[0], y)
+        loss = objective_of(part)(m, x, advs[0], y)
         loss.backward()
         assert loss.dtype == torch.float32
         steps.append((loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])))
@@ -50,21 +52,22 @@ def test_static_buffer_attack_equals_the_attack(method, base, part_phase):
     model = trained_a_little("resnet").train()
     plain = phase("part" if part_phase else "warm-up", PartSettings.from_args(get_args(method, ["--num-steps", "2"])),
                   BASE_METHODS[base], reweighted=part_phase)
-    static = GraphedAttack(plain.attack, 4, capture=False)
+    graph = GraphedAttack(4, capture=False)
+    static = functools.partial(graph, ATTACKS[plain.attack], **plain.attack_settings)   # as train_batch calls it
     for seed in (1, 2):
         x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
         eps = torch.where(torch.rand_like(x) > 0.5, 8 / 255, 7 / 255).float()
         for budget in (eps, 8 / 255):
             torch.manual_seed(seed)
-            a = plain.attack(model, x, y, budget)
+            a = attack_of(plain)(model, x, y, budget)
             torch.manual_seed(seed)
             b = static(model, x, y, budget)
             assert torch.equal(a, b) and model.training
-    assert len(static.slots) == 2                       # one per budget kind
+    assert len(graph.slots) == 2                       # one per budget kind
     torch.manual_seed(3)
-    a = plain.attack(model, x[:3], y[:3], 8 / 255)
+    a = attack_of(plain)(model, x[:3], y[:3], 8 / 255)
     torch.manual_seed(3)
-    assert torch.equal(a, static(model, x[:3], y[:3], 8 / 255)) and len(static.slots) == 2
+    assert torch.equal(a, static(model, x[:3], y[:3], 8 / 255)) and len(graph.slots) == 2
 
 
 def test_aa_subset(tiny_folder, tmp_path):

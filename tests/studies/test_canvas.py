@@ -14,6 +14,7 @@ from tests.conftest import tiny_argv
 from runner.cli.args import get_args
 from runner.data import canvas
 from runner.data.sources import load_splits
+from runner.evaluation import EvalSettings
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def test_the_canvas_holds_each_image_shrunk_inside_its_box_on_clutter_of_other_i
     images, labels = tiny_splits["test"]
     order = np.argsort(labels, kind="stable")         # the zip's tree lists the images class by class
     assert test.images.shape == (40, 32, 32, 3) and np.array_equal(test.labels, labels[order])
-    boxes = test.annotations
+    boxes = test.extras["box"]
     assert ((boxes[:, 2] - boxes[:, 0]) == 24).all() and ((boxes[:, 3] - boxes[:, 1]) == 24).all()
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 32).all() and len({tuple(b[:2]) for b in boxes}) > 5
     source = load_splits("CIFAR10", tiny_zip)[1].images
@@ -45,7 +46,7 @@ def test_the_canvas_holds_each_image_shrunk_inside_its_box_on_clutter_of_other_i
     assert len(list(cache.glob("cifar10-canvas-*.npz"))) == 2
     again = load_splits("CIFAR10-canvas", tiny_zip, train_subset=20)[0]
     assert np.array_equal(again.images, train.subset(20).images)
-    assert np.array_equal(again.annotations, train.subset(20).annotations)
+    assert np.array_equal(again.extras["box"], train.subset(20).extras["box"])
 
 
 def test_the_studys_share_is_the_boxs():
@@ -71,8 +72,8 @@ def _boxes(n: int, size: int = 32, side: int = 24) -> torch.Tensor:
 def test_the_inverse_box_map_takes_the_outside_then_random_box_pixels():
     x, boxes = torch.rand(6, 3, 32, 32), _boxes(6)
     noise = torch.rand(6, 32, 32)
-    inv = importance_map("inverse-box", None, x, None, boxes, noise)
-    box = importance_map("box", None, x, None, boxes).bool()
+    inv = importance_map("inverse-box", None, x, None, {"box": boxes}, noise)
+    box = importance_map("box", None, x, None, {"box": boxes}).bool()
     top = top_pixels(inv[:, None], 0.5625)[:, 0]
     assert (top.flatten(1).sum(1) == 576).all()
     assert (top | box).all()                              # all 448 outside pixels
@@ -105,7 +106,7 @@ def test_cam_info_with_a_map_that_draws_gives_it_a_draw_of_its_own(evaluation):
     args = get_args("part", ["--cam", "random", "--eval", "natural,cam-info,map-info", "--info-maps", "random",
                              "--cam-info-share", "0.25"])
     x = torch.rand(2, 3, 8, 8)
-    getattr(cam_info, evaluation)(model, x, torch.tensor([1, 2]), args, draw)
+    getattr(cam_info, evaluation)(model, x, torch.tensor([1, 2]), EvalSettings.from_args(args), draw)
     assert len(asked) == len(set(asked))
 
 
@@ -114,9 +115,9 @@ def _record_eps(monkeypatch):
     seen = []
     real = trainer.train_batch
 
-    def spy(phase, model, x, y, optimizer, annotation=None, **kw):
+    def spy(phase, model, x, y, optimizer, extras=None, **kw):
         before = torch.random.get_rng_state()
-        loss, eps = real(phase, model, x, y, optimizer, annotation, **kw)
+        loss, eps = real(phase, model, x, y, optimizer, extras, **kw)
         seen.append((phase.name, eps if phase.name == "part" else None, before))
         return loss, eps
     monkeypatch.setattr(trainer, "train_batch", spy)
@@ -149,23 +150,22 @@ def test_map_info_measures_the_box_maps_exactly(tmp_path, monkeypatch):
     """On images with boxes: the box map points inside every box with IoU 1, the inverse box at the
     share 0.5625 has IoU 128 / 1024, a random map points inside as often as chance allows; the random
     set is one for every map, and each set's attack reads exactly its pixels."""
-    from runner.evaluation import EvalSettings
     from studies import cam_info
     from models.zoo import build_model
     torch.manual_seed(0)
     model = build_model("smallcnn-bn", 10).eval()
     x, y, boxes = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,)), _boxes(16)
-    s = EvalSettings(8 / 255, 2 / 255, None, "batch", "gradcam", 7 / 255, 0.5625,
-                     ("box", "inverse-box", "random", "gradcam"))
+    s = EvalSettings(8 / 255, 2 / 255, None, "batch", "gradcam", 7 / 255,
+                     {"cam_info_share": 0.5625, "info_maps": ("box", "inverse-box", "random", "gradcam")})
     budgets = []
     real = cam_info.pgd
     monkeypatch.setattr(cam_info, "pgd", lambda m, x, y, eps, *a, **k: (budgets.append(eps), real(m, x, y, eps, *a, **k))[1])
-    columns = cam_info.map_info_counts(model, x, y, s, annotation=boxes)
-    res = cam_info.map_info_summary(columns, 16, s.info_maps, s.cam_info_share, True)["maps"]
+    columns = cam_info.map_info_counts(model, x, y, s, extras={"box": boxes})
+    res = cam_info.map_info_summary(columns, 16, cam_info.maps_of(s), cam_info.share_of(s), True)["maps"]
     assert res["box"]["pointing"] == 100 and res["box"]["iou"] == pytest.approx(1.0)
     assert res["inverse-box"]["pointing"] == 0 and res["inverse-box"]["iou"] == pytest.approx(128 / 1024)
     assert 0 < res["random"]["iou"] < 0.6
-    box = importance_map("box", None, x, None, boxes).bool()
+    box = importance_map("box", None, x, None, {"box": boxes}).bool()
     assert len(budgets) == 1 + 2 * 4
     assert torch.equal(budgets[1][:, 0] > 0, box)                   # the box map's top share: the box
     bottom = budgets[2][:, 0] > 0                                   # its bottom share: the outside, then
@@ -216,13 +216,12 @@ def test_road_is_the_grad_cam_packages_metric_of_the_same_maps():
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     from cam.rules import cam_upsampled
-    from models.zoo import build_model
-    from runner.evaluation import EvalSettings
     from studies import cam_info
+    from models.zoo import build_model
     torch.manual_seed(0)
     model = build_model("smallcnn-bn", 10).eval()
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    s = EvalSettings(8 / 255, 2 / 255, None, "batch", "gradcam", 7 / 255, 0.5, ("gradient",))
+    s = EvalSettings(8 / 255, 2 / 255, None, "batch", "gradcam", 7 / 255, {"cam_info_share": 0.5, "info_maps": ("gradient",)})
     torch.manual_seed(5)
     ours = cam_info.road_sums(model, x, y, s)
     torch.manual_seed(5)
@@ -234,7 +233,7 @@ def test_road_is_the_grad_cam_packages_metric_of_the_same_maps():
     # the ranks keep the map's order and break its ties: a box's top 56.25 % by rank is the box
     assert ((ranks.flatten(1).argsort(1) == grad.flatten(1).argsort(1)).float().mean() > 0.99)
     boxes = _boxes(8)
-    box = importance_map("box", None, x, None, boxes)
+    box = importance_map("box", None, x, None, {"box": boxes})
     r = cam_info.rank_map(box, torch.rand(box.shape))
     assert (r.flatten(1).sort(1).values == torch.arange(1024) / 1024).all()
     assert torch.equal(r >= 448 / 1024, box.bool())

@@ -12,19 +12,19 @@ from tests.conftest import train
 from report import groups, plots, tables
 import report.__main__ as report_cli
 from runner.infra.checkpoint import load_checkpoint
-import runner.training.side_outputs
+import runner.training.curves_and_grids
 import runner.training.run
 
 
 @pytest.fixture
 def captured_panels(monkeypatch):
     seen = []
-    real = runner.training.side_outputs.save_mask_grid
+    real = runner.training.curves_and_grids.save_mask_grid
 
     def spy(panels, path, title=""):
         seen.append((panels, path))
         real(panels, path, title)
-    monkeypatch.setattr(runner.training.side_outputs, "save_mask_grid", spy)
+    monkeypatch.setattr(runner.training.curves_and_grids, "save_mask_grid", spy)
     return seen
 
 
@@ -242,7 +242,7 @@ def test_mask_grid_shows_the_training_attack(tiny_folder, tmp_path, captured_pan
     torch.nn.init.normal_(model.classifier[-1].weight, std=0.1)     # gradients that differ between attacks
     trainer.mask_grid(2, tmp_path / "grid.png")
     (panels, _), = captured_panels
-    x, y = trainer.side.grid_images
+    x, y, _ = trainer.outputs.grid_images
     with trainer.streams.fork("grid", 2):
         cam = compute_cam(model, x, "gradcam")
         eps = epsilon_map(PartSettings.from_args(args), cam, x)       # the official rule

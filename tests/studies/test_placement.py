@@ -2,7 +2,6 @@
 fixed share (--mask-rule top), the region rule's attack start (--region-start), --eval cam-info, and
 the runner's second round of the CPU-scale study."""
 import dataclasses
-import functools
 import shlex
 from types import SimpleNamespace
 
@@ -12,6 +11,7 @@ import torch.nn as nn
 
 from tests.conftest import train
 from runner.cli.args import get_args
+from runner.evaluation import EvalSettings
 
 EPS, LOW = 8 / 255, 7 / 255
 
@@ -56,12 +56,12 @@ def test_region_start_spans_the_map_or_epsilon(tiny_folder, tmp_path, monkeypatc
     def spied_phase(name, s, base, reweighted):
         """The phase the trainer builds, its attack's start function wrapped to record the radius."""
         built = real_phase(name, s, base, reweighted)
-        start = built.attack.keywords["start"]
+        start = built.attack_settings["start"]
 
         def spy(x, radius, noise=None):
             radii.append((name, radius))
             return start(x, radius, noise)
-        return dataclasses.replace(built, attack=functools.partial(built.attack, start=spy))
+        return dataclasses.replace(built, attack_settings={**built.attack_settings, "start": spy})
     monkeypatch.setattr(step, "phase", spied_phase)
     region = ["--mask-rule", "region", "--region-eps", "ul=7/255,ur=7/255,bl=7/255,br=7/255", "--eval", "natural"]
     res = {}
@@ -96,11 +96,11 @@ def test_cam_info_tells_the_pixels_that_matter_from_the_others(monkeypatch):
     model = QuadrantLinear().eval()
     cam = torch.zeros(64, 8, 8)
     cam[:, :4, :4] = 1.0                     # the upper-left quadrant (bilinear-upsampled: inside it)
-    monkeypatch.setattr(cam_info, "importance_map", lambda name, m, x, y=None, annotation=None, noise=None: cam[:len(x)])
+    monkeypatch.setattr(cam_info, "importance_map", lambda name, m, x, y=None, extras=None, noise=None: cam[:len(x)])
     torch.manual_seed(0)
     x = torch.rand(64, 3, 32, 32)
     y = model(x).argmax(1)                   # clean accuracy 100 %
-    args = get_args("part", ["--cam-info-share", "0.2"])
+    args = EvalSettings.from_args(get_args("part", ["--eval", "cam-info", "--cam-info-share", "0.2"]))
     counts = cam_info.counts(model, x, y, args)
     top, rand, bottom = counts[:3]
     assert bottom == 64 and top < rand < bottom

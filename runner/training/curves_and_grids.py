@@ -10,7 +10,7 @@ import torch
 
 from cam.maps import MAPS, importance_map
 from cam.rules import RULES, epsilon_map
-from runner.data.loaders import ArraySplit, make_loader
+from runner.data.loaders import ArraySplit, make_loader, on_device
 from runner.data.split import Split
 from runner.evaluation import EvalSettings
 from runner.evaluation.evaluate import evaluate
@@ -19,7 +19,7 @@ from runner.infra.distributed import Dist
 from common.rng import Streams
 
 
-class SideOutputs:
+class CurvesAndGrids:
     def __init__(self, s: EvalSettings, test_split: Split, model: torch.nn.Module, attack_model: torch.nn.Module,
                  streams: Streams, dist: Dist, every: int = 0, subset: int = 1000, grid: int = 0, epochs: int = 1,
                  batch_size: int = 128, workers: int = 0) -> None:
@@ -32,11 +32,10 @@ class SideOutputs:
         self.num_classes = len(test_split.classes)
         self.eval_loader = None if not every else make_loader(
             ArraySplit(test_split.subset(subset)), batch_size, None, workers)
-        self.grid_images: tuple[torch.Tensor, ...] | None = None     # (x, y[, boxes]) of the grid's images
+        self.grid_images: tuple | None = None     # (x, y, extras) of the grid's images
         if grid:
             few = ArraySplit(test_split.subset(grid))
-            self.grid_images = (few.images.float() / 255, few.labels) + (
-                () if few.annotations is None else (few.annotations,))
+            self.grid_images = (few.images.float() / 255, few.labels, few.extras)
 
     def periodic_eval(self, epoch: int, row: dict) -> None:
         """Adds natural and PGD-20 accuracy to the epoch's log row every --eval-every epochs and at the end."""
@@ -51,10 +50,10 @@ class SideOutputs:
         """The ε map PART gives N fixed test images under the current model (`s`: the method's settings,
         PART's map and rule, for a grid even of a baseline), and the perturbation of `attack`, the one the
         method trains with after the warm-up (PGD, MMA, or the TRADES KL attack)."""
-        x, y, *box = (v.to(next(self.model.parameters()).device) for v in self.grid_images)
+        x, y, extras = on_device(self.grid_images, next(self.model.parameters()).device)
         with self.streams.fork("grid", epoch):
             noise = torch.rand(x.shape[0], *x.shape[-2:], device=x.device) if MAPS[s.cam].draws else None
-            cam = importance_map(s.cam, self.model, x, y, *box, noise=noise) if RULES[s.mask_rule].reads_map else None
+            cam = importance_map(s.cam, self.model, x, y, extras, noise) if RULES[s.mask_rule].reads_map else None
             eps = epsilon_map(s, cam, x).expand(len(x), -1, -1, -1)
             x_adv = attack(self.attack_model, x, y, eps)
         panels = grid_panels(x.cpu(), None if cam is None else cam.cpu(), eps.cpu(), (x_adv - x).cpu())
