@@ -31,6 +31,13 @@ known), in round 2's setting otherwise; every run with natural, PGD-20, AutoAtta
                         images x 10 epochs (round 2's at_seed1 again, with map-info), on 50,000 x 10 and
                         on 50,000 x 30 (seed 1);
   priority 25-28        seeds 5-8 of the canvas arms (where an interval that decides a question holds 0).
+
+`cpu-study-4` (round 3's line test calibrated, results/cpu-study/round3 beside round 3's runs):
+  priority 1-10         the calibration arm at_more (AT on 12,500 images: known to lie above the uniform
+                        budgets' line) and the start-matched anchor uniform8 (AT's budget, the uniform arms'
+                        start), seeds 1-8; at_more_seed1 is the pilot;
+  priority 21-28        round 2's AT and paper-rule PART and round 3's input-gradient PART on CIFAR-10
+                        retrained (masking_*, natural and PGD-20), their weights for the gradient-masking check.
 """
 from __future__ import annotations
 
@@ -206,11 +213,48 @@ def _cpu_study_3() -> dict[str, tuple[int, str, str]]:
     return runs
 
 
+# --- round 3's calibration and the gradient-masking check -----------------------------------------
+
+# The calibration arm: AT on 25 % more training images (the first 12,500 of the fixed permutation whose first
+# 10,000 every other arm trains on), all else as round 3. More data of the same kind raises natural and robust
+# accuracy together at a fixed budget, which no budget's trade-off does: it must lie above the uniform budgets'
+# line, so its measured distance is the study's sensitivity.
+MORE_IMAGES = 12500
+CALIBRATION_EVALS = "natural,pgd20,aa-standard"
+
+
+def _cpu_study_4() -> dict[str, tuple[int, str, str]]:
+    """Round 3's line test calibrated, and the CIFAR-10 models of the gradient-masking check retrained.
+
+    Canvas (results/cpu-study/round3, beside round 3's arms): at_more (the calibration arm, at_more_seed1 the
+    pilot) and uniform8 (AT's budget with the uniform arms' unclipped start and map projection: the
+    start-matched anchor), seeds 1-8. CIFAR-10 (masking_*, in the same folder): round 2's AT and paper-rule PART
+    and round 3's input-gradient PART retrained with natural and PGD-20 only, for their weights (the same
+    training flags and seeds, so the same weights: their counts must equal those of round 2 and 3)."""
+    canvas = f"{study(CALIBRATION_EVALS)} --data CIFAR10-canvas --threads 1"
+    more = canvas.replace("--train-subset 10000", f"--train-subset {MORE_IMAGES}")
+    runs = {}
+    for seed in STUDY_SEEDS + STUDY2_EXTRA_SEEDS:
+        runs[f"at_more_seed{seed}"] = (1 if seed == 1 else 2 + seed, "train_eval_part.py",
+                                       f"--seed {seed} --no-reweight {more}")
+        runs[f"uniform8_seed{seed}"] = (2 if seed == 1 else 2 + seed, "train_eval_part.py",
+                                        f"--seed {seed} --low-epsilon {STRONG_LOW}/255 "
+                                        f"{uniform_arm(1.0, STRONG_LOW)} {canvas}")
+    cifar = f"{study('natural,pgd20')} --threads 1"
+    gradient = f"--cam-refresh batch --map gradient --mask-rule top --top-share {STUDY_SHARE}"
+    arms = {"at": study2_arms()["at"], "part_paper": study2_arms()["part_paper"], "cifar_gradient": gradient}
+    for seed in STUDY_SEEDS + STUDY2_EXTRA_SEEDS:
+        for arm, flags in arms.items():
+            runs[f"masking_{arm}_seed{seed}"] = (20 + seed, "train_eval_part.py", f"--seed {seed} {flags} {cifar}")
+    return runs
+
+
 # suite -> name -> (priority, script, arguments)
 SUITES = {"reproduction": _reproduction(), "cpu-study": _cpu_study(), "cpu-study-2": _cpu_study_2(),
-          "cpu-study-3": _cpu_study_3()}
+          "cpu-study-3": _cpu_study_3(), "cpu-study-4": _cpu_study_4()}
 # Where a suite's results and checkpoints go by default (others: results/<suite>, checkpoint/<suite>).
 SUITE_DIRS = {"reproduction": ("results", "checkpoint/runs"),
               "cpu-study-2": ("results/cpu-study/round2", "checkpoint/cpu-study-2"),
-              "cpu-study-3": ("results/cpu-study/round3", "checkpoint/cpu-study-3")}
+              "cpu-study-3": ("results/cpu-study/round3", "checkpoint/cpu-study-3"),
+              "cpu-study-4": ("results/cpu-study/round3", "checkpoint/cpu-study-4")}
 RUNS = SUITES["reproduction"]
