@@ -36,6 +36,18 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with one default per flag: argparse's "(default: X)" only where the help names none itself and
+    X says something (not None, False or an empty value: a flag that is off, or whose default the help
+    explains)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == {}:
+            return text
+        return super()._get_help_string(action)
+
+
 def parse_fraction(text: str) -> float:
     """'8/255' or '0.031' -> float; malformed or non-finite values are rejected (ranges: `number`)."""
     try:

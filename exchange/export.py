@@ -1,8 +1,8 @@
 """Export one of our checkpoints in RobustBench's layout, with its model_info JSON and a model card.
 
-    python -m exchange.export checkpoint/CIFAR10/ResNet_18/PART/seed1/epoch80.pt --name Me2026PART_R18 --out models/
+    python -m exchange.export checkpoint/CIFAR10/ResNet_18/PART/seed1/epoch80.pt --name Me2026PART_R18
 
-writes `models/cifar10/Linf/Me2026PART_R18.pt` (a plain state dict: RobustBench's ResNet-18 or
+writes `data/robustbench/cifar10/Linf/Me2026PART_R18.pt` (--out: another model folder) (a plain state dict: RobustBench's ResNet-18 or
 WideResNet-34-10 definition loads it strictly, as does ours), `.json` (RobustBench's model_info, filled
 from the run's results JSON: clean and AutoAttack accuracy on the images they were measured on) and
 `.md` (the model card). The results JSON is the checkpoint's run's (`results.json` beside it) unless
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoint of ours (epochN.pt)")
     p.add_argument("--name", required=True, help="the model's name in RobustBench's layout (e.g. Me2026PART_R18)")
-    p.add_argument("--out", default="models", help="RobustBench's model folder (its load_model's model_dir)")
+    p.add_argument("--out", default="data/robustbench", help="RobustBench's model folder (its load_model's model_dir; the default is --zoo-dir's, ignored by git)")
     p.add_argument("--results", default=None, help="the run's results JSON (default: results.json beside it)")
     p.add_argument("--authors", default="", help="model_info's authors")
     p.add_argument("--link", default="", help="model_info's link (the paper or the checkpoint's page)")

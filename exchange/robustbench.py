@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from common.errors import UserError
+from common.extras import require
 from runner.infra.files import hash_file
 
 ZOO_PREFIX = "robustbench:"
@@ -34,6 +35,7 @@ ROBUSTBENCH_ARCHITECTURES = {"resnet": "ResNet-18 (robustbench.model_zoo.archite
 
 def import_robustbench():
     """robustbench, importable beside pyautoattack (see the module doc); one line if it is not installed."""
+    require("robustbench", "RobustBench's zoo and export (exchange/)")
     try:
         import pyautoattack
         import pyautoattack.state
@@ -44,7 +46,7 @@ def import_robustbench():
             import robustbench
             import robustbench.utils  # noqa: F401
     except ImportError as exc:
-        raise UserError(f"robustbench cannot be imported ({exc}); pip install -r requirements.txt") from None
+        raise UserError(f"robustbench cannot be imported ({exc}); pip install -e \".[robustbench]\"") from None
     return robustbench
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.argtypes import OneLineParser
+from common.argtypes import OneDefaultFormatter, OneLineParser
 from runner.cli.settings import Role, declare_flags, flag_dest
 from runner.infra.distributed import env_world_size
 from part import VARIANTS
@@ -47,7 +47,7 @@ def build_parser(method_key: str) -> argparse.ArgumentParser:
                     "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
                     "in runner/cli/settings.py (the mask rules' in cam/rules.py, the variants' in part/__init__.py); "
                     "the step of a batch is part/step.py.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=OneDefaultFormatter)
     declare_flags(declare(p), method)
     p.set_defaults(method=method_key)
     return p

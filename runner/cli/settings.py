@@ -142,7 +142,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(N, "--eval-only", default=None, metavar="CHECKPOINT",
       help="evaluate this checkpoint, no training; robustbench:NAME: RobustBench's zoo model NAME (CIFAR-10, "
            "L-inf) from --zoo-dir, loaded by robustbench's own code")
-    a(N, "--zoo-dir", default="./models", metavar="DIR",
+    a(N, "--zoo-dir", default="./data/robustbench", metavar="DIR",
       help="with --eval-only robustbench:NAME: RobustBench's model folder (its load_model's model_dir: "
            "DIR/cifar10/Linf/NAME.pt; downloaded there by robustbench when missing, unless --no-download)")
     a(N, "--cam-layer", default=None, metavar="NAME",
@@ -156,8 +156,8 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(N, "--overwrite", action="store_true",
       help="let a fresh run replace the checkpoints and results of another run in --model-dir / --results")
     a(N, "--results", default=None, metavar="PATH", help="results JSON (default <model-dir>/results.json)")
-    a(T, "--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images")
-    a(S, "--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images")
+    a(T, "--train-subset", type=positive_int, default=None, metavar="N", help="train on a fixed random N images (default: all)")
+    a(S, "--test-subset", type=positive_int, default=None, metavar="N", help="evaluate on a fixed random N images (default: all)")
     a(N, "--workers", type=non_negative_int, default=0, help="DataLoader worker processes (--loader torch)")
     a(S, "--loader", default="auto", choices=("auto", "torch", "resident"),
       help="torch: DataLoader with per-sample augmentation on the CPU; resident: the training set held "
@@ -165,7 +165,7 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(T, "--precision", default="fp32", choices=("fp32", "bf16"),
       help="training forward passes (attacks and loss) in fp32 or under bf16 autocast; perturbations, "
            "projections, the CAM, the ε map and the evaluation stay fp32")
-    a(S, "--channels-last", action="store_true", help="channels_last memory format for the model (GPUs)")
+    a(S, "--channels-last", action="store_true", help="channels_last memory format for the model and batches (faster on GPUs and on some CPUs; bench/RESULTS.md)")
     a(S, "--no-cuda-graphs", action="store_true",
       help="on CUDA, run the training attacks eagerly instead of as captured CUDA graphs")
     a(S, "--aa-subset", type=positive_int, default=None, metavar="N",

@@ -35,6 +35,7 @@ import numpy as np
 from runner.data.split import Split
 from common.errors import UserError
 from runner.infra.files import hash_file
+from runner.infra.provenance import project_path
 
 CANVAS = 32
 OBJECT = 24
@@ -148,7 +149,7 @@ def canvas_splits(base: tuple[Split, Split], limits: tuple) -> tuple[Split, Spli
             write_cache(path, images, boxes, split.labels)
         h = hashlib.sha256()
         hash_file(h, path)
-        source = {"layout": "canvas", "path": str(path), "files": 1, "sha256": h.hexdigest(),
+        source = {"layout": "canvas", "path": project_path(path), "files": 1, "sha256": h.hexdigest(),
                   "canvas": SETTINGS, "from": split.source}
         whole = Split(images, split.labels, split.classes, None, source, {"box": boxes})
         out.append(whole.subset(limit))

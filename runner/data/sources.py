@@ -31,6 +31,7 @@ from runner.data.datasets import DATASETS, Limits, check_tree
 from runner.data.split import (IMAGE_EXTENSIONS, MACOS_METADATA, Split, WrongSize, empty_split, is_image_name,
                                stack_images)
 from runner.infra.files import hash_file
+from runner.infra.provenance import project_path
 
 
 def _folder_entries(root: Path, classes: list[str]) -> list[tuple[str, int]]:
@@ -253,14 +254,14 @@ def _naming(dataset: str):
 
 def _with_source(splits: tuple[Split, Split], kind: str, path: Path, files: list[Path],
                  count: int | None = None) -> tuple[Split, Split]:
-    """Record on both splits where they came from: the layout, its absolute path, how many files it
+    """Record on both splits where they came from: the layout, its path (relative to the project), how many files it
     holds and the sha256 over their names and bytes (for a zip, the sha256 of the zip file itself)."""
     h = hashlib.sha256()
     for f in files:
         if kind != "zip":
             h.update(f.relative_to(path).as_posix().encode() if f != path else f.name.encode())
         hash_file(h, f)
-    source = {"layout": kind, "path": str(path.resolve()), "files": count if count is not None else len(files),
+    source = {"layout": kind, "path": project_path(path), "files": count if count is not None else len(files),
               "sha256": h.hexdigest()}
     for split in splits:
         split.source = source

@@ -13,6 +13,12 @@ REPO = Path(__file__).resolve().parents[2]     # the checkout: runner/infra/prov
 NOT_SOURCE = ("results/",)
 
 
+def project_path(path: str | Path) -> str:
+    """A path as the results record it: relative to the project's folder (`../shared/...` for one beside it),
+    so that no machine's absolute path is written; the same file on another machine reads the same."""
+    return os.path.relpath(Path(path).resolve(), REPO)
+
+
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=REPO)

@@ -19,7 +19,7 @@ from runner.cli.settings import EARLIER_DEFAULTS, flag_names, must_match
 from runner.infra.checkpoint import progress_name, rng_state, save_atomic, set_rng_state
 from runner.infra.distributed import Dist
 from common.errors import NonFiniteLoss, UserError
-from runner.infra.provenance import git_commit, source_changes
+from runner.infra.provenance import git_commit, project_path, source_changes
 from part import VARIANTS
 
 # The settings that decide what is trained, epoch by epoch (Role.TRAINING and Role.REWEIGHTING in
@@ -263,7 +263,7 @@ def restore_checkpoint(trainer: Checkpointed, dist: Dist, ckpt: dict, path: str,
         own = ckpt["ranks"][dist.rank] if dist.parallel else ckpt
     position = Position.from_checkpoint(own) if own else None
     resumes = list(ckpt.get("resumes", [])) + [
-        {"checkpoint": str(Path(path).resolve()), "epoch": int(ckpt["epoch"]),
+        {"checkpoint": project_path(path), "epoch": int(ckpt["epoch"]),
          "batches": position.batches if position else 0, "differences": differences,
          "data_dir": data_dir,           # where its data were read from (the same data may move)
          "git_commit": git_commit(), "source_changes": source_changes()}]      # the code it continued with

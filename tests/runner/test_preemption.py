@@ -16,6 +16,7 @@ from tests.conftest import REPO, tiny_argv, zip_tree
 from tests.helpers.compare import comparable
 from runner.data.sources import load_splits
 from runner.infra.checkpoint import load_checkpoint
+from runner.infra.provenance import project_path
 from common.errors import UserError
 from runner.infra.interrupt import TEST_HOOK
 from runner.main import main
@@ -86,7 +87,7 @@ def test_interrupted_run_resumes_bit_for_bit(tiny_folder, tmp_path, tmp_path_fac
     resumed = json.loads((tmp_path / "results.json").read_text())
     assert comparable(resumed) == comparable(results)
     assert same_state(final_state(tmp_path), state)
-    assert resumed["resumes"][0]["checkpoint"] == str(tmp_path / checkpoint)
+    assert resumed["resumes"][0]["checkpoint"] == project_path(tmp_path / checkpoint)
     # The mid-epoch checkpoint is gone once a complete one after it exists.
     assert not list(tmp_path.glob("epoch*_batch*.pt"))
 
@@ -248,7 +249,7 @@ def test_interrupted_evaluation_continues_to_the_same_results(tiny_folder, tmp_p
 def test_results_record_the_data(tiny_folder, tiny_zip, tmp_path):
     assert main("part", argv_for(tiny_zip, tmp_path / "z", "--eval", "natural", "--aa-subset", "5")) == 0
     data = json.loads((tmp_path / "z" / "results.json").read_text())["data"]
-    assert data["layout"] == "zip" and data["path"] == str(tiny_zip.resolve()) and data["files"] == 120
+    assert data["layout"] == "zip" and data["path"] == project_path(tiny_zip) and not Path(data["path"]).is_absolute() and data["files"] == 120
     assert data["sha256"] == hashlib.sha256(tiny_zip.read_bytes()).hexdigest()
     assert len(data["test_indices"]) == 16 and data["test_images"] == 16 and data["train_images"] == 80
     assert "aa_indices" not in data       # no AutoAttack in this run's --eval

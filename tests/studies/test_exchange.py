@@ -8,6 +8,8 @@ import os
 import pytest
 import torch
 
+pytest.importorskip("robustbench", reason="the [robustbench] extra is not installed")
+
 import exchange.eval_only  # noqa: F401  (as the scripts: registers --eval-only robustbench:NAME)
 from exchange.robustbench import cam_layer_of, check_zoo_model, import_robustbench, load_zoo_model, zoo_file
 from models.zoo import build_model
