@@ -303,7 +303,36 @@ def _value_text(key: str, v: object) -> str:
     return str(v)
 
 
+# A setting in a picture's legend, in words (from its value as the command line takes it).
+def _share(v: str) -> str:
+    return f"{100 * float(v):g} %"
+
+
+SETTING_WORDS = {
+    "warm_up": lambda v: f"{v} warm-up epochs", "region_eps": lambda v: f"region budgets {v}",
+    "mask_rule": lambda v: f"mask rule {v}", "top_share": lambda v: f"ε on each image's top {_share(v)} of the map",
+    "random_share": lambda v: f"ε on a random {_share(v)} of the elements", "low_epsilon": lambda v: f"ε_low {v}",
+    "epsilon": lambda v: f"ε {v}", "cam": lambda v: f"map {v}", "cam_refresh": lambda v: f"CAM refresh {v}",
+    "region_start": lambda v: "random start in ±ε" if v == "epsilon" else "random start within the region budgets",
+    "train_subset": lambda v: f"{v} training images", "epochs": lambda v: f"{v} epochs",
+    "clip_part_start": lambda v: "PART's start clipped" if v == "True" else "PART's start not clipped",
+    "attack": lambda v: f"{v} attack"}
+
+
+def group_words(key: tuple, groups: dict[tuple, list[dict]]) -> str:
+    """group_label in words, for a legend: the method, then each setting in which the group differs from the
+    other groups of its method, as SETTING_WORDS says it (others as 'name value')."""
+    method, mine = key
+    others = [dict(k[1]) for k in groups if k[0] == method and k != key]
+    mine = {k: json.loads(v) for k, v in mine}
+    differ = sorted(k for k in mine if mine[k] is not None and any(json.loads(o[k]) != mine[k] if k in o else True
+                                                                   for o in others))
+    words = [SETTING_WORDS.get(k, lambda v, k=k: f"{k.replace('_', ' ')} {v}")(
+        _value_text(k, mine[k]).replace("=", " ").replace(",", ", ")) for k in differ]
+    return method + (": " + "; ".join(words) if words else "")
+
+
 def arms(runs: list[dict]) -> dict[str, list[dict]]:
-    """Runs grouped by group_key, with each group's label (for the arm pictures)."""
+    """Runs grouped by group_key, each group under its label in words (for the arm pictures' legends)."""
     groups = grouped(runs)
-    return {group_label(k, groups): m for k, m in groups.items()}
+    return {group_words(k, groups): m for k, m in groups.items()}
