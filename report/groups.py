@@ -222,6 +222,21 @@ def t_p_value(diffs: list[float]) -> float:
     return float(2 * stats.t.sf(abs(statistics.mean(diffs)) / (sd / len(diffs) ** 0.5), len(diffs) - 1))
 
 
+def block_f_test(rows: list[list[float]]) -> tuple[float, int, int, float]:
+    """Randomised-block ANOVA of a treatment effect: `rows` one list per treatment, each over the same blocks
+    (seeds) in the same order. Returns F = MS(treatment) / MS(residual), its degrees of freedom (k − 1,
+    (k − 1)(b − 1)) and p from the F distribution."""
+    from scipy import stats
+    k, b = len(rows), len(rows[0])
+    grand = statistics.mean(v for row in rows for v in row)
+    block_means = [statistics.mean(row[j] for row in rows) for j in range(b)]
+    treat = b * sum((statistics.mean(row) - grand) ** 2 for row in rows)
+    resid = sum((row[j] - statistics.mean(row) - block_means[j] + grand) ** 2 for row in rows for j in range(b))
+    df1, df2 = k - 1, (k - 1) * (b - 1)
+    f = (treat / df1) / (resid / df2)
+    return f, df1, df2, float(stats.f.sf(f, df1, df2))
+
+
 def detectable_effect(sd: float, n: int, power: float = 0.8, alpha: float = 0.05) -> float:
     """The true mean difference a two-sided paired t-test at level alpha detects with probability `power`
     from n pairs whose differences have standard deviation sd (exact, by the noncentral t)."""

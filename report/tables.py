@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 
 from cam.rules import QUADRANTS
-from report.groups import (METRICS, arm_pairs, baseline_candidates, baseline_of, figure1_quadrant, group_label,
-                           grouped, matched, paired, seed_order, start_of, t_interval)
+from report.groups import (METRICS, arm_pairs, baseline_candidates, baseline_of, block_f_test, figure1_quadrant,
+                           group_label, grouped, matched, paired, seed_order, start_of, t_interval)
 
 
 def _fmt(v: float | None) -> str:
@@ -194,5 +194,12 @@ def figure1_table(runs: list[dict]) -> list[str]:
         lines.append(f"- {m}: ul − br {_interval(t_interval(d)) if len(d) >= 2 else '–'} over {len(d)} seeds "
                      f"(paper {PAPER_FIGURE1['ul'][k != 'natural'] - PAPER_FIGURE1['br'][k != 'natural']:+.2f}); "
                      f"spread across the four quadrants per seed {', '.join(f'{v:.2f}' for v in spread) or '–'}"
-                     + (f" (mean {statistics.mean(spread):.2f})" if spread else ""))
+                     + (f" (mean {statistics.mean(spread):.2f})" if spread else "")
+                     + (_quadrant_f(by, full, k) if len(full) >= 2 else ""))
     return lines
+
+
+def _quadrant_f(by: dict, seeds: list, key: str) -> str:
+    """The quadrant's effect over the seeds that ran all four, the seeds as blocks (randomised-block ANOVA)."""
+    f, df1, df2, p = block_f_test([[by[q, s][key] for s in seeds] for q in QUADRANTS])
+    return f"; quadrant effect, seeds as blocks: F({df1}, {df2}) = {f:.3g}, p = {p:.2g}"
