@@ -42,7 +42,7 @@ def declare(p: argparse.ArgumentParser):
 def build_parser(method_key: str) -> argparse.ArgumentParser:
     method = VARIANTS[method_key]
     p = OneLineParser(
-        prog=method.script,
+        prog=method.script, usage=f"python {method.script} [FLAG ...]   (the flags below, in four sections)",
         description=f"{method.name}: {method.base} warm-up (--warm-up epochs), then pixel-reweighted {method.base} "
                     "(PART, ICML 2024), then evaluation (natural, PGD-20, MMA, AutoAttack). Every flag is declared "
                     "in runner/cli/settings.py (the mask rules' in cam/rules.py, the variants' in part/__init__.py); "
