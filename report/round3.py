@@ -43,13 +43,24 @@ ROUND2_PAIRS = (("part", "at"), ("part", "uniform_clean"), ("part", "random"), (
                 ("uniform_clean", "at"))
 
 
+# The log's AutoAttack (standard) lines: natural accuracy on the AutoAttack images themselves, which the
+# results JSON does not keep (its `natural` is on all test images).
+AA_LINE = re.compile(r"AA-standard=+\nTest: Accuracy: (\d+)/(\d+)")
+
+
 def load(folder: Path) -> dict[str, dict[int, dict]]:
-    """arm -> seed -> results, from folder/<arm>_seed<N>.json (progress files and others passed over)."""
+    """arm -> seed -> results, from folder/<arm>_seed<N>.json (progress files and others passed over); with
+    `natural_aa`, the natural accuracy on the AutoAttack images, from <arm>_seed<N>.log where it has one."""
     out: dict[str, dict[int, dict]] = {}
     for p in sorted(folder.glob("*_seed*.json")):
         m = re.fullmatch(r"(.+)_seed(\d+)", p.stem)
         if m:
-            out.setdefault(m[1], {})[int(m[2])] = json.loads(p.read_text())
+            run = out.setdefault(m[1], {})[int(m[2])] = json.loads(p.read_text())
+            log = p.with_suffix(".log")
+            found = AA_LINE.findall(log.read_text()) if log.is_file() else []
+            if found:
+                right, images = map(int, found[-1])
+                run["natural_aa"] = 100.0 * right / images
     return out
 
 
@@ -149,15 +160,21 @@ PLACED_ARMS = ("box", "inverse", "cam", "gradient", "random", "box7", "cam7")
 
 
 def frontier_residual(seed_runs: dict[str, dict], arm: str, key: str,
-                      anchors: tuple[str, ...] = FRONTIER_ARMS) -> float | None:
-    """How far `arm`'s `key` accuracy lies above the line through the `anchors`' (natural, `key`) points
-    of the same seed, at the arm's natural accuracy (points; None without the runs)."""
+                      anchors: tuple[str, ...] = FRONTIER_ARMS, natural: str = "natural",
+                      degree: int = 1) -> float | None:
+    """How far `arm`'s `key` accuracy lies above the line through the `anchors`' (`natural`, `key`) points
+    of the same seed, at the arm's natural accuracy (points; None without the runs). `degree` 2: the
+    parabola through three anchors instead of the least-squares line."""
     def point(r):
-        return None if r is None or r.get("natural") is None or r.get(key) is None else (r["natural"], r[key])
+        return None if r is None or r.get(natural) is None or r.get(key) is None else (r[natural], r[key])
     points = [p for a in anchors if (p := point(seed_runs.get(a)))]
     run = point(seed_runs.get(arm))
-    if len(points) < 2 or run is None or len({x for x, _ in points}) < 2:
+    if len(points) < degree + 1 or run is None or len({x for x, _ in points}) < degree + 1:
         return None
+    if degree == 2:
+        import numpy as np
+        xs, ys = zip(*points)
+        return run[1] - float(np.polyval(np.polyfit(xs, ys, 2), run[0]))
     xs, ys = zip(*points)
     mx, my = statistics.mean(xs), statistics.mean(ys)
     slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
@@ -182,6 +199,73 @@ def frontier(runs: dict) -> list[str]:
             "budget of the same natural accuracy; the inverse box lies beyond uniform's natural accuracy, so its "
             "line is extrapolated):", "",
             *table(["arm: measure", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], cells)]
+
+
+# The line test's calibration and its anchors (experiments/runs.py, cpu-study-4): AT on 25 % more images, which
+# must lie above the uniform budgets' line, and AT's budget with the uniform arms' start (the start-matched anchor).
+LINE_ARMS = {"at_more": "AT on 12,500 images (calibration)", "uniform8": "uniform 8/255, the uniform arms' start"}
+# The line's variants: (label, anchors, degree, the natural accuracy the AA distance is read at).
+LINE_VARIANTS = (("linear", FRONTIER_ARMS, 1, "natural"),
+                 ("AA's own images", FRONTIER_ARMS, 1, "natural_aa"),
+                 ("start-matched", ("uniform8", "uniform", "uniform7"), 1, "natural"),
+                 ("uniform only", ("uniform", "uniform7"), 1, "natural"),
+                 ("quadratic", FRONTIER_ARMS, 2, "natural"))
+
+
+def line_checks(runs: dict) -> list[str]:
+    """The distance from the line under each variant of the line (LINE_VARIANTS), for every placed arm and the
+    calibration arm; then each linear distance's detectable effect, with the SD's uncertainty and at the
+    family's strictest Holm level."""
+    seeds = sorted({s for a in runs for s in runs[a]})
+    by_seed = {s: {a: runs[a][s] for a in runs if s in runs[a]} for s in seeds}
+    names = {**CANVAS_ARMS, **LINE_ARMS}
+    rows, sds = [], []
+    for arm in (*PLACED_ARMS, "at_more"):
+        for key, name in METRICS[1:]:
+            cells = []
+            for label, anchors, degree, natural in LINE_VARIANTS:
+                if label == "AA's own images" and key != "aa-standard":
+                    cells.append("–")
+                    continue
+                d = [v for s in seeds if all(a in by_seed[s] for a in anchors)
+                     and (v := frontier_residual(by_seed[s], arm, key, anchors, natural, degree)) is not None]
+                cells.append(_mean_interval(d))
+                if label == "linear" and len(d) >= 2:
+                    sds.append((f"{names[arm]}: {name}", d))
+            if any(c != "–" for c in cells):
+                rows.append([f"{names[arm]}: {name}", *cells])
+    if not rows:
+        return []
+    m, q = len(sds), len(QUESTIONS) * len(METRICS)
+    power = [[label, str(len(d)), f"{statistics.stdev(d):.2f}", f"{detectable_effect(statistics.stdev(d), len(d)):.2f}",
+              f"{detectable_effect(_sd_upper(d), len(d)):.2f}",
+              *(f"{detectable_effect(statistics.stdev(d), len(d), alpha=0.05 / k):.2f}" for k in (m, q))]
+             for label, d in sds]
+    return ["", "The line test, its calibration and its choices: each arm's distance from the uniform budgets' line "
+            "(points, mean [95 % CI] over seeds; > 0: above the line). linear: the table above; AA's own images: "
+            "natural accuracy read on the 500 AutoAttack images (from each run's log) for the arm and the anchors; "
+            "start-matched: AT replaced by AT's budget with the uniform arms' unclipped start; uniform only: the "
+            "two uniform budgets; quadratic: the parabola through AT and the two uniform budgets:", "",
+            *table(["arm: measure", *(v[0] for v in LINE_VARIANTS)], rows),
+            "", f"What the linear distances can detect with 80 % power (two-sided paired t): at 5 % from the observed "
+            f"SD; at 5 % from the SD's upper 95 % confidence limit; at the strictest Holm level of this family "
+            f"(5 % / {m}) and of the questions' family above (5 % / {q}):", "",
+            *table(["arm: measure", "seeds", "SD", "detectable", "with the SD's upper limit", f"at 5 % / {m}",
+                    f"at 5 % / {q}"], power)]
+
+
+def _mean_interval(d: list[float]) -> str:
+    if len(d) < 2:
+        return "–"
+    m, lo, hi = t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+    return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def _sd_upper(d: list[float]) -> float:
+    """The upper limit of the SD's two-sided 95 % confidence interval (chi-square, n − 1 degrees of freedom)."""
+    from scipy import stats
+    n = len(d)
+    return statistics.stdev(d) * ((n - 1) / stats.chi2.ppf(0.025, n - 1)) ** 0.5
 
 
 def localisation(runs: dict) -> list[str]:
@@ -367,6 +451,7 @@ def report(round3: Path, round2: Path) -> str:
     lines += pilot(canvas) + arm_means(canvas, CANVAS_ARMS) + seed_table(canvas, CANVAS_ARMS)
     lines += shared_warm_up(canvas) + questions(canvas)
     lines += frontier(canvas)
+    lines += line_checks({**canvas, **{a: runs3[a] for a in LINE_ARMS if a in runs3}})
     lines += localisation(canvas)
     lines += gradient_arm(runs3, runs2) + ladder(runs3, runs2) + road_agreement(runs3, round3)
     lines += round2_revisited(runs2) + cost(runs3)

@@ -322,3 +322,34 @@ def test_round3_report_measures_each_arm_against_the_budgets_own_trade_off():
     slope, intercept = np.polyfit([30.0, 34.0, 31.0], [seed[a]["pgd20"] for a in ("at", "uniform", "uniform7")], 1)
     assert round3.frontier_residual(seed, "box", "pgd20") == pytest.approx(line(32.5) - (intercept + slope * 32.5))
     assert round3.frontier_residual(seed, "box", "pgd20") < -0.05
+
+
+def test_the_line_checks_read_each_variant_and_calibrate_with_an_arm_above_the_line():
+    """The calibration arm 1 point above a linear frontier is +1.00 under the linear, uniform-only,
+    quadratic and start-matched lines; the AA distance at AA's own images reads natural accuracy from the
+    log; a variant whose anchor is missing (no uniform8) gives no interval."""
+    from report import round3
+    line = lambda nat: 40 - 0.5 * nat                                    # noqa: E731
+    runs = {}
+    for s, shift in ((1, 0.0), (2, 0.4), (3, -0.3)):
+        points = {"at": 30.0 + shift, "uniform": 34.0 + shift, "uniform7": 31.0 + shift, "uniform8": 29.5 + shift,
+                  "at_more": 31.5 + shift, "box": 32.0 + shift}
+        for arm, nat in points.items():
+            above = 1.0 if arm == "at_more" else 0.0
+            runs.setdefault(arm, {})[s] = {"natural": nat, "pgd20": line(nat) + above,
+                                           "aa-standard": line(nat) + above, "natural_aa": nat}
+    text = "\n".join(round3.line_checks(runs))
+    row = next(x for x in text.splitlines() if x.startswith("| AT on 12,500 images (calibration): PGD-20 |"))
+    assert row.count("+1.00 [+1.00, +1.00]") == 4 and "| – |" in row          # AA's own images: PGD-20 has none
+    del runs["uniform8"]
+    row = next(x for x in "\n".join(round3.line_checks(runs)).splitlines()
+               if x.startswith("| box: PGD-20 |"))
+    assert row.split(" | ")[3] == "–"                                          # start-matched needs uniform8
+
+
+def test_round3_load_reads_natural_accuracy_on_the_autoattack_images_from_the_log(tmp_path):
+    from report import round3
+    (tmp_path / "box_seed1.json").write_text(json.dumps({"natural": 30.0}))
+    (tmp_path / "box_seed1.log").write_text("PGD=====\nTest: Accuracy: 611/2000 (30.55%)\nAA-standard======\n"
+                                            "Test: Accuracy: 148/500 (29.60%), Robust Accuracy: 89/500 (17.80%)\n")
+    assert round3.load(tmp_path)["box"][1]["natural_aa"] == pytest.approx(29.6)
