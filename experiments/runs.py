@@ -36,6 +36,7 @@ known), in round 2's setting otherwise; every run with natural, PGD-20, AutoAtta
   priority 1-10         the calibration arm at_more (AT on 12,500 images: known to lie above the uniform
                         budgets' line) and the start-matched anchor uniform8 (AT's budget, the uniform arms'
                         start), seeds 1-8; at_more_seed1 is the pilot;
+  priority 11-18        a second calibration arm, at_double (AT on 20,000 images), seeds 1-8;
   priority 21-28        round 2's AT and paper-rule PART and round 3's input-gradient PART on CIFAR-10
                         retrained (masking_*, natural and PGD-20), their weights for the gradient-masking check.
 """
@@ -220,6 +221,9 @@ def _cpu_study_3() -> dict[str, tuple[int, str, str]]:
 # accuracy together at a fixed budget, which no budget's trade-off does: it must lie above the uniform budgets'
 # line, so its measured distance is the study's sensitivity.
 MORE_IMAGES = 12500
+# A second calibration arm, twice the images: expected further above the line (the pilot of at_more, seed 1,
+# lay +0.07 PGD-20 points above it), so that the two bracket the smallest distance the study detects.
+DOUBLE_IMAGES = 20000
 CALIBRATION_EVALS = "natural,pgd20,aa-standard"
 
 
@@ -227,7 +231,7 @@ def _cpu_study_4() -> dict[str, tuple[int, str, str]]:
     """Round 3's line test calibrated, and the CIFAR-10 models of the gradient-masking check retrained.
 
     Canvas (results/cpu-study/round3, beside round 3's arms): at_more (the calibration arm, at_more_seed1 the
-    pilot) and uniform8 (AT's budget with the uniform arms' unclipped start and map projection: the
+    pilot), at_double (AT on 20,000 images, a second calibration arm) and uniform8 (AT's budget with the uniform arms' unclipped start and map projection: the
     start-matched anchor), seeds 1-8. CIFAR-10 (masking_*, in the same folder): round 2's AT and paper-rule PART
     and round 3's input-gradient PART retrained with natural and PGD-20 only, for their weights (the same
     training flags and seeds, so the same weights: their counts must equal those of round 2 and 3)."""
@@ -240,6 +244,8 @@ def _cpu_study_4() -> dict[str, tuple[int, str, str]]:
         runs[f"uniform8_seed{seed}"] = (2 if seed == 1 else 2 + seed, "train_eval_part.py",
                                         f"--seed {seed} --low-epsilon {STRONG_LOW}/255 "
                                         f"{uniform_arm(1.0, STRONG_LOW)} {canvas}")
+        runs[f"at_double_seed{seed}"] = (10 + seed, "train_eval_part.py", f"--seed {seed} --no-reweight "
+                                         + canvas.replace("--train-subset 10000", f"--train-subset {DOUBLE_IMAGES}"))
     cifar = f"{study('natural,pgd20')} --threads 1"
     gradient = f"--cam-refresh batch --map gradient --mask-rule top --top-share {STUDY_SHARE}"
     arms = {"at": study2_arms()["at"], "part_paper": study2_arms()["part_paper"], "cifar_gradient": gradient}

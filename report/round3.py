@@ -203,7 +203,8 @@ def frontier(runs: dict) -> list[str]:
 
 # The line test's calibration and its anchors (experiments/runs.py, cpu-study-4): AT on 25 % more images, which
 # must lie above the uniform budgets' line, and AT's budget with the uniform arms' start (the start-matched anchor).
-LINE_ARMS = {"at_more": "AT on 12,500 images (calibration)", "uniform8": "uniform 8/255, the uniform arms' start"}
+LINE_ARMS = {"at_more": "AT on 12,500 images (calibration)", "at_double": "AT on 20,000 images (calibration)",
+             "uniform8": "uniform 8/255, the uniform arms' start"}
 # The line's variants: (label, anchors, degree, the natural accuracy the AA distance is read at).
 LINE_VARIANTS = (("linear", FRONTIER_ARMS, 1, "natural"),
                  ("AA's own images", FRONTIER_ARMS, 1, "natural_aa"),
@@ -220,7 +221,7 @@ def line_checks(runs: dict) -> list[str]:
     by_seed = {s: {a: runs[a][s] for a in runs if s in runs[a]} for s in seeds}
     names = {**CANVAS_ARMS, **LINE_ARMS}
     rows, sds = [], []
-    for arm in (*PLACED_ARMS, "at_more"):
+    for arm in (*PLACED_ARMS, "at_more", "at_double"):
         for key, name in METRICS[1:]:
             cells = []
             for label, anchors, degree, natural in LINE_VARIANTS:
