@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from common.argtypes import OneDefaultFormatter, OneLineParser
+from common.errors import UserError
+from common.extras import require
 from runner.cli.settings import Role, declare_flags, flag_dest
 from runner.infra.distributed import env_world_size
 from part import VARIANTS
@@ -124,6 +126,11 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     zoo = bool(args.eval_only) and args.eval_only.startswith("robustbench:")
     if not zoo and (args.cam_layer is not None or "zoo_dir" in args.given):
         parser.error(f"{'--cam-layer' if args.cam_layer is not None else '--zoo-dir'} needs --eval-only robustbench:NAME")
+    if zoo:
+        try:
+            require("robustbench", f"--eval-only {args.eval_only}")
+        except UserError as exc:
+            parser.error(str(exc))
     if zoo and "model_dir" in args.given:
         parser.error("--model-dir has no meaning for a RobustBench model (its file is in --zoo-dir); --results "
                      "names where the results go")
