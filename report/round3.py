@@ -329,6 +329,40 @@ def gradient_arm(runs3: dict, runs2: dict) -> list[str]:
     return lines
 
 
+# The gradient-masking check (studies/masking.py): <round3>/masking/<arm>_seed<N>.json, each arm's retrained
+# CIFAR-10 models (experiments/runs.py, cpu-study-4) against stronger and transferred attacks.
+MASKING_ARMS = {"cifar_gradient": "PART, input gradient", "part_paper": "PART (paper rule)", "at": "AT"}
+MASKING_ATTACKS = (("pgd20", "PGD-20"), ("pgd100x5", "PGD-100 × 5"), ("apgd-ce", "APGD-CE"), ("apgd-t", "APGD-T"),
+                   ("worst", "worst of the three"), ("transfer", "transfer from AT"))
+
+
+def masking(folder: Path) -> list[str]:
+    """Each arm's accuracy under every attack of the masking check, and the input-gradient arm's difference
+    from the paper rule's under each: does its PGD-20 gain survive the stronger and the transferred attacks?"""
+    runs: dict[str, dict[int, dict]] = {}
+    for p in sorted((folder / "masking").glob("*_seed*.json")):
+        if m := re.fullmatch(r"(.+)_seed(\d+)", p.stem):
+            runs.setdefault(m[1], {})[int(m[2])] = json.loads(p.read_text())
+    if not runs:
+        return ["", "Gradient masking of the CIFAR-10 arms (`python -m studies.masking`): not run yet."]
+    acc = lambda key: (lambda r: r["accuracy"][key])                     # noqa: E731
+    means = [[label, str(len(runs.get(a, {})))] + [f"{statistics.mean(r['accuracy'][k] for r in runs[a].values()):.2f}"
+                                                  if runs.get(a) else "–" for k, _ in MASKING_ATTACKS]
+             for a, label in MASKING_ARMS.items()]
+    rows = [(f"input gradient − paper rule: {name}", diffs(runs.get("cifar_gradient", {}), runs.get("part_paper", {}),
+                                                          acc(k))) for k, name in MASKING_ATTACKS]
+    gaps = [(f"{label}: PGD-20 − worst", [r["accuracy"]["pgd20"] - r["accuracy"]["worst"] for r in runs[a].values()])
+            for a, label in MASKING_ARMS.items() if a in runs]
+    images = {r["images"] for arm in runs.values() for r in arm.values()}
+    return ["", f"Gradient masking of the CIFAR-10 arms (`python -m studies.masking`, on each model's {'/'.join(map(str, sorted(images)))} "
+            "AutoAttack images; accuracy %, mean over seeds; worst: robust only if it survives PGD-100 × 5, APGD-CE and "
+            "APGD-T; transfer: PGD-20 made on the AT model of the same seed):", "",
+            *table(["arm", "seeds", *(name for _, name in MASKING_ATTACKS)], means),
+            "", "Paired by seed (points; Holm over the rows):", "",
+            *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"],
+                   interval_cells(rows + gaps))]
+
+
 def ladder(runs3: dict, runs2: dict) -> list[str]:
     rows = []
     at2 = runs2.get("at", {})
@@ -454,7 +488,7 @@ def report(round3: Path, round2: Path) -> str:
     lines += frontier(canvas)
     lines += line_checks({**canvas, **{a: runs3[a] for a in LINE_ARMS if a in runs3}})
     lines += localisation(canvas)
-    lines += gradient_arm(runs3, runs2) + ladder(runs3, runs2) + road_agreement(runs3, round3)
+    lines += gradient_arm(runs3, runs2) + masking(round3) + ladder(runs3, runs2) + road_agreement(runs3, round3)
     lines += round2_revisited(runs2) + cost(runs3)
     return "\n".join(lines) + "\n"
 

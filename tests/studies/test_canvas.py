@@ -353,3 +353,23 @@ def test_round3_load_reads_natural_accuracy_on_the_autoattack_images_from_the_lo
     (tmp_path / "box_seed1.log").write_text("PGD=====\nTest: Accuracy: 611/2000 (30.55%)\nAA-standard======\n"
                                             "Test: Accuracy: 148/500 (29.60%), Robust Accuracy: 89/500 (17.80%)\n")
     assert round3.load(tmp_path)["box"][1]["natural_aa"] == pytest.approx(29.6)
+
+
+def test_round3_report_reads_the_masking_checks_per_arm_and_pairs_them_by_seed(tmp_path):
+    """Two seeds of the gradient and paper-rule arms: their mean accuracies per attack, the gradient − paper
+    rule difference under each attack, and each arm's PGD-20 − worst gap."""
+    from report import round3
+    (tmp_path / "masking").mkdir()
+    for seed, shift in ((1, 0.0), (2, 1.0)):
+        for arm, pgd20, worst in (("cifar_gradient", 26.0, 20.0), ("part_paper", 25.0, 20.5)):
+            acc = {k: 20.0 + shift for k, _ in round3.MASKING_ATTACKS}
+            acc.update(pgd20=pgd20 + shift, worst=worst + shift)
+            (tmp_path / "masking" / f"{arm}_seed{seed}.json").write_text(json.dumps({"accuracy": acc, "images": 500}))
+    lines = round3.masking(tmp_path)
+    assert next(x for x in lines if x.startswith("| PART, input gradient |")).startswith(
+        "| PART, input gradient | 2 | 26.50 |")
+    assert next(x for x in lines if x.startswith("| input gradient − paper rule: PGD-20 |")).startswith(
+        "| input gradient − paper rule: PGD-20 | 2 | +1.00 [")
+    assert next(x for x in lines if x.startswith("| PART (paper rule): PGD-20 − worst |")).startswith(
+        "| PART (paper rule): PGD-20 − worst | 2 | +4.50 [")
+    assert round3.masking(tmp_path / "none")[-1].endswith("not run yet.")
