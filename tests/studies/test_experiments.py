@@ -299,3 +299,20 @@ def test_a_run_that_fails_at_once_leaves_its_log_and_no_empty_folder(capsys, tmp
     assert "at_seed1: exit code 2" in capsys.readouterr().out
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["res", "res/at_seed1.log"]
     assert "no CIFAR10 data found" in (tmp_path / "res" / "at_seed1.log").read_text()
+
+
+def test_masking_checks_pair_each_model_with_the_at_model_of_its_seed(tmp_path, capsys):
+    """experiments.masking: a check per trained model, its transfer source the AT model of the same seed;
+    a check whose results exist is skipped, one whose models are missing is named."""
+    from experiments.masking import checks
+    ck, res = tmp_path / "ck", tmp_path / "res"
+    for name in ("masking_at_seed1", "masking_cifar_gradient_seed1", "masking_part_paper_seed1", "masking_cifar_gradient_seed2"):
+        (ck / name).mkdir(parents=True)
+        (ck / name / "epoch10.pt").write_bytes(b"")
+    (res / "masking").mkdir(parents=True)
+    (res / "masking" / "part_paper_seed1.json").write_text("{}")
+    todo = dict(checks(res, ck))
+    assert sorted(todo) == ["at_seed1", "cifar_gradient_seed1"]
+    cmd = todo["cifar_gradient_seed1"]
+    assert cmd[cmd.index("--source") + 1] == str(ck / "masking_at_seed1" / "epoch10.pt")
+    assert "cifar_gradient_seed2: its models are not trained yet" in capsys.readouterr().out
