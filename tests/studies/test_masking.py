@@ -9,13 +9,13 @@ from tests.conftest import train
 
 
 def test_masking_check_counts_every_attack_on_the_runs_images(tiny_folder, tmp_path, capsys):
-    train(tiny_folder, tmp_path / "run", "--test-subset", "40", "--aa-subset", "16", "--threads", "1")
+    train(tiny_folder, tmp_path / "run", "--test-subset", "40", "--aa-subset", "8", "--threads", "1")
     ckpt = tmp_path / "run" / "epoch2.pt"
     out = tmp_path / "masking.json"
     assert main([str(ckpt), "--source", str(ckpt), "--data-dir", str(tiny_folder), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     c = res["counts"]
-    assert res["images"] == 16 and set(c) == set(ATTACKS) and not res["target"].startswith("/")
+    assert res["images"] == 8 and set(c) == set(ATTACKS) and not res["target"].startswith("/")
     assert c["worst"] <= min(c["pgd100x5"], c["apgd-ce"], c["apgd-t"]) and max(c.values()) == c["natural"]
     assert c["transfer"] == c["pgd20"]                # the model as its own source: white-box PGD-20
     capsys.readouterr()
