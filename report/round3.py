@@ -237,6 +237,7 @@ def line_checks(runs: dict) -> list[str]:
                 rows.append([f"{names[arm]}: {name}", *cells])
     if not rows:
         return []
+    calibration = [(label, d) for label, d in sds if label.startswith(("AT on 12,500", "AT on 20,000"))]
     m, q = len(sds), len(QUESTIONS) * len(METRICS)
     power = [[label, str(len(d)), f"{statistics.stdev(d):.2f}", f"{detectable_effect(statistics.stdev(d), len(d)):.2f}",
               f"{detectable_effect(_sd_upper(d), len(d)):.2f}",
@@ -252,7 +253,20 @@ def line_checks(runs: dict) -> list[str]:
             f"SD; at 5 % from the SD's upper 95 % confidence limit; at the strictest Holm level of this family "
             f"(5 % / {m}) and of the questions' family above (5 % / {q}):", "",
             *table(["arm: measure", "seeds", "SD", "detectable", "with the SD's upper limit", f"at 5 % / {m}",
-                    f"at 5 % / {q}"], power)]
+                    f"at 5 % / {q}"], power), *sensitivity(calibration)]
+
+
+def sensitivity(calibration: list[tuple[str, list[float]]]) -> list[str]:
+    """The study's sensitivity as the calibration arms measure it: each one's linear distance above the line,
+    and whether its 95 % interval excludes 0 (the design saw it)."""
+    if not calibration:
+        return ["", "Sensitivity: the calibration arms (AT on more images) have not run at two seeds yet."]
+    words = []
+    for label, d in calibration:
+        m, lo, hi = t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+        words.append(f"{label} {m:+.2f} [{lo:+.2f}, {hi:+.2f}] over {len(d)} seeds, "
+                     + ("seen (its interval excludes 0)" if lo > 0 else "not seen (its interval holds 0)"))
+    return ["", "Sensitivity, from the arms known to lie above the line: " + "; ".join(words) + "."]
 
 
 def _mean_interval(d: list[float]) -> str:

@@ -341,6 +341,7 @@ def test_the_line_checks_read_each_variant_and_calibrate_with_an_arm_above_the_l
     text = "\n".join(round3.line_checks(runs))
     row = next(x for x in text.splitlines() if x.startswith("| AT on 12,500 images (calibration): PGD-20 |"))
     assert row.count("+1.00 [+1.00, +1.00]") == 4 and "| – |" in row          # AA's own images: PGD-20 has none
+    assert "AT on 12,500 images (calibration): PGD-20 +1.00 [+1.00, +1.00] over 3 seeds, seen" in text
     del runs["uniform8"]
     row = next(x for x in "\n".join(round3.line_checks(runs)).splitlines()
                if x.startswith("| box: PGD-20 |"))
