@@ -169,7 +169,8 @@ def declare_flags(a: Callable[..., object], method: Variant) -> None:
     a(S, "--no-cuda-graphs", action="store_true",
       help="on CUDA, run the training attacks eagerly instead of as captured CUDA graphs")
     a(S, "--aa-subset", type=positive_int, default=None, metavar="N",
-      help="AutoAttack (both) and ROAD on a fixed random N of the test images (the other evaluations use all of them)")
+      help="AutoAttack (both) and ROAD on a fixed random N of the test images (the other evaluations use all "
+           "of them; default: all)")
     a(N, "--save-masks", type=non_negative_int, default=0, metavar="N",
       help="after warm-up and at the end, a PNG grid of N fixed test images: image, importance map (--map), ε map, perturbation")
     a(N, "--eval-every", type=non_negative_int, default=0, metavar="K",
