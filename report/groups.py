@@ -295,13 +295,17 @@ def figure1_quadrant(run: dict) -> str | None:
 def group_label(key: tuple, groups: dict[tuple, list[dict]]) -> str:
     """The method, plus the settings in which this group differs from the other summarised groups of
     that method (and that it sets)."""
+    return key[0] + "".join(f", {k}={_value_text(k, v)}" for k, v in _differing(key, groups))
+
+
+def _differing(key: tuple, groups: dict[tuple, list[dict]]) -> list[tuple[str, object]]:
+    """(setting, value) of each setting in which this group differs from the other groups of its method, by
+    name; a setting it leaves unset (None: a rule's flag under another rule) names nothing."""
     method, mine = key
     others = [dict(k[1]) for k in groups if k[0] == method and k != key]
     mine = dict(mine)
     differ = sorted(k for k in mine if any(o.get(k) != mine[k] for o in others))
-    # A setting this group leaves unset (None: a rule's flag under another rule) names nothing.
-    return method + "".join(f", {k}={_value_text(k, json.loads(mine[k]))}" for k in differ
-                            if json.loads(mine[k]) is not None)
+    return [(k, json.loads(mine[k])) for k in differ if json.loads(mine[k]) is not None]
 
 
 # Settings that are budgets: shown in 255ths, as the command line takes them.
@@ -337,14 +341,9 @@ SETTING_WORDS = {
 def group_words(key: tuple, groups: dict[tuple, list[dict]]) -> str:
     """group_label in words, for a legend: the method, then each setting in which the group differs from the
     other groups of its method, as SETTING_WORDS says it (others as 'name value')."""
-    method, mine = key
-    others = [dict(k[1]) for k in groups if k[0] == method and k != key]
-    mine = {k: json.loads(v) for k, v in mine}
-    differ = sorted(k for k in mine if mine[k] is not None and any(json.loads(o[k]) != mine[k] if k in o else True
-                                                                   for o in others))
     words = [SETTING_WORDS.get(k, lambda v, k=k: f"{k.replace('_', ' ')} {v}")(
-        _value_text(k, mine[k]).replace("=", " ").replace(",", ", ")) for k in differ]
-    return method + (": " + "; ".join(words) if words else "")
+        _value_text(k, v).replace("=", " ").replace(",", ", ")) for k, v in _differing(key, groups)]
+    return key[0] + (": " + "; ".join(words) if words else "")
 
 
 def arms(runs: list[dict]) -> dict[str, list[dict]]:

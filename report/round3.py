@@ -77,7 +77,7 @@ def interval_cells(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
     adjusted = holm(ps) if ps else []
     out = []
     for (label, d), p, q in zip(usable, ps, adjusted):
-        m, lo, hi = t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+        m, lo, hi = _interval(d)
         star = "" if lo <= 0 <= hi else " *"
         out.append([label, str(len(d)), f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]{star}", f"{p:.3f}", f"{q:.3f}",
                     f"{detectable_effect(statistics.stdev(d), len(d)):.2f}"])
@@ -263,16 +263,21 @@ def sensitivity(calibration: list[tuple[str, list[float]]]) -> list[str]:
         return ["", "Sensitivity: the calibration arms (AT on more images) have not run at two seeds yet."]
     words = []
     for label, d in calibration:
-        m, lo, hi = t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+        m, lo, hi = _interval(d)
         words.append(f"{label} {m:+.2f} [{lo:+.2f}, {hi:+.2f}] over {len(d)} seeds, "
                      + ("seen (its interval excludes 0)" if lo > 0 else "not seen (its interval holds 0)"))
     return ["", "Sensitivity, from the arms known to lie above the line: " + "; ".join(words) + "."]
 
 
+def _interval(d: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval of d (the mean thrice where every value is the same)."""
+    return t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+
+
 def _mean_interval(d: list[float]) -> str:
     if len(d) < 2:
         return "–"
-    m, lo, hi = t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+    m, lo, hi = _interval(d)
     return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
@@ -353,10 +358,7 @@ MASKING_ATTACKS = (("pgd20", "PGD-20"), ("pgd100x5", "PGD-100 × 5"), ("apgd-ce"
 def masking(folder: Path) -> list[str]:
     """Each arm's accuracy under every attack of the masking check, and the input-gradient arm's difference
     from the paper rule's under each: does its PGD-20 gain survive the stronger and the transferred attacks?"""
-    runs: dict[str, dict[int, dict]] = {}
-    for p in sorted((folder / "masking").glob("*_seed*.json")):
-        if m := re.fullmatch(r"(.+)_seed(\d+)", p.stem):
-            runs.setdefault(m[1], {})[int(m[2])] = json.loads(p.read_text())
+    runs = load(folder / "masking")
     if not runs:
         return ["", "Gradient masking of the CIFAR-10 arms (`python -m studies.masking`): not run yet."]
     acc = lambda key: (lambda r: r["accuracy"][key])                     # noqa: E731

@@ -70,8 +70,10 @@ def correct(model, x, y, batch: int = 250):
         return torch.cat([model(x[i:i + batch]).argmax(1) == y[i:i + batch] for i in range(0, len(x), batch)])
 
 
-def pgd_rounds(model, x, y, eps: float, step: float, steps: int, restarts: int, seed: int, batch: int = 250):
-    """A bool per image: still classified correctly after every one of `restarts` PGD-`steps` runs."""
+def pgd_rounds(model, x, y, eps: float, step: float, steps: int, restarts: int, seed: int, batch: int = 250,
+               source=None):
+    """A bool per image: still classified correctly by `model` after every one of `restarts` PGD-`steps` runs,
+    each made on `source` (default: `model` itself; another model: a transfer attack)."""
     import torch
 
     from attacks.common import uniform_clipped_start
@@ -80,7 +82,7 @@ def pgd_rounds(model, x, y, eps: float, step: float, steps: int, restarts: int, 
     for r in range(restarts):
         torch.manual_seed(seed + r)
         for i in range(0, len(x), batch):
-            xa = pgd(model, x[i:i + batch], y[i:i + batch], eps, step, steps, start=uniform_clipped_start)
+            xa = pgd(source or model, x[i:i + batch], y[i:i + batch], eps, step, steps, start=uniform_clipped_start)
             alive[i:i + batch] &= correct(model, xa, y[i:i + batch])
     return alive
 
@@ -100,8 +102,6 @@ def check(target: str, source: str, data_dir: str) -> dict:
     """Every attack of the module doc on TARGET's AutoAttack images: counts out of `images`."""
     import torch
 
-    from attacks.common import uniform_clipped_start
-    from attacks.pgd import pgd
     from runner.infra.provenance import git_commit, project_path, source_changes
     device = torch.device("cpu")
     model, args = load_model(target, device)
@@ -124,13 +124,8 @@ def check(target: str, source: str, data_dir: str) -> dict:
     timed("apgd-ce", lambda: apgd(model, x, y, eps, "apgd-ce", classes, SEED + 20))
     timed("apgd-t", lambda: apgd(model, x, y, eps, "apgd-t", classes, SEED + 30))
     alive["worst"] = alive["pgd100x5"] & alive["apgd-ce"] & alive["apgd-t"]
-
-    def transfer():
-        torch.manual_seed(SEED)           # pgd20's start draws: with SOURCE = TARGET, transfer is pgd20
-        x_adv = torch.cat([pgd(donor, x[i:i + 250], y[i:i + 250], eps, step, 20, start=uniform_clipped_start)
-                           for i in range(0, len(x), 250)])
-        return correct(model, x_adv, y)
-    timed("transfer", transfer)
+    # pgd20's start draws: with SOURCE = TARGET, transfer is pgd20
+    timed("transfer", lambda: pgd_rounds(model, x, y, eps, step, 20, 1, SEED, source=donor))
     return {"target": project_path(target), "source": project_path(source), "images": len(y),
             "counts": {k: int(alive[k].sum()) for k in ATTACKS},
             "accuracy": {k: round(100.0 * float(alive[k].float().mean()), 2) for k in ATTACKS},
