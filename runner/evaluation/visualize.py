@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 COLUMNS = ("image", "map", "ε map R", "ε map G", "ε map B", "perturbation")     # map: the importance map (--map)
 
@@ -35,7 +31,11 @@ def grid_panels(image: torch.Tensor, cam: torch.Tensor | None, eps: torch.Tensor
 
 
 def save_mask_grid(panels: dict[str, np.ndarray], path: str | os.PathLike, title: str = "") -> None:
-    """One row per image, the columns of COLUMNS; the ε panels use two colours (ε_low, ε)."""
+    """One row per image, the columns of COLUMNS; the ε panels use two colours (ε_low, ε). matplotlib
+    (its pyplot, about half a second) is imported here, when a grid is drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     n = len(panels["image"])
     eps = panels["eps"]
     lo, hi = float(eps.min()), float(eps.max())
