@@ -137,6 +137,12 @@ class ImportanceMap:
     reads: str | None = None  # the per-image extra it reads (extras[reads]), which the dataset must give
     draws: bool = False       # takes `noise`: (B, H, W) U[0, 1) draws of the caller's stream
 
+    def refusal(self, data: str, extras: tuple[str, ...]) -> str | None:
+        """Why this map cannot run on the dataset `data`, whose images carry `extras` (None: it can)."""
+        if self.reads in (None, *extras):
+            return None
+        return f"needs a dataset whose images carry a {self.reads}; {data} has none"
+
 
 NATIVE_CAMS = ("gradcam", "xgradcam", "layercam")
 # --map name -> class name in pytorch_grad_cam

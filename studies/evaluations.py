@@ -40,10 +40,8 @@ INFO_MAPS = Flag("--info-maps", dict(type=map_list, default=None, metavar="LIST"
 
 def _maps_on_data(args, extras: tuple[str, ...]) -> str | None:
     """--info-maps naming a map that reads what the data do not carry (the box map on CIFAR-10)."""
-    unread = [m for m in (args.info_maps or ()) if MAPS[m].reads not in (None, *extras)]
-    if unread:
-        return f"--info-maps {unread[0]} needs a dataset whose images carry a {MAPS[unread[0]].reads}; {args.data} has none"
-    return None
+    return next((f"--info-maps {m} {why}" for m in args.info_maps or ()
+                 if (why := MAPS[m].refusal(args.data, extras))), None)
 
 
 def _map_key(args) -> dict:

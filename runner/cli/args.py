@@ -99,9 +99,8 @@ def get_args(method_key: str, argv: list[str] | None = None) -> argparse.Namespa
     if args.cam_refresh == "official" and not RULES[args.mask_rule].reads_map:
         parser.error(f"--cam-refresh official pairs each batch with the map of another; --mask-rule {args.mask_rule} "
                      "reads no map")
-    if MAPS[args.cam].reads not in (None, *dataset.extras):
-        parser.error(f"--map {args.cam} needs a dataset whose images carry a {MAPS[args.cam].reads}; "
-                     f"{args.data} has none")
+    if why := MAPS[args.cam].refusal(args.data, dataset.extras):
+        parser.error(f"--map {args.cam} {why}")
     for error in study_flag_errors(args, dataset.extras):
         parser.error(error)
     if dataset.extras and args.augmentation != "none":
