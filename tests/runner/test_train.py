@@ -88,13 +88,15 @@ def test_outputs_checkpoints_and_results(tiny_zip, tmp_path, capsys):
     assert saved["mma"] is None and saved["aa"] is None
 
 
-def test_eval_only_reproduces_and_runs_all_four(tiny_folder, tmp_path):
+def test_eval_only_reproduces_and_runs_other_evaluations(tiny_folder, tmp_path):
+    """(AutoAttack through --eval-only: tests/runner/test_distributed.py; on tiny data its Square attack
+    alone took 14 s here.)"""
     first = train(tiny_folder, tmp_path / "m", "--eval", "natural,pgd20")
     again = train(tiny_folder, tmp_path / "e", "--eval-only", str(tmp_path / "m" / "epoch2.pt"),
-                  "--eval", "natural,pgd20,mma,aa", "--test-subset", "8")
+                  "--eval", "natural,pgd20,mma", "--test-subset", "8")
     assert again["history"] == [] and again["epochs_done"] == 2
     assert again["test_images"] == 8
-    assert set(again["counts"]) == {"natural", "pgd20", "mma", "aa"}
+    assert set(again["counts"]) == {"natural", "pgd20", "mma"}
     same = train(tiny_folder, tmp_path / "f", "--eval-only", str(tmp_path / "m" / "epoch2.pt"),
                  "--eval", "natural,pgd20")
     assert same["counts"] == first["counts"] and same["pgd20"] == first["pgd20"]
