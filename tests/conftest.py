@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -14,6 +15,13 @@ import exchange.eval_only  # noqa: F401  (as the three scripts: --eval-only robu
 import studies.evaluations  # noqa: F401  (as the three scripts: --eval cam-info, map-info, road)
 from runner.cli.args import get_args
 from runner.training.run import run
+
+# Under pytest-xdist (`python -m pytest -n auto`) each worker computes with one thread, and so do the
+# processes it starts: on 2 cores, two torch processes at the default thread count spin against each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
@@ -166,11 +174,20 @@ REAL_ARGS = ["--model", REAL_MODEL, "--channels-last", "--train-subset", "1200",
 
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory) -> tuple[dict, Path]:
+    """(its results, its folder). Under pytest-xdist the first worker to ask trains it, in the folder the
+    workers share, and the others wait for it and read it."""
+    import json
+
+    from filelock import FileLock
     if not SHARED_ZIP.exists():
         pytest.skip("the shared CIFAR-10 zip is not there")
-    out = tmp_path_factory.mktemp("real")
-    results = run(get_args("part", ["--data-dir", str(SHARED_ZIP), "--model-dir", str(out), *REAL_ARGS]))
-    return results, out
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "real"
+    with FileLock(str(shared / "real.lock")):
+        if not (out / "results.json").exists():
+            run(get_args("part", ["--data-dir", str(SHARED_ZIP), "--model-dir", str(out), *REAL_ARGS]))
+    return json.loads((out / "results.json").read_text()), out
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_cam_keeps_batchnorm_statistics(bn_model, cam):
 
 
 def test_mask_grid_and_evaluation_keep_batchnorm_statistics(tiny_folder, tmp_path):
-    args = get_args("part_t", ["--model", "resnet", "--data-dir", str(tiny_folder), "--no-download",
+    args = get_args("part_t", ["--model", "smallcnn-bn", "--data-dir", str(tiny_folder), "--no-download",
                                "--num-steps", "1", "--save-masks", "2", "--batch-size", "16",
                                "--test-subset", "4", "--no-progress", "--model-dir", str(tmp_path)])
     trainer, test_loader, _, _ = prepare(args)
