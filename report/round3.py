@@ -253,7 +253,19 @@ def line_checks(runs: dict) -> list[str]:
             f"SD; at 5 % from the SD's upper 95 % confidence limit; at the strictest Holm level of this family "
             f"(5 % / {m}) and of the questions' family above (5 % / {q}):", "",
             *table(["arm: measure", "seeds", "SD", "detectable", "with the SD's upper limit", f"at 5 % / {m}",
-                    f"at 5 % / {q}"], power), *sensitivity(calibration)]
+                    f"at 5 % / {q}"], power), *start_effect(runs), *sensitivity(calibration)]
+
+
+def start_effect(runs: dict) -> list[str]:
+    """What AT's clipped attack start does to the AT anchor: AT's budget with the uniform arms' unclipped start
+    minus AT, paired by seed."""
+    if "uniform8" not in runs or "at" not in runs:
+        return []
+    cells = interval_cells([(f"{LINE_ARMS['uniform8']} − AT: {name}", diffs(runs["uniform8"], runs["at"], key))
+                            for key, name in METRICS])
+    return ["", "The start itself: the start-matched anchor minus AT (8/255 both; AT's attack start clipped to "
+            "[0, 1], the anchor's not), paired by seed (Holm over these rows):", "",
+            *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], cells)]
 
 
 def sensitivity(calibration: list[tuple[str, list[float]]]) -> list[str]:
