@@ -263,6 +263,8 @@ def start_effect(runs: dict) -> list[str]:
         return []
     cells = interval_cells([(f"{LINE_ARMS['uniform8']} − AT: {name}", diffs(runs["uniform8"], runs["at"], key))
                             for key, name in METRICS])
+    if not cells:
+        return []
     return ["", "The start itself: the start-matched anchor minus AT (8/255 both; AT's attack start clipped to "
             "[0, 1], the anchor's not), paired by seed (Holm over these rows):", "",
             *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"], cells)]

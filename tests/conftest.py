@@ -23,6 +23,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """A run with --threads N sets torch's thread count for the whole process: put it back after each test."""
+    import torch
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ZIP = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
 # Reference epsilon maps of the official mask pipeline (a copy of ../shared/fixtures/, 57 KB).
@@ -183,10 +194,16 @@ def real_run(tmp_path_factory) -> tuple[dict, Path]:
         pytest.skip("the shared CIFAR-10 zip is not there")
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    out = shared / "real"
+    out, failed = shared / "real", shared / "real.failed"
     with FileLock(str(shared / "real.lock")):
+        if failed.exists():
+            pytest.fail(f"the real-data run failed in another worker: {failed.read_text()}")
         if not (out / "results.json").exists():
-            run(get_args("part", ["--data-dir", str(SHARED_ZIP), "--model-dir", str(out), *REAL_ARGS]))
+            try:
+                run(get_args("part", ["--data-dir", str(SHARED_ZIP), "--model-dir", str(out), *REAL_ARGS]))
+            except BaseException as exc:
+                failed.write_text(repr(exc))
+                raise
     return json.loads((out / "results.json").read_text()), out
 
 

@@ -31,15 +31,14 @@ def grid_panels(image: torch.Tensor, cam: torch.Tensor | None, eps: torch.Tensor
 
 
 def save_mask_grid(panels: dict[str, np.ndarray], path: str | os.PathLike, title: str = "") -> None:
-    """One row per image, the columns of COLUMNS; the ε panels use two colours (ε_low, ε). matplotlib
-    (its pyplot, about half a second) is imported here, when a grid is drawn."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """One row per image, the columns of COLUMNS; the ε panels use two colours (ε_low, ε). Drawn on a bare
+    matplotlib Figure, imported here: no pyplot (about half a second to import), no backend chosen or switched."""
+    from matplotlib.figure import Figure
     n = len(panels["image"])
     eps = panels["eps"]
     lo, hi = float(eps.min()), float(eps.max())
-    fig, axes = plt.subplots(n, len(COLUMNS), figsize=(1.6 * len(COLUMNS), 1.6 * n + 0.4), squeeze=False)
+    fig = Figure(figsize=(1.6 * len(COLUMNS), 1.6 * n + 0.4))
+    axes = fig.subplots(n, len(COLUMNS), squeeze=False)
     for i in range(n):
         row = [panels["image"][i], panels["cam"][i], eps[i, 0], eps[i, 1], eps[i, 2], panels["perturbation"][i]]
         for j, (ax, data) in enumerate(zip(axes[i], row)):
@@ -60,4 +59,3 @@ def save_mask_grid(panels: dict[str, np.ndarray], path: str | os.PathLike, title
     fig.suptitle(f"{title}  (ε values: {values}; blue = lower budget)".strip(), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

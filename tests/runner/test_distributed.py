@@ -1,4 +1,5 @@
-"""The three scripts under torchrun, on the CPU with gloo (2 processes at most, tiny runs)."""
+"""The three scripts under torchrun, on the CPU with gloo: tiny runs on 1 or 2 processes, and the suite's
+real-data model evaluated on 3."""
 import json
 import os
 import subprocess
@@ -23,9 +24,10 @@ FLAGS = ("--batch-size", "16", "--num-steps", "1", "--epochs", "3", "--warm-up",
 
 
 def env(**extra: str) -> dict:
-    """One thread per process, as torchrun sets it, so that plain and torchrun runs compute alike."""
+    """One thread per process, as torchrun sets it, so that plain and torchrun runs compute alike; unbuffered
+    output, so that each progress line reaches the test as it is written."""
     base = {k: v for k, v in os.environ.items() if k not in (TEST_HOOK, "RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return {**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
+    return {**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
 
 
 def torchrun(n: int, script: str, argv: list[str], **extra_env: str) -> subprocess.CompletedProcess:
@@ -96,7 +98,7 @@ def test_diverged_ranks_stop_the_run():
 
 
 def test_one_process_under_torchrun_equals_the_plain_run(tiny_folder, tmp_path):
-    """(Evaluation under torchrun: the per-image seeding test below.)"""
+    """(Evaluation under torchrun: the two-rank run and the per-image seeding test below.)"""
     flags = (*FLAGS, "--eval", "natural")
     plain("part", tiny_argv(tiny_folder, tmp_path / "plain", *flags))
     b = torchrun(1, "train_eval_part.py", tiny_argv(tiny_folder, tmp_path / "torchrun", *flags))
@@ -110,7 +112,8 @@ def two_ranks(tiny_folder, tmp_path_factory):
     """An uninterrupted 2-process PART-T run (official mask pairing: per-rank masks) of the BatchNorm CNN
     with --sync-bn (batch statistics over both ranks' images)."""
     out = tmp_path_factory.mktemp("two")
-    argv = tiny_argv(tiny_folder, out, *FLAGS, "--cam-refresh", "official", "--model", "smallcnn-bn", "--sync-bn")
+    argv = tiny_argv(tiny_folder, out, *FLAGS, "--cam-refresh", "official", "--model", "smallcnn-bn", "--sync-bn",
+                     "--log-interval", "1")      # a line per batch: the SIGTERM test below signals mid-epoch
     done = torchrun(2, "train_eval_part_t.py", argv)
     assert done.returncode == 0, done.stderr
     return out, argv, done
@@ -131,31 +134,49 @@ def test_two_ranks_train_identically_and_evaluate_like_one_process(two_ranks, ti
 
 
 def test_sigterm_to_torchrun_stops_both_ranks_and_resume_gives_the_same_weights(two_ranks, tmp_path):
-    """SIGTERM sent to the launcher during epoch 2, as a cluster does: both workers stop after the same
-    batch with one checkpoint (each rank's RNG streams, position and masks in it), and --resume auto
+    """SIGTERM sent to the launcher in epoch 2, as a cluster does: both workers stop after the same batch
+    with one mid-epoch checkpoint (each rank's RNG streams, position and masks in it), and --resume auto
     finishes with the uninterrupted run's weights and results."""
+    import re
     import signal
     out, argv, _ = two_ranks
     mine = [str(tmp_path) if a == str(out) else a for a in argv]
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                              "train_eval_part_t.py", *mine], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env())
-    for line in proc.stdout:
-        if line.startswith("epoch 1/3"):
-            proc.send_signal(signal.SIGTERM)
-            break
-    _, err = proc.communicate(timeout=120)
+    try:
+        for line in proc.stdout:
+            if line.startswith("Train Epoch: 2 ["):          # after the first batch of epoch 2 (of 5)
+                proc.send_signal(signal.SIGTERM)
+                break
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode != 0 and "interrupted by SIGTERM" in err and "continue with:" in err, err
     assert not (tmp_path / "results.json").exists()
-    stops = [p for p in tmp_path.glob("epoch*.pt") if p.name != "epoch1.pt"]
-    assert len(stops) == 1, stops
-    ckpt = load_checkpoint(stops[0], CPU)
-    assert len(ckpt["ranks"]) == 2 and all(r["budget"] is not None for r in ckpt["ranks"])
+    stop = Path(re.search(r"checkpoint (\S+) written", err)[1])
+    assert re.fullmatch(r"epoch2_batch\d\.pt", stop.name), stop
+    ckpt = load_checkpoint(stop, CPU)
+    assert len(ckpt["ranks"]) == 2 and all(r["position"] and r["budget"] is not None for r in ckpt["ranks"])
     resumed = torchrun(2, "train_eval_part_t.py", mine + ["--resume", "auto"])
     assert resumed.returncode == 0, resumed.stderr
     assert same(weights(out / "epoch3.pt"), weights(tmp_path / "epoch3.pt"))
     assert comparable(results(out)) == comparable(results(tmp_path))
-    assert results(tmp_path)["resumes"][0]["epoch"] >= 1
+    assert results(tmp_path)["resumes"][0]["batches"] > 0
+
+
+def test_two_ranks_of_part_with_per_rank_batch_norms(tiny_folder, tmp_path):
+    """The default PART (AT warm-up, masks of each batch's own map) on 2 ranks of the BatchNorm CNN without
+    --sync-bn: each rank's batch statistics, the weights compared after every epoch (the run stops if the
+    ranks differ)."""
+    run = torchrun(2, "train_eval_part.py", tiny_argv(tiny_folder, tmp_path, "--model", "smallcnn-bn",
+                                                      "--batch-size", "16", "--train-subset", "32", "--epochs", "2",
+                                                      "--num-steps", "1", "--eval", "natural", "--test-subset", "8"))
+    assert run.returncode == 0, run.stderr
+    res = results(tmp_path)
+    assert not res["args"]["sync_bn"] and res["args"]["world_size"] == 2
+    assert [r["phase"] for r in res["history"]] == ["warm-up", "part"]
+    assert all(len(r["weights_sha256"]) == 64 for r in res["history"])
 
 
 def test_sync_bn_two_ranks():
@@ -181,8 +202,8 @@ def test_sync_bn_flag_builds_global_batch_norms(tiny_folder, tmp_path, sync):
 
 def test_evaluation_depends_on_the_weights_and_images_alone(real_run, tmp_path, monkeypatch):
     """Per-image seeding (the default): the same checkpoint of the suite's real-data model (counts away
-    from 0 and chance) evaluated in one process in batches of 128, sharded over 3 torchrun ranks in global
-    batches of 32 (they do not divide evenly among the ranks), and in batches of 7 interrupted and
+    from 0 and chance) evaluated in one process in batches of 128, over 3 torchrun ranks in batches of 16
+    (5 batches: a round of 3, then a round of 2 with one rank idle), and in batches of 7 interrupted and
     resumed, gives the same counts (natural, PGD-20, MMA, AutoAttack)."""
     import contextlib
     import io
@@ -194,7 +215,7 @@ def test_evaluation_depends_on_the_weights_and_images_alone(real_run, tmp_path, 
             "--no-progress"]
     plain("part", base + ["--batch-size", "128", "--results", str(tmp_path / "b128.json")])
     counts = {"batch 128": json.loads((tmp_path / "b128.json").read_text())["counts"]}
-    ranks = torchrun(3, "train_eval_part.py", base + ["--batch-size", "32", "--results", str(tmp_path / "r3.json")])
+    ranks = torchrun(3, "train_eval_part.py", base + ["--batch-size", "16", "--results", str(tmp_path / "r3.json")])
     assert ranks.returncode == 0, ranks.stderr
     counts["3 ranks"] = json.loads((tmp_path / "r3.json").read_text())["counts"]
     monkeypatch.setenv(TEST_HOOK, "eval:mma:1:SIGTERM")

@@ -354,9 +354,11 @@ def test_the_start_effect_pairs_the_start_matched_anchor_with_at_by_seed():
             "uniform8": {s: {"natural": 30.0 + s + d, "pgd20": 20.0 - d, "aa-standard": 17.0 + 2 * d}
                          for s, d in ((1, 0.1), (2, 0.3), (3, 0.2))}}
     rows = [x for x in round3.start_effect(runs) if x.startswith("| uniform 8/255")]
-    assert [r.split(" | ")[2].split(" [")[0] for r in rows] == ["+0.20", "-0.20", "+0.40"]
+    assert [r.split(" | ")[2] for r in rows] == ["+0.20 [-0.05, +0.45]", "-0.20 [-0.45, +0.05]",
+                                                 "+0.40 [-0.10, +0.90]"]         # paired: t(2) on SD 0.1
     assert all(r.split(" | ")[1] == "3" for r in rows)
     assert round3.start_effect({"at": runs["at"]}) == []
+    assert round3.start_effect({"at": runs["at"], "uniform8": {1: runs["uniform8"][1]}}) == []   # one seed
 
 
 def test_round3_load_reads_natural_accuracy_on_the_autoattack_images_from_the_log(tmp_path):
