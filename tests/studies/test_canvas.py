@@ -348,17 +348,17 @@ def test_the_line_checks_read_each_variant_and_calibrate_with_an_arm_above_the_l
     assert row.split(" | ")[3] == "–"                                          # start-matched needs uniform8
 
 
-def test_the_start_effect_pairs_the_start_matched_anchor_with_at_by_seed():
+def test_the_calibration_arms_and_the_anchor_pair_with_at_by_seed():
     from report import round3
     runs = {"at": {s: {"natural": 30.0 + s, "pgd20": 20.0, "aa-standard": 17.0} for s in (1, 2, 3)},
             "uniform8": {s: {"natural": 30.0 + s + d, "pgd20": 20.0 - d, "aa-standard": 17.0 + 2 * d}
                          for s, d in ((1, 0.1), (2, 0.3), (3, 0.2))}}
-    rows = [x for x in round3.start_effect(runs) if x.startswith("| uniform 8/255")]
+    rows = [x for x in round3.against_at(runs) if x.startswith("| uniform 8/255")]
     assert [r.split(" | ")[2] for r in rows] == ["+0.20 [-0.05, +0.45]", "-0.20 [-0.45, +0.05]",
                                                  "+0.40 [-0.10, +0.90]"]         # paired: t(2) on SD 0.1
     assert all(r.split(" | ")[1] == "3" for r in rows)
-    assert round3.start_effect({"at": runs["at"]}) == []
-    assert round3.start_effect({"at": runs["at"], "uniform8": {1: runs["uniform8"][1]}}) == []   # one seed
+    assert round3.against_at({"at": runs["at"]}) == []
+    assert round3.against_at({"at": runs["at"], "uniform8": {1: runs["uniform8"][1]}}) == []   # one seed
 
 
 def test_round3_load_reads_natural_accuracy_on_the_autoattack_images_from_the_log(tmp_path):
