@@ -493,14 +493,16 @@ def pictures(runs3: dict, out: Path) -> list[Path]:
     return written
 
 
-def cost(runs: dict) -> list[str]:
+def cost(runs: dict, what: str = "Cost") -> list[str]:
+    """The runs' count, their run time (training and evaluation, summed from each run's `seconds`), machines and
+    starting commits."""
     walls = [sum(r["seconds"].values()) for arm in runs.values() for r in arm.values() if r.get("seconds")]
     if not walls:
         return []
     machines = {f"{(r.get('machine') or {}).get('cpu')}, {(r.get('machine') or {}).get('threads')} thread(s)"
                 for arm in runs.values() for r in arm.values()}
     commits = {((r.get("started") or {}).get("git_commit") or "?")[:7] for arm in runs.values() for r in arm.values()}
-    return ["", f"Cost: {len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median "
+    return ["", f"{what}: {len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median "
             f"{statistics.median(walls) / 60:.1f}), {sum(walls) / 3600:.1f} h summed; machines: {', '.join(sorted(machines))}; "
             f"started at commits {', '.join(sorted(commits))}."]
 
@@ -518,6 +520,7 @@ def report(round3: Path, round2: Path) -> str:
     lines += localisation(canvas)
     lines += gradient_arm(runs3, runs2) + masking(round3) + ladder(runs3, runs2) + road_agreement(runs3, round3)
     lines += round2_revisited(runs2) + cost(runs3)
+    lines += cost({a: runs3[a] for a in LINE_ARMS if a in runs3}, "Of them, the line test's calibration arms and anchor")
     return "\n".join(lines) + "\n"
 
 
