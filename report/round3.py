@@ -238,7 +238,7 @@ def line_checks(runs: dict) -> list[str]:
     if not rows:
         return []
     calibration = [(label, d) for label, d in sds if label.startswith(("AT on 12,500", "AT on 20,000"))]
-    m, q = len(sds), len(QUESTIONS) * len(METRICS)
+    m, q = len(sds) - len(calibration), len(QUESTIONS) * len(METRICS)   # the family: the placed arms' distances
     power = [[label, str(len(d)), f"{statistics.stdev(d):.2f}", f"{detectable_effect(statistics.stdev(d), len(d)):.2f}",
               f"{detectable_effect(_sd_upper(d), len(d)):.2f}",
               *(f"{detectable_effect(statistics.stdev(d), len(d), alpha=0.05 / k):.2f}" for k in (m, q))]
