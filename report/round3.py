@@ -205,6 +205,7 @@ def frontier(runs: dict) -> list[str]:
 # must lie above the uniform budgets' line, and AT's budget with the uniform arms' start (the start-matched anchor).
 LINE_ARMS = {"at_more": "AT on 12,500 images (calibration)", "at_double": "AT on 20,000 images (calibration)",
              "uniform8": "uniform 8/255, the uniform arms' start"}
+CALIBRATION_ARMS = ("at_more", "at_double")       # known to lie above the line
 # The line's variants: (label, anchors, degree, the natural accuracy the AA distance is read at).
 LINE_VARIANTS = (("linear", FRONTIER_ARMS, 1, "natural"),
                  ("AA's own images", FRONTIER_ARMS, 1, "natural_aa"),
@@ -220,8 +221,8 @@ def line_checks(runs: dict) -> list[str]:
     seeds = sorted({s for a in runs for s in runs[a]})
     by_seed = {s: {a: runs[a][s] for a in runs if s in runs[a]} for s in seeds}
     names = {**CANVAS_ARMS, **LINE_ARMS}
-    rows, sds = [], []
-    for arm in (*PLACED_ARMS, "at_more", "at_double"):
+    rows, sds, calibration = [], [], []
+    for arm in (*PLACED_ARMS, *CALIBRATION_ARMS):
         for key, name in METRICS[1:]:
             cells = []
             for label, anchors, degree, natural in LINE_VARIANTS:
@@ -233,11 +234,12 @@ def line_checks(runs: dict) -> list[str]:
                 cells.append(_mean_interval(d))
                 if label == "linear" and len(d) >= 2:
                     sds.append((f"{names[arm]}: {name}", d))
+                    if arm in CALIBRATION_ARMS:
+                        calibration.append(sds[-1])
             if any(c != "–" for c in cells):
                 rows.append([f"{names[arm]}: {name}", *cells])
     if not rows:
         return []
-    calibration = [(label, d) for label, d in sds if label.startswith(("AT on 12,500", "AT on 20,000"))]
     m, q = len(sds) - len(calibration), len(QUESTIONS) * len(METRICS)   # the family: the placed arms' distances
     power = [[label, str(len(d)), f"{statistics.stdev(d):.2f}", f"{detectable_effect(statistics.stdev(d), len(d)):.2f}",
               f"{detectable_effect(_sd_upper(d), len(d)):.2f}",
@@ -516,11 +518,12 @@ def report(round3: Path, round2: Path) -> str:
     lines += pilot(canvas) + arm_means(canvas, CANVAS_ARMS) + seed_table(canvas, CANVAS_ARMS)
     lines += shared_warm_up(canvas) + questions(canvas)
     lines += frontier(canvas)
-    lines += line_checks({**canvas, **{a: runs3[a] for a in LINE_ARMS if a in runs3}})
+    line_arms = {a: runs3[a] for a in LINE_ARMS if a in runs3}
+    lines += line_checks({**canvas, **line_arms})
     lines += localisation(canvas)
     lines += gradient_arm(runs3, runs2) + masking(round3) + ladder(runs3, runs2) + road_agreement(runs3, round3)
     lines += round2_revisited(runs2) + cost(runs3)
-    lines += cost({a: runs3[a] for a in LINE_ARMS if a in runs3}, "Of them, the line test's calibration arms and anchor")
+    lines += cost(line_arms, "Of them, the line test's calibration arms and anchor")
     return "\n".join(lines) + "\n"
 
 
