@@ -30,9 +30,14 @@ def env(**extra: str) -> dict:
     return {**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
 
 
+def launch(n: int, script: str, argv: list[str]) -> list[str]:
+    """The torchrun command line of `script` on n processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", script, *argv]
+
+
 def torchrun(n: int, script: str, argv: list[str], **extra_env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-                           script, *argv], cwd=REPO, capture_output=True, text=True, timeout=600, env=env(**extra_env))
+    return subprocess.run(launch(n, script, argv), cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=env(**extra_env))
 
 
 def plain(method: str, argv: list[str]) -> None:
@@ -141,8 +146,7 @@ def test_sigterm_to_torchrun_stops_both_ranks_and_resume_gives_the_same_weights(
     import signal
     out, argv, _ = two_ranks
     mine = [str(tmp_path) if a == str(out) else a for a in argv]
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             "train_eval_part_t.py", *mine], cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(launch(2, "train_eval_part_t.py", mine), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env())
     try:
         for line in proc.stdout:
