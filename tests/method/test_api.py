@@ -9,13 +9,13 @@ import torch
 from models.zoo import build_model
 from part import PartSettings
 from part.step import BASE_METHODS, lr_at, phases, train_batch
-from tests.conftest import REPO, tiny_argv
+from tests.conftest import REPO, TINY_MODEL, tiny_argv
 
 
 def plain_loop(images, labels, batches_of_epoch, seed: int, s: PartSettings, base: str, epochs: int) -> dict:
     """A training loop as a researcher writes it from docs/api.md: no import of the runner."""
     torch.manual_seed(seed)
-    model = build_model("smallcnn", num_classes=10)
+    model = build_model(TINY_MODEL, num_classes=10)
     optimizer = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=0.9, weight_decay=2e-4)
     warm_up, reweighted = phases(s, BASE_METHODS[base])
     for epoch in range(1, epochs + 1):

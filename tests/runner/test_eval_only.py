@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import tiny_argv
+from tests.conftest import TINY_MODEL, tiny_argv
 from runner.main import main
 
 
@@ -21,12 +21,12 @@ def test_eval_only_with_nothing_else(trained, capsys):
     before = (trained / "results.json").read_bytes()
     assert main("part", ["--eval-only", str(ckpt), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "--eval-only: from the checkpoint --model smallcnn" in out and "--test-subset 30" in out
+    assert f"--eval-only: from the checkpoint --model {TINY_MODEL}," in out and "--test-subset 30" in out
     assert "--eval-only on the CPU: natural, pgd20 on 30 fixed test images" in out
     res = json.loads((trained / "epoch1.eval.json").read_text())
     train = json.loads(before)
     assert (trained / "results.json").read_bytes() == before                      # not written over
-    assert res["args"]["model"] == "smallcnn" and res["test_images"] == 30
+    assert res["args"]["model"] == TINY_MODEL and res["test_images"] == 30
     assert res["counts"]["natural"] == train["counts"]["natural"]                  # the same weights, images
     assert set(res["counts"]) == {"natural", "pgd20"}
     # Again: refused (its own results exist) in one line, unless --overwrite.

@@ -27,9 +27,9 @@ def argv_for(data, out, *extra):
 
 @pytest.fixture(scope="module")
 def trained(tiny_folder, tmp_path_factory) -> Path:
-    """A finished one-epoch small-CNN run (its folder)."""
+    """A finished one-epoch small-CNN run (its folder): the small CNN's record names its image size."""
     out = tmp_path_factory.mktemp("trained")
-    assert main("part", argv_for(tiny_folder, out)) == 0
+    assert main("part", argv_for(tiny_folder, out, "--model", "smallcnn")) == 0
     return out
 
 
@@ -168,7 +168,8 @@ def test_results_record_the_folders_used_and_eval_only_says_so(trained, tiny_fol
     res = json.loads((trained / "results.json").read_text())
     assert res["args"]["model_dir"] == str(trained) and res["args"]["results"] == str(trained / "results.json")
     capsys.readouterr()
-    assert main("part", argv_for(tiny_folder, tmp_path, "--eval-only", str(trained / "epoch1.pt"))) == 0
+    argv = argv_for(tiny_folder, tmp_path, "--eval-only", str(trained / "epoch1.pt"), "--model", "smallcnn")
+    assert main("part", argv) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0]
     assert header.startswith(f"evaluating {trained / 'epoch1.pt'} | PART | CIFAR10 (16 test) | smallcnn | cpu")

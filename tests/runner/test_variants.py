@@ -81,10 +81,11 @@ def test_svhn_labels_and_official_overrides(tiny_svhn, trust_fake_files, tiny_sp
 def test_no_reweight_equals_equal_budgets(method, tiny_folder, tmp_path):
     """PART with ε_low = ε is its base method. For AT bit for bit (both project with the clamp form);
     TRADES and MART project a float budget with the official min/max form and PART-T / PART-M's map
-    with element_wise_clamp, as upstream, so there they agree to the rounding of the projection."""
-    train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", method=method)
+    with element_wise_clamp, as upstream, so there they agree to the rounding of the projection (on the
+    small CNN: BatchNorm would carry that rounding further than the tolerance)."""
+    train(tiny_folder, tmp_path / "a", "--no-reweight", "--eval", "natural", "--model", "smallcnn", method=method)
     res = train(tiny_folder, tmp_path / "b", "--low-epsilon", "8/255", "--clip-part-start", "--eval", "natural",
-                method=method)
+                "--model", "smallcnn", method=method)
     a, b = weights(tmp_path / "a" / "epoch2.pt"), weights(tmp_path / "b" / "epoch2.pt")
     if method == "part":
         assert same(a, b)

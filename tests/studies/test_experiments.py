@@ -16,7 +16,7 @@ def committed_tree(monkeypatch):
     monkeypatch.setattr(runner, "source_changes", lambda: [])
 
 
-TINY = "--model smallcnn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
+TINY = "--model smallcnn-bn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
 
 
 @pytest.fixture
