@@ -92,8 +92,11 @@ def provenance(args: argparse.Namespace, device: torch.device, train_split: Spli
     return {
         "data": data_record(train_split, test_split, args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        # CPU numbers differ slightly between CPU models and thread counts (other kernels, other sums).
-        "machine": {"cpu": cpu_model(), "cores": cores_available(), "threads": torch.get_num_threads()},
+        # CPU numbers differ slightly between CPU models and thread counts (other kernels, other sums);
+        # `kernels`: the vector instructions torch's CPU kernels use here (AVX2, AVX512, ...), which a
+        # virtual machine's model name ("AMD EPYC") does not tell.
+        "machine": {"cpu": cpu_model(), "kernels": torch.backends.cpu.get_cpu_capability(),
+                    "cores": cores_available(), "threads": torch.get_num_threads()},
         "torch": torch.__version__,
         "packages": package_versions(),
         "git_commit": git_commit(),

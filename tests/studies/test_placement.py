@@ -122,6 +122,7 @@ def test_cam_info_in_a_run_and_in_its_results(tiny_folder, tmp_path, capsys):
     assert len(res["counts"]["cam-info"]) == 6 and res["images"]["cam-info"] == res["test_images"]
     assert "CAM-info" in capsys.readouterr().out
     assert res["machine"]["threads"] == 1 and res["machine"]["cpu"]
+    assert res["machine"]["kernels"] == torch.backends.cpu.get_cpu_capability() != ""
     assert torch.get_num_threads() == 1            # (conftest puts the count back after the test)
 
 
