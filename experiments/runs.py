@@ -234,7 +234,7 @@ def _cpu_study_4() -> dict[str, tuple[int, str, str]]:
     pilot), at_double (AT on 20,000 images, a second calibration arm) and uniform8 (AT's budget with the uniform arms' unclipped start and map projection: the
     start-matched anchor), seeds 1-8. CIFAR-10 (masking_*, in the same folder): round 2's AT and paper-rule PART
     and round 3's input-gradient PART retrained with natural and PGD-20 only, for their weights (the same
-    training flags and seeds; on a CPU whose kernels round differently from the one rounds 2 and 3 ran on, the
+    training flags and seeds; on a machine that rounds differently from the one rounds 2 and 3 ran on, the
     weights and counts differ slightly from theirs, so the masking check measures PGD-20 again on these models)."""
     canvas = f"{study(CALIBRATION_EVALS)} --data CIFAR10-canvas --threads 1"
     more = canvas.replace("--train-subset 10000", f"--train-subset {MORE_IMAGES}")
