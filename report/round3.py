@@ -71,16 +71,24 @@ def diffs(a: dict[int, dict], b: dict[int, dict], key) -> list[float]:
 
 
 def interval_cells(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
-    """For each (label, differences): mean [95 % CI], p, Holm p (over all the rows), detectable effect."""
-    usable = [(label, d) for label, d in rows if len(d) >= 2]
-    ps = [t_p_value(d) for _, d in usable]
-    adjusted = holm(ps) if ps else []
+    """For each (label, differences): mean [95 % CI], p, Holm p (over all the rows), detectable effect. A row
+    whose seeds all differ by the same amount (SD 0: a t-interval has no width to give, and its p would be 0)
+    shows that amount alone, outside the Holm family; a row of fewer than 2 seeds is left out."""
+    # SD 0 up to the float error of differences of percentages (25.40 − 25.60 is not exactly −0.20)
+    tested = [i for i, (_, d) in enumerate(rows) if len(d) >= 2 and statistics.stdev(d) > 1e-9]
+    ps = [t_p_value(rows[i][1]) for i in tested]
+    adjusted = dict(zip(tested, holm(ps) if ps else []))
     out = []
-    for (label, d), p, q in zip(usable, ps, adjusted):
+    for i, (label, d) in enumerate(rows):
+        if len(d) < 2:
+            continue
+        if i not in adjusted:
+            out.append([label, str(len(d)), f"{d[0]:+.2f} at every seed (no interval)", "–", "–", "–"])
+            continue
         m, lo, hi = _interval(d)
         star = "" if lo <= 0 <= hi else " *"
-        out.append([label, str(len(d)), f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]{star}", f"{p:.3f}", f"{q:.3f}",
-                    f"{detectable_effect(statistics.stdev(d), len(d)):.2f}"])
+        out.append([label, str(len(d)), f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]{star}", f"{t_p_value(d):.3f}",
+                    f"{adjusted[i]:.3f}", f"{detectable_effect(statistics.stdev(d), len(d)):.2f}"])
     return out
 
 

@@ -292,7 +292,7 @@ def test_round3_report_shows_the_cifar_gradient_arm_beside_round_2s_runs_of_its_
     assert "| PART (paper rule) (round 2) | 41.00 / 25.00 / 21.00 | 42.00 / 25.00 / 21.00 |" in text   # seed 3 left out
     assert "| PART, input gradient (round 3) | 41.50 / 25.50 / 21.00 | 42.50 / 25.50 / 21.00 |" in text
     row = next(line for line in text.splitlines() if line.startswith("| gradient − PART (paper rule): natural"))
-    assert "| 2 | +0.50 [+0.50, +0.50] * |" in row
+    assert "| 2 | +0.50 at every seed (no interval) | – |" in row                  # both seeds +0.50
     assert "Off the budget's own trade-off on CIFAR-10" not in text              # no AT and uniform: no line
     for seed in (1, 2):                                                      # PGD-20 on the line 26 − (natural − 40) / 2
         (r2 / f"at_seed{seed}.json").write_text(json.dumps(_fake_run(40, 26, 21, seed)))
@@ -374,16 +374,33 @@ def test_round3_report_reads_the_masking_checks_per_arm_and_pairs_them_by_seed(t
     rule difference under each attack, and each arm's PGD-20 − worst gap."""
     from report import round3
     (tmp_path / "masking").mkdir()
-    for seed, shift in ((1, 0.0), (2, 1.0)):
-        for arm, pgd20, worst in (("cifar_gradient", 26.0, 20.0), ("part_paper", 25.0, 20.5)):
-            acc = {k: 20.0 + shift for k, _ in round3.MASKING_ATTACKS}
-            acc.update(pgd20=pgd20 + shift, worst=worst + shift)
+    # seed -> arm -> (PGD-20, worst); every other attack 20 + (seed − 1) for both arms
+    runs = {1: {"cifar_gradient": (26.0, 20.0), "part_paper": (25.0, 20.5)},
+            2: {"cifar_gradient": (27.5, 21.0), "part_paper": (26.0, 22.0)}}
+    for seed, arms in runs.items():
+        for arm, (pgd20, worst) in arms.items():
+            acc = {k: 19.0 + seed for k, _ in round3.MASKING_ATTACKS}
+            acc.update(pgd20=pgd20, worst=worst)
             (tmp_path / "masking" / f"{arm}_seed{seed}.json").write_text(json.dumps({"accuracy": acc, "images": 500}))
     lines = round3.masking(tmp_path)
-    assert next(x for x in lines if x.startswith("| PART, input gradient |")).startswith(
-        "| PART, input gradient | 2 | 26.50 |")
-    assert next(x for x in lines if x.startswith("| input gradient − paper rule: PGD-20 |")).startswith(
-        "| input gradient − paper rule: PGD-20 | 2 | +1.00 [")
-    assert next(x for x in lines if x.startswith("| PART (paper rule): PGD-20 − worst |")).startswith(
-        "| PART (paper rule): PGD-20 − worst | 2 | +4.50 [")
+    row = lambda label: next(x for x in lines if x.startswith(f"| {label} |"))        # noqa: E731
+    assert row("PART, input gradient").startswith("| PART, input gradient | 2 | 26.75 |")
+    assert row("input gradient − paper rule: PGD-20").startswith(
+        "| input gradient − paper rule: PGD-20 | 2 | +1.25 [")
+    assert row("PART (paper rule): PGD-20 − worst").startswith("| PART (paper rule): PGD-20 − worst | 2 | +4.25 [")
+    # Both seeds alike: the difference, no interval.
+    assert row("input gradient − paper rule: APGD-CE") == \
+        "| input gradient − paper rule: APGD-CE | 2 | +0.00 at every seed (no interval) | – | – | – |"
     assert round3.masking(tmp_path / "none")[-1].endswith("not run yet.")
+
+
+def test_round3_intervals_give_no_interval_where_every_seed_differs_alike():
+    """Seeds that all differ by the same amount (up to the float error of differences of percentages) give
+    that amount, no interval and no p, and stay out of the Holm family; one seed gives no row."""
+    from report.round3 import interval_cells
+    from report.groups import t_p_value
+    rows = [("alike", [25.4 - 25.6, 24.6 - 24.8]), ("varies", [1.0, 2.0, 4.0]), ("one seed", [1.0])]
+    alike, varies = interval_cells(rows)
+    assert alike == ["alike", "2", "-0.20 at every seed (no interval)", "–", "–", "–"]
+    p = f"{t_p_value([1.0, 2.0, 4.0]):.3f}"
+    assert varies[0] == "varies" and varies[3] == varies[4] == p            # Holm over a family of one
