@@ -379,10 +379,13 @@ MASKING_ATTACKS = (("pgd20", "PGD-20"), ("pgd100x5", "PGD-100 × 5"), ("apgd-ce"
 
 def masking(folder: Path) -> list[str]:
     """Each arm's accuracy under every attack of the masking check, and the input-gradient arm's difference
-    from the paper rule's under each: does its PGD-20 gain survive the stronger and the transferred attacks?"""
+    from the paper rule's under each: does its PGD-20 gain survive the stronger and the transferred attacks?
+    Over the seeds every arm checked so far has (a seed still being checked is left out of every row)."""
     runs = load(folder / "masking")
     if not runs:
         return ["", "Gradient masking of the CIFAR-10 arms (`python -m studies.masking`): not run yet."]
+    seeds = set.intersection(*(set(arm) for arm in runs.values()))
+    runs = {a: {s: r for s, r in arm.items() if s in seeds} for a, arm in runs.items()}
     acc = lambda key: (lambda r: r["accuracy"][key])                     # noqa: E731
     means = [[label, str(len(runs.get(a, {})))] + [f"{statistics.mean(r['accuracy'][k] for r in runs[a].values()):.2f}"
                                                   if runs.get(a) else "–" for k, _ in MASKING_ATTACKS]
@@ -393,7 +396,7 @@ def masking(folder: Path) -> list[str]:
             for a, label in MASKING_ARMS.items() if a in runs]
     images = {r["images"] for arm in runs.values() for r in arm.values()}
     return ["", f"Gradient masking of the CIFAR-10 arms (`python -m studies.masking`, on each model's {'/'.join(map(str, sorted(images)))} "
-            "AutoAttack images; accuracy %, mean over seeds; worst: robust only if it survives PGD-100 × 5, APGD-CE and "
+            "AutoAttack images; accuracy %, mean over the seeds every arm has been checked on; worst: robust only if it survives PGD-100 × 5, APGD-CE and "
             "APGD-T; transfer: PGD-20 made on the AT model of the same seed):", "",
             *table(["arm", "seeds", *(name for _, name in MASKING_ATTACKS)], means),
             "", "Paired by seed (points; Holm over the rows):", "",

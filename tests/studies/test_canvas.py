@@ -382,9 +382,13 @@ def test_round3_report_reads_the_masking_checks_per_arm_and_pairs_them_by_seed(t
             acc = {k: 19.0 + seed for k, _ in round3.MASKING_ATTACKS}
             acc.update(pgd20=pgd20, worst=worst)
             (tmp_path / "masking" / f"{arm}_seed{seed}.json").write_text(json.dumps({"accuracy": acc, "images": 500}))
+    # A seed not every arm has been checked on yet is left out of every row.
+    (tmp_path / "masking" / "part_paper_seed3.json").write_text(json.dumps(
+        {"accuracy": {k: 90.0 for k, _ in round3.MASKING_ATTACKS}, "images": 500}))
     lines = round3.masking(tmp_path)
     row = lambda label: next(x for x in lines if x.startswith(f"| {label} |"))        # noqa: E731
     assert row("PART, input gradient").startswith("| PART, input gradient | 2 | 26.75 |")
+    assert row("PART (paper rule)").startswith("| PART (paper rule) | 2 | 25.50 |")
     assert row("input gradient − paper rule: PGD-20").startswith(
         "| input gradient − paper rule: PGD-20 | 2 | +1.25 [")
     assert row("PART (paper rule): PGD-20 − worst").startswith("| PART (paper rule): PGD-20 − worst | 2 | +4.25 [")
