@@ -213,12 +213,22 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
+# Differences of percentages carry float error (25.40 − 25.60 is not exactly −0.20): below this they are equal.
+ALIKE = 1e-9
+
+
+def alike(diffs: list[float]) -> bool:
+    """Every difference the same (SD 0 up to float error): a t-interval has no width to give."""
+    return statistics.stdev(diffs) <= ALIKE
+
+
 def t_p_value(diffs: list[float]) -> float:
-    """Two-sided p of the paired t-test that the mean difference is 0 (1.0 where every difference is 0)."""
+    """Two-sided p of the paired t-test that the mean difference is 0 (where every difference is the same:
+    1.0 if it is 0, else 0.0)."""
     from scipy import stats
+    if alike(diffs):
+        return 1.0 if abs(statistics.mean(diffs)) <= ALIKE else 0.0
     sd = statistics.stdev(diffs)
-    if sd == 0:
-        return 1.0 if statistics.mean(diffs) == 0 else 0.0
     return float(2 * stats.t.sf(abs(statistics.mean(diffs)) / (sd / len(diffs) ** 0.5), len(diffs) - 1))
 
 

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from common.argtypes import OneLineParser
-from report.groups import detectable_effect, holm, t_interval, t_p_value
+from report.groups import alike, detectable_effect, holm, t_interval, t_p_value
 
 ROUND3, ROUND2 = Path("results/cpu-study/round3"), Path("results/cpu-study/round2")
 METRICS = (("natural", "natural"), ("pgd20", "PGD-20"), ("aa-standard", "AA (standard)"))
@@ -74,20 +74,19 @@ def interval_cells(rows: list[tuple[str, list[float]]]) -> list[list[str]]:
     """For each (label, differences): mean [95 % CI], p, Holm p (over all the rows), detectable effect. A row
     whose seeds all differ by the same amount (SD 0: a t-interval has no width to give, and its p would be 0)
     shows that amount alone, outside the Holm family; a row of fewer than 2 seeds is left out."""
-    # SD 0 up to the float error of differences of percentages (25.40 − 25.60 is not exactly −0.20)
-    tested = [i for i, (_, d) in enumerate(rows) if len(d) >= 2 and statistics.stdev(d) > 1e-9]
-    ps = [t_p_value(rows[i][1]) for i in tested]
-    adjusted = dict(zip(tested, holm(ps) if ps else []))
+    tested = [i for i, (_, d) in enumerate(rows) if len(d) >= 2 and not alike(d)]
+    p = {i: t_p_value(rows[i][1]) for i in tested}
+    adjusted = dict(zip(tested, holm(list(p.values())) if p else []))
     out = []
     for i, (label, d) in enumerate(rows):
         if len(d) < 2:
             continue
-        if i not in adjusted:
+        if i not in p:
             out.append([label, str(len(d)), f"{d[0]:+.2f} at every seed (no interval)", "–", "–", "–"])
             continue
         m, lo, hi = _interval(d)
         star = "" if lo <= 0 <= hi else " *"
-        out.append([label, str(len(d)), f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]{star}", f"{t_p_value(d):.3f}",
+        out.append([label, str(len(d)), f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]{star}", f"{p[i]:.3f}",
                     f"{adjusted[i]:.3f}", f"{detectable_effect(statistics.stdev(d), len(d)):.2f}"])
     return out
 
@@ -293,7 +292,7 @@ def sensitivity(calibration: list[tuple[str, list[float]]]) -> list[str]:
 
 def _interval(d: list[float]) -> tuple[float, float, float]:
     """Mean and 95 % t-interval of d (the mean thrice where every value is the same)."""
-    return t_interval(d) if statistics.stdev(d) > 0 else (statistics.mean(d),) * 3
+    return (statistics.mean(d),) * 3 if alike(d) else t_interval(d)
 
 
 def _mean_interval(d: list[float]) -> str:

@@ -2,12 +2,13 @@
 import pytest
 
 from bench import bench
+from tests.conftest import TINY_MODEL
 
 
 def test_bench_prints_every_row(tiny_folder, capsys):
     # fp32 only: bf16 is emulated (9x slower) on CPUs without bf16 instructions; its training step is
     # tested in test_fast_paths.
-    assert bench.main(["--data-dir", str(tiny_folder), "--model", "smallcnn-bn", "--batch-size", "32",
+    assert bench.main(["--data-dir", str(tiny_folder), "--model", TINY_MODEL, "--batch-size", "32",
                        "--device", "cpu", "--aa-subset", "4", "--train-subset", "40", "--precisions", "fp32"]) == 0
     out = capsys.readouterr().out
     assert "CPU (not a speed result)" in out

@@ -7,6 +7,7 @@ from experiments import run as runner
 from experiments.runs import SUITES
 from part import VARIANTS
 from runner.infra.interrupt import TEST_HOOK
+from tests.conftest import TINY_MODEL
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +17,7 @@ def committed_tree(monkeypatch):
     monkeypatch.setattr(runner, "source_changes", lambda: [])
 
 
-TINY = "--model smallcnn-bn --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
+TINY = f"--model {TINY_MODEL} --batch-size 32 --num-steps 1 --warm-up 1 --eval natural --eval-subset 8 --save-masks 0 --no-download"
 
 
 @pytest.fixture
