@@ -391,14 +391,23 @@ def masking(folder: Path) -> list[str]:
              for a, label in MASKING_ARMS.items()]
     rows = [(f"input gradient − paper rule: {name}", diffs(runs.get("cifar_gradient", {}), runs.get("part_paper", {}),
                                                           acc(k))) for k, name in MASKING_ATTACKS]
-    gaps = [(f"{label}: PGD-20 − worst", [r["accuracy"]["pgd20"] - r["accuracy"]["worst"] for r in runs[a].values()])
+    # Signs of masking: a gap from PGD-20 to the stronger attacks wider than AT's on the same seed, and a
+    # transferred attack that beats the model's own gradient (transfer − PGD-20 below 0).
+    gap = lambda r: r["accuracy"]["pgd20"] - r["accuracy"]["worst"]     # noqa: E731
+    gaps = [(f"{label}: PGD-20 − worst", [gap(r) for r in runs[a].values()])
             for a, label in MASKING_ARMS.items() if a in runs]
+    gaps += [(f"{label} − AT: PGD-20 − worst", diffs(runs.get(a, {}), runs.get("at", {}), gap))
+             for a, label in MASKING_ARMS.items() if a != "at"]
+    gaps += [(f"{label}: transfer − PGD-20", [r["accuracy"]["transfer"] - r["accuracy"]["pgd20"] for r in runs[a].values()])
+             for a, label in MASKING_ARMS.items() if a in runs and a != "at"]
     images = {r["images"] for arm in runs.values() for r in arm.values()}
     return ["", f"Gradient masking of the CIFAR-10 arms (`python -m studies.masking`, on each model's {'/'.join(map(str, sorted(images)))} "
             "AutoAttack images; accuracy %, mean over the seeds every arm has been checked on; worst: robust only if it survives PGD-100 × 5, APGD-CE and "
             "APGD-T; transfer: PGD-20 made on the AT model of the same seed):", "",
             *table(["arm", "seeds", *(name for _, name in MASKING_ATTACKS)], means),
-            "", "Paired by seed (points; Holm over the rows):", "",
+            "", "Paired by seed (points; Holm over the rows; signs of gradient masking would be a gap from PGD-20 to "
+            "the worst attack wider than AT's, or a transferred attack stronger than the model's own, transfer − "
+            "PGD-20 below 0):", "",
             *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"],
                    interval_cells(rows + gaps))]
 

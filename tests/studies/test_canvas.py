@@ -392,6 +392,17 @@ def test_round3_report_reads_the_masking_checks_per_arm_and_pairs_them_by_seed(t
     assert row("input gradient − paper rule: PGD-20").startswith(
         "| input gradient − paper rule: PGD-20 | 2 | +1.25 [")
     assert row("PART (paper rule): PGD-20 − worst").startswith("| PART (paper rule): PGD-20 − worst | 2 | +4.25 [")
+    # The gap against AT's on the same seed (AT: PGD-20 24 + seed, worst 20 + seed: a gap of 4 at each seed).
+    for seed in (1, 2):
+        acc = {k: 19.0 + seed for k, _ in round3.MASKING_ATTACKS}
+        acc.update(pgd20=24.0 + seed, worst=20.0 + seed)
+        (tmp_path / "masking" / f"at_seed{seed}.json").write_text(json.dumps({"accuracy": acc, "images": 500}))
+    lines = round3.masking(tmp_path)
+    assert row("PART, input gradient − AT: PGD-20 − worst").startswith(
+        "| PART, input gradient − AT: PGD-20 − worst | 2 | +2.25 [")
+    # transfer (19 + seed) − PGD-20 (26, 27.5): −6, −6.5
+    assert row("PART, input gradient: transfer − PGD-20").startswith(
+        "| PART, input gradient: transfer − PGD-20 | 2 | -6.25 [")
     # Both seeds alike: the difference, no interval.
     assert row("input gradient − paper rule: APGD-CE") == \
         "| input gradient − paper rule: APGD-CE | 2 | +0.00 at every seed (no interval) | – | – | – |"
