@@ -412,6 +412,33 @@ def masking(folder: Path) -> list[str]:
                    interval_cells(rows + gaps))]
 
 
+def masking_replication(runs3: dict, runs2: dict) -> list[str]:
+    """The masking check's retrained models on the run's own test images: does the input-gradient arm's
+    PGD-20 gain over the paper rule (rounds 2 and 3) replicate when both arms are trained again, and how far
+    does a retrained model land from the round's own (the same commands on a machine that rounds
+    differently)? Over the seeds both retrained arms have."""
+    g, p = runs3.get("masking_cifar_gradient", {}), runs3.get("masking_part_paper", {})
+    seeds = sorted(set(g) & set(p))
+    if not seeds:
+        return []
+    keep = lambda runs: {s: r for s, r in runs.items() if s in seeds}     # noqa: E731
+    g, p = keep(g), keep(p)
+    g0, p0 = keep(runs3.get("cifar_gradient", {})), keep(runs2.get("part_paper", {}))
+    rows = [(f"retrained: input gradient − paper rule: {name}", diffs(g, p, k)) for k, name in METRICS[:2]]
+    rows += [(f"rounds 2 and 3, the same seeds: input gradient − paper rule: {name}", diffs(g0, p0, k))
+             for k, name in METRICS[:2]]
+    gain = lambda a, b: {s: {"pgd20": a[s]["pgd20"] - b[s]["pgd20"]} for s in set(a) & set(b)}  # noqa: E731
+    rows += [("retrained − rounds 2 and 3: the PGD-20 gain (input gradient − paper rule)",
+              diffs(gain(g, p), gain(g0, p0), "pgd20"))]
+    rows += [(f"retrained − the round's own, {label}: PGD-20", diffs(new, old, "pgd20"))
+             for label, new, old in (("input gradient", g, g0), ("paper rule", p, p0),
+                                     ("AT", keep(runs3.get("masking_at", {})), keep(runs2.get("at", {}))))]
+    return ["", "The same comparison on the retrained models' own test images (natural and PGD-20 on the run's "
+            "2,000, from its results file), beside the rounds' models of the same seeds (points; Holm over the rows):",
+            "", *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"],
+                       interval_cells(rows))]
+
+
 def ladder(runs3: dict, runs2: dict) -> list[str]:
     rows = []
     at2 = runs2.get("at", {})
@@ -540,7 +567,7 @@ def report(round3: Path, round2: Path) -> str:
     line_arms = {a: runs3[a] for a in LINE_ARMS if a in runs3}
     lines += line_checks({**canvas, **line_arms})
     lines += localisation(canvas)
-    lines += gradient_arm(runs3, runs2) + masking(round3) + ladder(runs3, runs2) + road_agreement(runs3, round3)
+    lines += gradient_arm(runs3, runs2) + masking(round3) + masking_replication(runs3, runs2) + ladder(runs3, runs2) + road_agreement(runs3, round3)
     lines += round2_revisited(runs2) + cost(runs3)
     lines += cost(line_arms, "Of them, the line test's calibration arms and anchor")
     return "\n".join(lines) + "\n"

@@ -419,3 +419,27 @@ def test_round3_intervals_give_no_interval_where_every_seed_differs_alike():
     assert alike == ["alike", "2", "-0.20 at every seed (no interval)", "–", "–", "–"]
     p = f"{t_p_value([1.0, 2.0, 4.0]):.3f}"
     assert varies[0] == "varies" and varies[3] == varies[4] == p            # Holm over a family of one
+
+
+def test_round3_report_replays_the_gradient_arms_gain_on_the_retrained_models():
+    """The retrained pair's PGD-20 difference beside the rounds' pair of the same seeds, their difference (the
+    replication), and a seed only one retrained arm has left out of every row."""
+    from report import round3
+    run = lambda natural, pgd20: {"natural": natural, "pgd20": pgd20}                    # noqa: E731
+    runs3 = {"masking_cifar_gradient": {1: run(41.0, 25.5), 2: run(40.0, 25.0), 3: run(50.0, 50.0)},
+             "masking_part_paper": {1: run(41.0, 25.0), 2: run(40.5, 24.0)},
+             "cifar_gradient": {1: run(41.0, 26.0), 2: run(40.0, 25.0), 3: run(41.0, 25.0)},
+             "masking_at": {1: run(40.0, 25.0), 2: run(40.0, 24.0)}}
+    runs2 = {"part_paper": {1: run(41.0, 25.0), 2: run(40.0, 24.5)}, "at": {1: run(40.0, 25.5), 2: run(40.0, 24.0)}}
+    lines = round3.masking_replication(runs3, runs2)
+    row = lambda label: next(x for x in lines if x.startswith(f"| {label} |"))        # noqa: E731
+    # retrained: +0.5, +1.0; the rounds': +1.0, +0.5; replication: −0.5, +0.5
+    assert row("retrained: input gradient − paper rule: PGD-20").startswith(
+        "| retrained: input gradient − paper rule: PGD-20 | 2 | +0.75 [")
+    assert row("rounds 2 and 3, the same seeds: input gradient − paper rule: PGD-20").startswith(
+        "| rounds 2 and 3, the same seeds: input gradient − paper rule: PGD-20 | 2 | +0.75 [")
+    assert row("retrained − rounds 2 and 3: the PGD-20 gain (input gradient − paper rule)").startswith(
+        "| retrained − rounds 2 and 3: the PGD-20 gain (input gradient − paper rule) | 2 | +0.00 [")
+    assert row("retrained − the round's own, AT: PGD-20").startswith(
+        "| retrained − the round's own, AT: PGD-20 | 2 | -0.25 [")
+    assert round3.masking_replication({}, runs2) == []
