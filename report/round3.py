@@ -310,21 +310,31 @@ def _sd_upper(d: list[float]) -> float:
 
 
 def localisation(runs: dict) -> list[str]:
-    rows = []
+    rows, spans = [], {m: {} for m in INFO_MAPS}
     for a, label in CANVAS_ARMS.items():
         members = list(runs.get(a, {}).values())
         if not members:
             continue
         for m in INFO_MAPS:
             def mean(key):
-                vals = [mapinfo(r, m, key) for r in members if mapinfo(r, m, key) is not None]
+                get = (lambda r: None if mapinfo(r, m, "top") is None else mapinfo(r, m, "bottom") - mapinfo(r, m, "top")) \
+                    if key == "bottom - top" else (lambda r: mapinfo(r, m, key))
+                vals = [get(r) for r in members if get(r) is not None]
+                if vals:
+                    spans[m].setdefault(key, []).append(statistics.mean(vals))
                 return f"{statistics.mean(vals):.2f}" if vals else "–"
             rows.append([label, m, str(len(members)), mean("pointing"), mean("iou"), mean("top"),
-                         mean("random"), mean("bottom"), mean("random - top")])
+                         mean("random"), mean("bottom"), mean("random - top"), mean("bottom - top")])
+    keys = ("pointing", "iou", "random - top", "bottom - top")
+    ranges = [[m, *(f"{min(spans[m][k]):.2f}–{max(spans[m][k]):.2f}" if spans[m].get(k) else "–" for k in keys)]
+              for m in INFO_MAPS if spans[m]]
     return ["", "Localisation and information of each map on each arm's final models (mean over seeds; PGD-20 with "
             "ε = 8/255 on 56.25 % of each image's pixels, 0 elsewhere; pointing: the map's maximum inside the box, %, "
             "chance 56.25; IoU of the map's top 56.25 % with the box, chance about 0.39):", "",
-            *table(["arm", "map", "seeds", "pointing %", "IoU", "top", "random", "bottom", "random − top"], rows)]
+            *table(["arm", "map", "seeds", "pointing %", "IoU", "top", "random", "bottom", "random − top",
+                    "bottom − top"], rows),
+            "", "Each map's range over the arms' means:", "",
+            *table(["map", "pointing %", "IoU", "random − top", "bottom − top"], ranges)]
 
 
 def warm_up_identical(a: dict, b: dict, epochs: int = 3) -> bool:

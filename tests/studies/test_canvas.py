@@ -443,3 +443,15 @@ def test_round3_report_replays_the_gradient_arms_gain_on_the_retrained_models():
     assert row("retrained − the round's own, AT: PGD-20").startswith(
         "| retrained − the round's own, AT: PGD-20 | 2 | -0.25 [")
     assert round3.masking_replication({}, runs2) == []
+
+
+def test_round3_report_gives_each_maps_range_over_the_arms_means():
+    """bottom − top per run, averaged per arm; each map's range (min–max) over the arms' means."""
+    from report import round3
+    info = lambda top, bottom: {"random": 30.0, "maps": {"gradcam": {"pointing": 99.0, "iou": 0.6, "top": top,  # noqa: E731
+                                                                      "bottom": bottom, "random - top": 30.0 - top}}}
+    runs = {"at": {1: {"map-info": info(20.0, 25.0)}, 2: {"map-info": info(22.0, 26.0)}},       # 5, 4 -> 4.50
+            "box": {1: {"map-info": info(21.0, 28.0)}}}                                           # 7
+    lines = round3.localisation(runs)
+    assert next(x for x in lines if x.startswith("| AT | gradcam |")).endswith("| 9.00 | 4.50 |")
+    assert "| gradcam | 99.00–99.00 | 0.60–0.60 | 9.00–9.00 | 4.50–7.00 |" in lines
