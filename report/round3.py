@@ -411,6 +411,11 @@ def masking(folder: Path) -> list[str]:
     gaps += [(f"{label}: transfer − PGD-20", [r["accuracy"]["transfer"] - r["accuracy"]["pgd20"] for r in runs[a].values()])
              for a, label in MASKING_ARMS.items() if a in runs and a != "at"]
     images = {r["images"] for arm in runs.values() for r in arm.values()}
+    every = [r for arm in load(folder / "masking").values() for r in arm.values() if r.get("seconds")]
+    walls = [sum(r["seconds"].values()) / 60 for r in every]
+    spent = (f"The checks' cost: {len(walls)} checks, each {min(walls):.1f}–{max(walls):.1f} min (median "
+             f"{statistics.median(walls):.1f}), {sum(walls) / 60:.1f} h summed, "
+             f"{'/'.join(sorted({str(r.get('threads')) for r in every}))} thread(s) each.") if walls else ""
     return ["", f"Gradient masking of the CIFAR-10 arms (`python -m studies.masking`, on each model's {'/'.join(map(str, sorted(images)))} "
             "AutoAttack images; accuracy %, mean over the seeds every arm has been checked on; worst: robust only if it survives PGD-100 × 5, APGD-CE and "
             "APGD-T; transfer: PGD-20 made on the AT model of the same seed):", "",
@@ -419,7 +424,7 @@ def masking(folder: Path) -> list[str]:
             "the worst attack wider than AT's, or a transferred attack stronger than the model's own, transfer − "
             "PGD-20 below 0):", "",
             *table(["difference", "seeds", "mean [95 % CI]", "p", "Holm p", "detectable (80 %)"],
-                   interval_cells(rows + gaps))]
+                   interval_cells(rows + gaps)), *(["", spent] if spent else [])]
 
 
 def masking_replication(runs3: dict, runs2: dict) -> list[str]:
@@ -560,9 +565,10 @@ def cost(runs: dict, what: str = "Cost") -> list[str]:
     machines = {f"{(r.get('machine') or {}).get('cpu')}, {(r.get('machine') or {}).get('threads')} thread(s)"
                 for arm in runs.values() for r in arm.values()}
     commits = {((r.get("started") or {}).get("git_commit") or "?")[:7] for arm in runs.values() for r in arm.values()}
-    return ["", f"{what}: {len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median "
-            f"{statistics.median(walls) / 60:.1f}), {sum(walls) / 3600:.1f} h summed; machines: {', '.join(sorted(machines))}; "
-            f"started at commits {', '.join(sorted(commits))}."]
+    each = (f"1 run, {walls[0] / 60:.1f} min" if len(walls) == 1 else
+            f"{len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median {statistics.median(walls) / 60:.1f}), "
+            f"{sum(walls) / 3600:.1f} h summed")
+    return ["", f"{what}: {each}; machines: {', '.join(sorted(machines))}; started at commits {', '.join(sorted(commits))}."]
 
 
 def report(round3: Path, round2: Path) -> str:
@@ -579,7 +585,13 @@ def report(round3: Path, round2: Path) -> str:
     lines += localisation(canvas)
     lines += gradient_arm(runs3, runs2) + masking(round3) + masking_replication(runs3, runs2) + ladder(runs3, runs2) + road_agreement(runs3, round3)
     lines += round2_revisited(runs2) + cost(runs3)
+    own = {a: r for a, r in runs3.items() if a not in LINE_ARMS and not a.startswith("masking_")}
+    lines += cost(own, "Of them, round 3's own runs (cpu-study-3)")
+    lines += cost({"cifar_gradient": runs3.get("cifar_gradient", {})}, "Of those, the CIFAR-10 input-gradient arm")
+    for name in ("ladder_50k_10", "ladder_50k_30"):
+        lines += cost({name: runs3.get(name, {})}, f"Of those, {name}")
     lines += cost(line_arms, "Of them, the line test's calibration arms and anchor")
+    lines += cost({a: r for a, r in runs3.items() if a.startswith("masking_")}, "Of them, the masking check's retrained models")
     return "\n".join(lines) + "\n"
 
 

@@ -455,3 +455,15 @@ def test_round3_report_gives_each_maps_range_over_the_arms_means():
     lines = round3.localisation(runs)
     assert next(x for x in lines if x.startswith("| AT | gradcam |")).endswith("| 9.00 | 4.50 |")
     assert "| gradcam | 99.00–99.00 | 0.60–0.60 | 9.00–9.00 | 4.50–7.00 |" in lines
+
+
+def test_round3_report_costs_runs_from_their_seconds_with_machine_and_commit():
+    """Run time summed from each run's `seconds` (training and evaluation), a lone run given as such."""
+    from report import round3
+    run = lambda secs, commit: {"seconds": {"train": secs - 60.0, "eval": 60.0},                  # noqa: E731
+                                "machine": {"cpu": "AMD EPYC", "threads": 1}, "started": {"git_commit": commit * 8}}
+    runs = {"at": {1: run(600.0, "a"), 2: run(1200.0, "b")}, "box": {1: run(1800.0, "a")}}
+    assert round3.cost(runs)[-1] == ("Cost: 3 runs, each 10.0–30.0 min (median 20.0), 1.0 h summed; machines: "
+                                     "AMD EPYC, 1 thread(s); started at commits aaaaaaa, bbbbbbb.")
+    assert round3.cost({"box": runs["box"]}, "Of them, box")[-1].startswith("Of them, box: 1 run, 30.0 min; ")
+    assert round3.cost({"none": {}}) == []
