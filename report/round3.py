@@ -102,6 +102,9 @@ def table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def mapinfo(run: dict, name: str, key: str):
     info = run.get("map-info") or {}
+    if key == "bottom - top":
+        bottom, top = mapinfo(run, name, "bottom"), mapinfo(run, name, "top")
+        return None if bottom is None or top is None else bottom - top
     if key == "random":
         return info.get("random")
     return ((info.get("maps") or {}).get(name) or {}).get(key)
@@ -317,9 +320,7 @@ def localisation(runs: dict) -> list[str]:
             continue
         for m in INFO_MAPS:
             def mean(key):
-                get = (lambda r: None if mapinfo(r, m, "top") is None else mapinfo(r, m, "bottom") - mapinfo(r, m, "top")) \
-                    if key == "bottom - top" else (lambda r: mapinfo(r, m, key))
-                vals = [get(r) for r in members if get(r) is not None]
+                vals = [mapinfo(r, m, key) for r in members if mapinfo(r, m, key) is not None]
                 if vals:
                     spans[m].setdefault(key, []).append(statistics.mean(vals))
                 return f"{statistics.mean(vals):.2f}" if vals else "–"
@@ -390,11 +391,11 @@ def masking(folder: Path) -> list[str]:
     """Each arm's accuracy under every attack of the masking check, and the input-gradient arm's difference
     from the paper rule's under each: does its PGD-20 gain survive the stronger and the transferred attacks?
     Over the seeds every arm checked so far has (a seed still being checked is left out of every row)."""
-    runs = load(folder / "masking")
-    if not runs:
+    checked = load(folder / "masking")
+    if not checked:
         return ["", "Gradient masking of the CIFAR-10 arms (`python -m studies.masking`): not run yet."]
-    seeds = set.intersection(*(set(arm) for arm in runs.values()))
-    runs = {a: {s: r for s, r in arm.items() if s in seeds} for a, arm in runs.items()}
+    seeds = set.intersection(*(set(arm) for arm in checked.values()))
+    runs = {a: {s: r for s, r in arm.items() if s in seeds} for a, arm in checked.items()}
     acc = lambda key: (lambda r: r["accuracy"][key])                     # noqa: E731
     means = [[label, str(len(runs.get(a, {})))] + [f"{statistics.mean(r['accuracy'][k] for r in runs[a].values()):.2f}"
                                                   if runs.get(a) else "–" for k, _ in MASKING_ATTACKS]
@@ -411,7 +412,7 @@ def masking(folder: Path) -> list[str]:
     gaps += [(f"{label}: transfer − PGD-20", [r["accuracy"]["transfer"] - r["accuracy"]["pgd20"] for r in runs[a].values()])
              for a, label in MASKING_ARMS.items() if a in runs and a != "at"]
     images = {r["images"] for arm in runs.values() for r in arm.values()}
-    every = [r for arm in load(folder / "masking").values() for r in arm.values() if r.get("seconds")]
+    every = [r for arm in checked.values() for r in arm.values() if r.get("seconds")]
     walls = [sum(r["seconds"].values()) / 60 for r in every]
     spent = (f"The checks' cost: {len(walls)} checks, each {min(walls):.1f}–{max(walls):.1f} min (median "
              f"{statistics.median(walls):.1f}), {sum(walls) / 60:.1f} h summed, "
