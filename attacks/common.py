@@ -41,27 +41,24 @@ Start = Callable[..., torch.Tensor]
 # --- the projections: project(x_adv, x, epsilon) -> onto |x_adv - x| <= epsilon, then onto [0, 1] ------
 # Equal in exact arithmetic; in floating point they round x - eps and x + eps differently (1 ulp where x
 # is small), which flips near-zero gradient signs in later steps, so each attack uses the expression of
-# the official code it reproduces. A map budget always takes the element-wise clamp of
-# `element_wise_clamp`, which every map budget goes through upstream (part_pgd, part_mma,
-# part_trades_loss, part_mart_loss).
-
-def _map_projection(x_adv: torch.Tensor, x: torch.Tensor, epsilon: torch.Tensor) -> torch.Tensor:
-    delta = torch.maximum(torch.minimum(x_adv - x, epsilon), -epsilon)
-    return torch.clamp(x + delta, 0.0, 1.0)
-
+# the official code it reproduces. A map budget (a tensor) always takes the official
+# `element_wise_clamp` (clamp_projection's tensor branch), which every map budget goes through upstream
+# (part_pgd, part_mma, part_trades_loss, part_mart_loss).
 
 def clamp_projection(x_adv: torch.Tensor, x: torch.Tensor, epsilon: Budget) -> torch.Tensor:
-    """x + clamp(x_adv - x, -eps, eps): torchattacks' PGD (AT warm-up, baseline, PGD-20)."""
+    """x + clamp(x_adv - x, -eps, eps): torchattacks' PGD (AT warm-up, baseline, PGD-20); a map budget
+    (a tensor) as the official element_wise_clamp, in every attack."""
     if torch.is_tensor(epsilon):
-        return _map_projection(x_adv, x, epsilon)
+        delta = torch.maximum(torch.minimum(x_adv - x, epsilon), -epsilon)
+        return torch.clamp(x + delta, 0.0, 1.0)
     return torch.clamp(x + torch.clamp(x_adv - x, -epsilon, epsilon), 0.0, 1.0)
 
 
 def minmax_projection(x_adv: torch.Tensor, x: torch.Tensor, epsilon: Budget) -> torch.Tensor:
     """min(max(x_adv, x - eps), x + eps): a float budget in the official trades_loss, mart_loss and mma
-    (TRADES / MART / MMA warm-ups and baselines, the MMA evaluation)."""
+    (TRADES / MART / MMA warm-ups and baselines, the MMA evaluation); a map budget as clamp_projection's."""
     if torch.is_tensor(epsilon):
-        return _map_projection(x_adv, x, epsilon)
+        return clamp_projection(x_adv, x, epsilon)
     return torch.clamp(torch.min(torch.max(x_adv, x - epsilon), x + epsilon), 0.0, 1.0)
 
 

@@ -45,23 +45,17 @@ def minmax_normalise(cam):
                        torch.zeros_like(cam))
 
 
-def _combine(method: str, acts, grads):
-    if method == "gradcam":
-        weights = grads.mean(dim=(2, 3), keepdim=True)
-        return (weights * acts).sum(1)
-    if method == "xgradcam":
-        weights = (grads * acts).sum(dim=(2, 3), keepdim=True) / (acts.sum(dim=(2, 3), keepdim=True) + 1e-7)
-        return (weights * acts).sum(1)
-    if method == "layercam":
-        return (grads.clamp(min=0) * acts).sum(1)
-    raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(NATIVE_CAMS)}")
-
-
-def raw_cam(model, x, method: str = "gradcam", targets=None):
-    """(B, h, w) CAMs after the ReLU, before normalisation, for the predicted class (or `targets`)."""
+def cam_map(model, x, y=None, extras=None, method: str = "gradcam", targets=None):
+    """A CAM as an importance map: (B, h, w) in [0, 1] for the predicted class (as PART: the label y is not
+    used) or `targets`: the native ones at the model's CAM layer (one forward to `features`, the gradient
+    of the class's logit with respect to them, weighted activations, ReLU, min-max), the grad-cam
+    package's at the input resolution."""
     import torch
 
     from models.zoo import eval_mode
+    if method in LIBRARY_CAMS:
+        from cam.backend import library_cam
+        return library_cam(model, x, LIBRARY_CAMS[method], targets)
     if method not in NATIVE_CAMS:
         raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
     with eval_mode(model), torch.enable_grad():
@@ -73,17 +67,16 @@ def raw_cam(model, x, method: str = "gradcam", targets=None):
             targets = logits.argmax(1)
         score = logits.gather(1, targets[:, None]).sum()
         grads, = torch.autograd.grad(score, acts)
-    return _combine(method, acts.detach().float(), grads.float()).clamp(min=0)
-
-
-def cam_map(model, x, y=None, extras=None, method: str = "gradcam", targets=None):
-    """A CAM as an importance map: (B, h, w) in [0, 1] for the predicted class (as PART: the label y is not
-    used) or `targets`: the native ones at the model's CAM layer, the grad-cam package's at the input
-    resolution."""
-    if method in LIBRARY_CAMS:
-        from cam.backend import library_cam
-        return library_cam(model, x, LIBRARY_CAMS[method], targets)
-    return minmax_normalise(raw_cam(model, x, method, targets))
+    acts, grads = acts.detach().float(), grads.float()
+    if method == "gradcam":               # each channel weighted by its mean gradient
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        cam = (weights * acts).sum(1)
+    elif method == "xgradcam":            # by its gradient averaged with the activations as weights
+        weights = (grads * acts).sum(dim=(2, 3), keepdim=True) / (acts.sum(dim=(2, 3), keepdim=True) + 1e-7)
+        cam = (weights * acts).sum(1)
+    else:                                 # layercam: each element by its positive gradient
+        cam = (grads.clamp(min=0) * acts).sum(1)
+    return minmax_normalise(cam.clamp(min=0))
 
 
 def compute_cam(model, x, method: str = "gradcam", targets=None):

@@ -39,7 +39,7 @@ from common.argtypes import Flag, budget, number
 QUADRANTS = ("ul", "ur", "bl", "br")
 
 
-# --- the official rule's colour-map pipeline -----------------------------------------------------
+# --- the official rule's constant tables: PIL's bicubic resize and matplotlib's jet, built once --
 
 def _pil_bicubic(x: float) -> float:
     # PIL's bicubic filter, a = -0.5.
@@ -86,41 +86,6 @@ def _table(name: str, device, *args: int):
     import torch
     data = pil_bicubic_matrix(*args) if name == "bicubic" else _jet_table()
     return torch.from_numpy(data).to(device)
-
-
-def torchcam_nan(cam):
-    """What torchcam 0.3.2 makes of a map: a constant map (all zeros after our min-max) is NaN."""
-    import torch
-    constant = cam.flatten(-2).amax(-1) == 0
-    return torch.where(constant[..., None, None], torch.full_like(cam, float("nan")), cam)
-
-
-def official_weight(cam, size: int):
-    """(B, 3, size, size) float32 weight of the official rule (the clamped z-scored jet overlay)."""
-    import torch
-    b, h, w = cam.shape
-    dev = cam.device
-    cam = torchcam_nan(cam)
-    ry = _table("bicubic", dev, h, size)
-    rx = _table("bicubic", dev, w, size)
-    # PIL 'F' image: horizontal pass then vertical pass, double accumulation, float32 storage.
-    up = (cam.double() @ rx.t()).float()
-    up = (ry @ up.double()).float()
-    sq = up * up                                               # numpy float32 ** 2
-    # matplotlib Colormap.__call__ on floats: x * N in float32, x == N -> N - 1, truncate,
-    # >= N -> the 'over' colour (the last entry), NaN -> 'bad' (transparent black).
-    xa = sq * 256.0
-    xa = torch.where(xa == 256.0, torch.full_like(xa, 255.0), xa)
-    idx = torch.nan_to_num(xa, nan=0.0).clamp(0, 255).long()
-    rgb = _table("jet", dev)[idx]                               # (B, S, S, 3) float64
-    rgb = torch.where(torch.isnan(xa)[..., None], torch.zeros_like(rgb), rgb)
-    rgb = (255.0 * rgb) / 255.0
-    flat = rgb.flatten(1)
-    mean = flat.mean(1)[:, None, None, None]
-    std = flat.std(1, correction=0)[:, None, None, None]
-    z = (rgb - mean) / std
-    z = torch.clamp(z, min=1.0)       # upstream clamp(weight, 1, weight.max()); NaN stays NaN
-    return z.float().permute(0, 3, 1, 2).contiguous()
 
 
 # --- the monotone rules' pieces ------------------------------------------------------------------
@@ -177,8 +142,35 @@ def region_list(text: str) -> dict[str, float]:
 # --- the rules: rule(importance, x, s, **its flags) -> the elements that keep epsilon (region: the budget)
 
 def official(importance, x, s):
-    """The official code's rule: the jet colour map of the resized map, weight > 1 (per channel)."""
-    return official_weight(importance, x.shape[-1]) > 1
+    """The official code's rule, per channel: the (B, 3, H, W) elements whose weight (the clamped z-scored
+    jet overlay of the resized map, float32) exceeds 1."""
+    import torch
+    h, w = importance.shape[-2:]
+    size, dev = x.shape[-1], importance.device
+    # torchcam 0.3.2: a constant map (all zeros after our min-max) is NaN.
+    constant = importance.flatten(-2).amax(-1) == 0
+    cam = torch.where(constant[..., None, None], torch.full_like(importance, float("nan")), importance)
+    ry = _table("bicubic", dev, h, size)
+    rx = _table("bicubic", dev, w, size)
+    # PIL 'F' image: horizontal pass then vertical pass, double accumulation, float32 storage.
+    up = (cam.double() @ rx.t()).float()
+    up = (ry @ up.double()).float()
+    sq = up * up                                               # numpy float32 ** 2
+    # matplotlib Colormap.__call__ on floats: x * N in float32, x == N -> N - 1, truncate,
+    # >= N -> the 'over' colour (the last entry), NaN -> 'bad' (transparent black).
+    xa = sq * 256.0
+    xa = torch.where(xa == 256.0, torch.full_like(xa, 255.0), xa)
+    idx = torch.nan_to_num(xa, nan=0.0).clamp(0, 255).long()
+    rgb = _table("jet", dev)[idx]                               # (B, S, S, 3) float64
+    rgb = torch.where(torch.isnan(xa)[..., None], torch.zeros_like(rgb), rgb)
+    rgb = (255.0 * rgb) / 255.0
+    flat = rgb.flatten(1)
+    mean = flat.mean(1)[:, None, None, None]
+    std = flat.std(1, correction=0)[:, None, None, None]
+    z = (rgb - mean) / std
+    z = torch.clamp(z, min=1.0)       # upstream clamp(weight, 1, weight.max()); NaN stays NaN
+    weight = z.float().permute(0, 3, 1, 2).contiguous()
+    return weight > 1
 
 
 def zscore(importance, x, s):

@@ -36,7 +36,7 @@ import torch.nn as nn
 from attacks.common import uniform_clipped_start
 from attacks.pgd import pgd
 from cam.maps import MAPS, box_map, importance_map
-from cam.rules import budget_from, cam_upsampled, official_weight, top_pixels
+from cam.rules import budget_from, cam_upsampled, official, top_pixels
 from runner.evaluation import EvalSettings
 from runner.evaluation.evaluate import global_draw
 
@@ -77,9 +77,9 @@ def budgets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
     pixels = {"top": top_pixels(up, share), "random": top_pixels(draw(0, up.shape), share),
               "bottom": top_pixels(up, share, largest=False)}
     out = {k: budget_from(v.expand(-1, x.shape[1], -1, -1), eps, 0.0) for k, v in pixels.items()}
-    official = official_weight(cam, size) > 1
-    out["official"] = budget_from(official, eps, s.low_epsilon)
-    out["official-random"] = budget_from(random_like_count(official, draw(1, (len(x), official[0].numel()))),
+    full = official(cam, x, s)
+    out["official"] = budget_from(full, eps, s.low_epsilon)
+    out["official-random"] = budget_from(random_like_count(full, draw(1, (len(x), full[0].numel()))),
                                          eps, s.low_epsilon)
     return out
 
