@@ -224,3 +224,22 @@ def test_sizes():
              and not name[:1].isupper()]
     assert not over, "\n".join(over)
     assert {name for _, name, _ in found} >= set(SIZE_LIMITS)       # the limits still name real code
+
+
+# The functions of one PART batch that build constant tables once (docs/method.md leaves them out of what a
+# reader reads), and the two a reader opens besides to see the attack's settings.
+TABLE_BUILDERS = {"_table", "pil_bicubic_matrix", "_pil_bicubic", "_jet_table"}
+SETTINGS_READ = ("phase", "attack_start")
+
+
+def test_one_part_batch_is_the_count_docs_method_gives():
+    """A PART batch (AT, GradCAM, the official rule), traced call by call: the count docs/method.md states,
+    in at most 5 of the method's files and at most 15 functions to read."""
+    from bench.batch_walk import walk
+    method = [k for k in walk("at", "gradcam", "official") if not k[0].startswith("models/")]
+    files = {f for f, _ in method}
+    text = " ".join((ROOT / "docs/method.md").read_text().split())
+    assert f"the step runs {len(method)} of the method's functions in these {len(files)} files" in text
+    assert TABLE_BUILDERS <= {name for _, name in method}
+    read = len(method) - len(TABLE_BUILDERS) + len(SETTINGS_READ)
+    assert f"{read} functions" in text and len(files) <= 5 and read <= 15
