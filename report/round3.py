@@ -413,10 +413,8 @@ def masking(folder: Path) -> list[str]:
              for a, label in MASKING_ARMS.items() if a in runs and a != "at"]
     images = {r["images"] for arm in runs.values() for r in arm.values()}
     every = [r for arm in checked.values() for r in arm.values() if r.get("seconds")]
-    walls = [sum(r["seconds"].values()) / 60 for r in every]
-    spent = (f"The checks' cost: {len(walls)} checks, each {min(walls):.1f}–{max(walls):.1f} min (median "
-             f"{statistics.median(walls):.1f}), {sum(walls) / 60:.1f} h summed, "
-             f"{'/'.join(sorted({str(r.get('threads')) for r in every}))} thread(s) each.") if walls else ""
+    spent = (f"The checks' cost: {durations([sum(r['seconds'].values()) for r in every], 'check')}, "
+             f"{'/'.join(sorted({str(r.get('threads')) for r in every}))} thread(s) each.") if every else ""
     return ["", f"Gradient masking of the CIFAR-10 arms (`python -m studies.masking`, on each model's {'/'.join(map(str, sorted(images)))} "
             "AutoAttack images; accuracy %, mean over the seeds every arm has been checked on; worst: robust only if it survives PGD-100 × 5, APGD-CE and "
             "APGD-T; transfer: PGD-20 made on the AT model of the same seed):", "",
@@ -566,10 +564,16 @@ def cost(runs: dict, what: str = "Cost") -> list[str]:
     machines = {f"{(r.get('machine') or {}).get('cpu')}, {(r.get('machine') or {}).get('threads')} thread(s)"
                 for arm in runs.values() for r in arm.values()}
     commits = {((r.get("started") or {}).get("git_commit") or "?")[:7] for arm in runs.values() for r in arm.values()}
-    each = (f"1 run, {walls[0] / 60:.1f} min" if len(walls) == 1 else
-            f"{len(walls)} runs, each {min(walls) / 60:.1f}–{max(walls) / 60:.1f} min (median {statistics.median(walls) / 60:.1f}), "
-            f"{sum(walls) / 3600:.1f} h summed")
-    return ["", f"{what}: {each}; machines: {', '.join(sorted(machines))}; started at commits {', '.join(sorted(commits))}."]
+    return ["", f"{what}: {durations(walls, 'run')}; machines: {', '.join(sorted(machines))}; "
+            f"started at commits {', '.join(sorted(commits))}."]
+
+
+def durations(seconds: list[float], noun: str) -> str:
+    """How many, and how long: each one's range and median in minutes and their sum in hours (a lone one as such)."""
+    if len(seconds) == 1:
+        return f"1 {noun}, {seconds[0] / 60:.1f} min"
+    return (f"{len(seconds)} {noun}s, each {min(seconds) / 60:.1f}–{max(seconds) / 60:.1f} min (median "
+            f"{statistics.median(seconds) / 60:.1f}), {sum(seconds) / 3600:.1f} h summed")
 
 
 def report(round3: Path, round2: Path) -> str:
